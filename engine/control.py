@@ -1,0 +1,146 @@
+"""Pause / resume / stop commands for a running search.
+
+``Control`` is shared by the thread that issues commands (dashboard, signal
+handler) and the engine thread that checks them at safe points (every batch
+boundary). A run started headless in another process is steered through a
+small file, ``RUN_DIR/control.json``, which ``Control`` polls cheaply; the
+dashboard in ``attach`` mode writes it with ``write_command``.
+
+No torch, no UI imports.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["Control", "StopRequested", "write_command", "read_command"]
+
+CONTROL_FILE = "control.json"
+
+
+class StopRequested(Exception):
+    """Raised at a batch boundary when a stop was asked for; nothing half-written remains."""
+
+
+def write_command(run_dir: str | os.PathLike[str], command: str) -> None:
+    """Atomically write ``pause`` / ``resume`` / ``stop`` for the process driving ``run_dir``."""
+    if command not in ("pause", "resume", "stop"):
+        raise ValueError(f"unknown command {command!r}: use pause, resume or stop")
+    path = Path(run_dir) / CONTROL_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"command": command, "ts": time.time(), "pid": os.getpid()}))
+    os.replace(tmp, path)
+
+
+def read_command(run_dir: str | os.PathLike[str]) -> tuple[str, float] | None:
+    """The last command written to ``run_dir``, with its timestamp, or None."""
+    try:
+        data = json.loads((Path(run_dir) / CONTROL_FILE).read_text())
+        return str(data["command"]), float(data["ts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class Control:
+    """Thread-safe pause / stop flags, optionally mirrored from a control file.
+
+    Args:
+        run_dir: when given, commands written to ``run_dir/control.json`` after
+            this object was created are obeyed (polled at most every ``poll`` s).
+        on_change: called with ``"paused"``, ``"resumed"`` or ``"stop"`` when the
+            state actually changes (the session publishes events from it).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str] | None = None,
+        on_change: Callable[[str], None] | None = None,
+        poll: float = 0.25,
+    ) -> None:
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stop = False
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self._poll = poll
+        self._last_poll = 0.0
+        self._seen_ts = time.time()
+        self.on_change = on_change
+
+    # -- commands (any thread) ------------------------------------------------
+    def pause(self) -> None:
+        self._set(paused=True)
+
+    def resume(self) -> None:
+        self._set(paused=False)
+
+    def toggle_pause(self) -> None:
+        self._set(paused=not self._paused)
+
+    def stop(self) -> None:
+        with self._cond:
+            if self._stop:
+                return
+            self._stop = True
+            self._paused = False
+            self._cond.notify_all()
+        self._emit("stop")
+
+    def _set(self, paused: bool) -> None:
+        with self._cond:
+            if self._stop or self._paused == paused:
+                return
+            self._paused = paused
+            self._cond.notify_all()
+        self._emit("paused" if paused else "resumed")
+
+    def _emit(self, what: str) -> None:
+        if self.on_change is not None:
+            self.on_change(what)
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop
+
+    def _poll_file(self) -> None:
+        if self._run_dir is None:
+            return
+        now = time.monotonic()
+        if now - self._last_poll < self._poll:
+            return
+        self._last_poll = now
+        cmd = read_command(self._run_dir)
+        if cmd is None or cmd[1] <= self._seen_ts:
+            return
+        self._seen_ts = cmd[1]
+        {"pause": self.pause, "resume": self.resume, "stop": self.stop}.get(cmd[0], lambda: None)()
+
+    # -- engine side ------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Called by the engine at every batch boundary: blocks while paused, raises on stop.
+
+        Raises:
+            StopRequested: a stop was asked for.
+        """
+        self._poll_file()
+        if self._paused:
+            with self._cond:
+                while self._paused and not self._stop:
+                    self._cond.wait(timeout=self._poll)
+                    self._poll_file()  # the condition's lock is re-entrant
+        if self._stop:
+            raise StopRequested()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` or until stop; returns True when stopped."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._stop, timeout=seconds)
+        return self._stop

@@ -1,0 +1,431 @@
+"""Events of a search run, the thread-safe bus that carries them, and the journal.
+
+This module owns the vocabulary between the engine and everything that watches
+it (dashboard, journal, headless console). Events are immutable dataclasses
+with JSON-safe fields; ``to_dict``/``event_from_dict`` round-trip, so the
+journal ``events.jsonl`` can rebuild anything a watcher has shown.
+
+It must not import torch or any UI library.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "CandidateStarted",
+    "EpochFinished",
+    "CandidateFinished",
+    "GenerationFinished",
+    "Jump",
+    "ResourceSample",
+    "Paused",
+    "Resumed",
+    "StopRequested",
+    "CheckpointSaved",
+    "FinalStarted",
+    "FinalResult",
+    "RunFinished",
+    "RunFailed",
+    "Log",
+    "EVENT_TYPES",
+    "event_from_dict",
+    "EventBus",
+    "JournalSink",
+    "read_journal",
+    "tail_journal",
+]
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all events: a ``kind`` (class constant) and a wall-clock timestamp."""
+
+    kind: ClassVar[str] = "event"
+    ts: float = field(default_factory=_now, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["kind"] = self.kind
+        return d
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A run (fresh or resumed) began driving its run directory."""
+
+    kind: ClassVar[str] = "run_started"
+    run_name: str
+    run_dir: str
+    dataset: str
+    size: int
+    device: str
+    budget: int
+    population: int
+    num_classes: int
+    task: str
+    fitness: str = "val_acc"
+    resumed: bool = False
+    pid: int = 0
+    profile: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CandidateStarted(Event):
+    """A feasible, new candidate begins training."""
+
+    kind: ClassVar[str] = "candidate_started"
+    candidate_id: int
+    generation: int
+    phase: str  # init | opposite | trial | jump
+    key: str
+    genotype: dict
+    vector: list = field(default_factory=list)
+    params: int = 0
+    flops: int = 0
+    worker: str = "local"
+
+
+@dataclass(frozen=True)
+class EpochFinished(Event):
+    """One training epoch of one candidate finished (search or final phase)."""
+
+    kind: ClassVar[str] = "epoch_finished"
+    candidate_id: int
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    val_auc: float
+    seconds: float
+    max_epochs: int = 0
+    phase: str = "search"  # search | final
+
+
+@dataclass(frozen=True)
+class CandidateFinished(Event):
+    """A candidate has a result: ok / infeasible / duplicate / oom / failed."""
+
+    kind: ClassVar[str] = "candidate_finished"
+    candidate_id: int
+    generation: int
+    phase: str
+    key: str
+    genotype: dict
+    status: str
+    fitness: float | None = None
+    val_acc: float | None = None
+    val_auc: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    error: str | None = None
+    worker: str = "local"
+    trained: int = 0
+    budget: int = 0
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationFinished(Event):
+    """Fitness summary of the population after a generation (0 = initialisation)."""
+
+    kind: ClassVar[str] = "generation_finished"
+    generation: int
+    best: float
+    mean: float
+    worst: float
+    trained: int
+    budget: int
+    best_candidate_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Jump(Event):
+    """Generation jumping happened: opposites against the population bounds."""
+
+    kind: ClassVar[str] = "jump"
+    generation: int
+    proposed: int
+
+
+@dataclass(frozen=True)
+class ResourceSample(Event):
+    """Periodic resource reading; GPU fields are None on a machine without CUDA."""
+
+    kind: ClassVar[str] = "resource_sample"
+    device: str
+    rss_mb: float
+    gpu_name: str | None = None
+    gpu_mem_used_mb: float | None = None
+    gpu_mem_total_mb: float | None = None
+    gpu_util: float | None = None
+    peak_memory_mb: float | None = None
+    note: str = ""
+    devices: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    """The run is paused at a batch boundary."""
+
+    kind: ClassVar[str] = "paused"
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    """The run continues after a pause."""
+
+    kind: ClassVar[str] = "resumed"
+
+
+@dataclass(frozen=True)
+class StopRequested(Event):
+    """A stop was asked for; the run will checkpoint and end."""
+
+    kind: ClassVar[str] = "stop_requested"
+    source: str = "user"
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """The search state was written atomically."""
+
+    kind: ClassVar[str] = "checkpoint_saved"
+    path: str
+    trained: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class FinalStarted(Event):
+    """The final phase (retraining the top-k on the full training set) begins."""
+
+    kind: ClassVar[str] = "final_started"
+    candidate_ids: list
+    epochs: int
+    seeds: list
+
+
+@dataclass(frozen=True)
+class FinalResult(Event):
+    """Test metrics of one retrained finalist (one seed)."""
+
+    kind: ClassVar[str] = "final_result"
+    candidate_id: int
+    key: str
+    seed: int
+    test_auc: float
+    test_acc: float
+    val_acc: float
+    params: int
+    flops: int
+    epochs: int
+    seconds: float
+    weights_path: str = ""
+    genotype_path: str = ""
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """The run ended: ``reason`` is budget / time / stopped."""
+
+    kind: ClassVar[str] = "run_finished"
+    reason: str
+    trained: int
+    seconds: float
+    best_candidate_id: int | None = None
+    best_fitness: float | None = None
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    """The engine hit an error it cannot go on from; finished work is kept."""
+
+    kind: ClassVar[str] = "run_failed"
+    error: str
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    """A free-form line for the log panel."""
+
+    kind: ClassVar[str] = "log"
+    message: str
+    level: str = "info"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        CandidateStarted,
+        EpochFinished,
+        CandidateFinished,
+        GenerationFinished,
+        Jump,
+        ResourceSample,
+        Paused,
+        Resumed,
+        StopRequested,
+        CheckpointSaved,
+        FinalStarted,
+        FinalResult,
+        RunFinished,
+        RunFailed,
+        Log,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict`` output.
+
+    Unknown extra fields (written by a newer version) are ignored.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Thread-safe publish/subscribe. A subscriber that raises is reported, not propagated."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+        self.errors: list[str] = []
+
+    def subscribe(self, fn: Subscriber) -> Subscriber:
+        with self._lock:
+            self._subscribers.append(fn)
+        return fn
+
+    def unsubscribe(self, fn: Subscriber) -> None:
+        with self._lock:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(event)
+            except Exception as exc:  # a broken watcher must never stop the search
+                with self._lock:
+                    self.errors.append(f"{getattr(fn, '__name__', fn)!s}: {exc!r}")
+
+
+# Events after which the journal is fsynced: losing them would lose finished work.
+_DURABLE = {"candidate_finished", "checkpoint_saved", "final_result", "run_finished", "run_failed"}
+
+
+class JournalSink:
+    """Appends every event as one JSON line to ``events.jsonl``; flushes each, fsyncs durable ones."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fh = open(self.path, "a", encoding="utf-8")
+        # A crash mid-write can leave a partial last line; start on a fresh line.
+        if self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self._fh.write("\n")
+                    self._fh.flush()
+
+    def __call__(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=True)
+        with self._lock:
+            if self._fh.closed:
+                return
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            if event.kind in _DURABLE:
+                os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+
+
+def _parse_line(line: str) -> Event | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        return event_from_dict(json.loads(line))
+    except (ValueError, TypeError):
+        return None  # a torn line from a crash, or an event from a newer version
+
+
+def read_journal(path: str | os.PathLike[str]) -> list[Event]:
+    """All readable events of a journal, in order; torn or unknown lines are skipped."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        return [e for e in (_parse_line(line) for line in fh) if e is not None]
+
+
+def tail_journal(
+    path: str | os.PathLike[str],
+    stop: threading.Event,
+    poll: float = 0.2,
+    from_start: bool = True,
+) -> Iterator[Event]:
+    """Yield events of a growing journal until ``stop`` is set (used by ``attach``).
+
+    Only complete lines are parsed, so a line being written is never torn.
+    """
+    p = Path(path)
+    pos = 0
+    buf = ""
+    while not stop.is_set():
+        if not p.exists():
+            stop.wait(poll)
+            continue
+        if not from_start and pos == 0:
+            pos = p.stat().st_size
+            from_start = True
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            fh.seek(pos)
+            chunk = fh.read()
+            pos = fh.tell()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            for line in lines:
+                ev = _parse_line(line)
+                if ev is not None:
+                    yield ev
+        else:
+            stop.wait(poll)
