@@ -1,0 +1,381 @@
+"""MedMNIST3D data: offline npz loading, resident tensors, search subsets, batching.
+
+This module owns where the six MedMNIST3D datasets come from (a root holding
+``<flag>.npz`` / ``<flag>_64.npz``, the AdrenalMNIST3D 28^3 file bundled in
+``nas3d_tui/data``, or medmnist's own root and downloader), how they become
+tensors (uint8 / 255 as float32, ``N x 1 x S x S x S``, loaded once onto the
+target device), the seeded search subset, and batching by indexing a
+permutation on the device -- no per-sample Python work anywhere.
+
+It must not know about models, training or the search, and it does not go
+through ``medmnist``'s ``Dataset`` class (that is a per-sample path). Every
+problem a user can cause (unknown dataset, missing file, malformed file) is a
+``DataError`` with a one-line message; the CLI turns it into exit code 2.
+"""
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DataError",
+    "Split",
+    "Dataset",
+    "SPLITS",
+    "SIZES",
+    "dataset_path",
+    "bundled_path",
+    "load_dataset",
+    "iterate_batches",
+]
+
+SPLITS = ("train", "val", "test")
+SIZES = (28, 64)
+BUNDLED_FLAG = "adrenalmnist3d"
+
+
+class DataError(ValueError):
+    """A dataset cannot be used; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the engine needs to know about a MedMNIST3D dataset (from ``medmnist.INFO``)."""
+
+    flag: str
+    python_class: str
+    task: str
+    num_classes: int
+    labels: tuple[str, ...]
+    n_samples: dict
+    urls: dict  # size -> download URL
+    md5: dict  # size -> MD5 of the npz
+
+
+def _build_datasets() -> dict[str, DatasetInfo]:
+    from medmnist import INFO
+
+    out: dict[str, DatasetInfo] = {}
+    for flag in (
+        "organmnist3d",
+        "nodulemnist3d",
+        "adrenalmnist3d",
+        "fracturemnist3d",
+        "vesselmnist3d",
+        "synapsemnist3d",
+    ):
+        info = INFO[flag]
+        labels = info["label"]
+        names = tuple(labels[k] for k in sorted(labels, key=int))
+        out[flag] = DatasetInfo(
+            flag=flag,
+            python_class=info["python_class"],
+            task=info["task"],
+            num_classes=len(names),
+            labels=names,
+            n_samples=dict(info["n_samples"]),
+            urls={28: info.get("url", ""), 64: info.get("url_64", "")},
+            md5={28: info.get("MD5", ""), 64: info.get("MD5_64", "")},
+        )
+    return out
+
+
+DATASETS: dict[str, DatasetInfo] = _build_datasets()
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split, resident on its device.
+
+    Attributes:
+        x: float32 tensor ``N x 1 x S x S x S`` with values in [0, 1] (uint8 / 255).
+        y: int64 tensor ``N`` of class indices.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        """The rows ``index`` (a LongTensor) as a new resident split."""
+        index = index.to(self.y.device)
+        return Split(self.x.index_select(0, index), self.y.index_select(0, index))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A MedMNIST3D dataset with its three splits resident on ``device``.
+
+    Attributes:
+        flag: medmnist flag (``adrenalmnist3d``, ...).
+        size: edge length S of the volumes (28 or 64).
+        task: ``binary-class`` or ``multi-class``.
+        num_classes: number of classes.
+        path: the npz file it was read from.
+        train, val, test: the splits.
+    """
+
+    flag: str
+    size: int
+    task: str
+    num_classes: int
+    path: str
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (train / val / test)."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}: use one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def search_subset(self, fraction: float, seed: int) -> "Dataset":
+        """A seeded random ``fraction`` of train and of val (test untouched).
+
+        Each subset keeps at least one sample and is sorted by original index,
+        so the same ``(fraction, seed)`` always gives the same rows.
+
+        Args:
+            fraction: in (0, 1]; 1 returns the dataset itself.
+            seed: seeds the draw (independent of any other RNG).
+
+        Raises:
+            ValueError: fraction outside (0, 1].
+        """
+        if not (0.0 < fraction <= 1.0) or math.isnan(fraction):
+            raise ValueError(f"search fraction must be in (0, 1], got {fraction}")
+        if fraction == 1.0:
+            return self
+        rng = np.random.default_rng(seed)
+        parts = {}
+        for name in ("train", "val"):
+            split = self.split(name)
+            n = len(split)
+            k = min(n, max(1, int(round(fraction * n))))
+            index = np.sort(rng.choice(n, size=k, replace=False))
+            parts[name] = split.subset(torch.from_numpy(index.astype(np.int64)))
+        return replace(self, **parts)
+
+
+def bundled_path() -> Path:
+    """Path of the bundled AdrenalMNIST3D 28^3 npz (installed package or source tree)."""
+    try:
+        from importlib.resources import files
+
+        candidate = files("nas3d_tui.data") / f"{BUNDLED_FLAG}.npz"
+        path = Path(str(candidate))
+        if path.is_file():
+            return path
+    except (ImportError, ModuleNotFoundError, TypeError, FileNotFoundError):
+        pass
+    return Path(__file__).resolve().parents[1] / "nas3d_tui" / "data" / f"{BUNDLED_FLAG}.npz"
+
+
+def _default_root() -> Path:
+    try:
+        from medmnist.info import DEFAULT_ROOT
+
+        return Path(DEFAULT_ROOT)
+    except ImportError:  # pragma: no cover - medmnist is a dependency
+        return Path.home() / ".medmnist"
+
+
+def _check_flag_size(flag: str, size: int) -> DatasetInfo:
+    info = DATASETS.get(flag)
+    if info is None:
+        raise DataError(f"unknown dataset {flag!r}: use one of {', '.join(DATASETS)}")
+    if size not in SIZES:
+        raise DataError(f"unsupported size {size!r} for {flag}: use 28 or 64")
+    return info
+
+
+def dataset_path(flag: str, size: int = 28, root: str | os.PathLike[str] = "") -> Path:
+    """Where ``load_dataset`` looks for the npz of ``flag`` at ``size``.
+
+    An empty ``root`` means the bundled file for AdrenalMNIST3D 28^3 and
+    medmnist's default root (``~/.medmnist``) otherwise.
+
+    Raises:
+        DataError: unknown dataset or size.
+    """
+    _check_flag_size(flag, size)
+    name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+    if str(root):
+        return Path(root).expanduser() / name
+    if flag == BUNDLED_FLAG and size == 28:
+        return bundled_path()
+    return _default_root() / name
+
+
+def _download(info: DatasetInfo, size: int, root: Path) -> None:
+    import medmnist
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cls = getattr(medmnist, info.python_class)
+        cls(split="train", download=True, root=str(root), size=size)
+    except Exception as exc:  # medmnist raises several kinds, with multi-line text
+        first = " ".join(str(exc).split())[:200]
+        raise DataError(
+            f"download of {info.flag} (size {size}) into {root} failed: {first or type(exc).__name__}"
+            f"; put the file from {info.urls.get(size) or 'zenodo'} there instead"
+        ) from None
+
+
+def _read_npz(path: Path, info: DatasetInfo, size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path} is not a readable MedMNIST npz file: {type(exc).__name__}") from None
+    with npz:
+        keys = set(npz.files)
+        need = {f"{s}_{k}" for s in SPLITS for k in ("images", "labels")}
+        missing = sorted(need - keys)
+        if missing:
+            raise DataError(f"{path} is not a MedMNIST npz file: missing {', '.join(missing)}")
+        out = {}
+        for s in SPLITS:
+            try:
+                images = npz[f"{s}_images"]
+                labels = npz[f"{s}_labels"]
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+                raise DataError(f"{path}: cannot read {s} arrays ({type(exc).__name__})") from None
+            want = (size, size, size)
+            if images.ndim != 4 or tuple(images.shape[1:]) != want:
+                raise DataError(
+                    f"{path}: {s}_images has shape {tuple(images.shape)}, expected (N, {size}, {size}, {size})"
+                )
+            if images.dtype != np.uint8:
+                raise DataError(f"{path}: {s}_images has dtype {images.dtype}, expected uint8")
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+                raise DataError(
+                    f"{path}: {s}_labels has shape {tuple(npz[f'{s}_labels'].shape)}, "
+                    f"expected ({images.shape[0]}, 1)"
+                )
+            if not np.issubdtype(labels.dtype, np.integer):
+                raise DataError(f"{path}: {s}_labels has dtype {labels.dtype}, expected integers")
+            if images.shape[0] == 0:
+                raise DataError(f"{path}: the {s} split is empty")
+            if labels.min() < 0 or labels.max() >= info.num_classes:
+                raise DataError(
+                    f"{path}: {s}_labels outside 0..{info.num_classes - 1} for {info.flag}"
+                )
+            out[s] = (images, labels)
+    return out
+
+
+def _to_split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Split:
+    # Copy the uint8 volumes (4x smaller than float32) and convert on the device.
+    # float32(x) / 255 equals medmnist's float64 x / 255.0 rounded to float32 for
+    # every uint8 value, so inputs are bit-identical to the published pipeline.
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = x.unsqueeze(1).to(torch.float32).div_(255.0)
+    y = torch.from_numpy(labels.astype(np.int64)).to(device)
+    return Split(x=x, y=y)
+
+
+def load_dataset(
+    flag: str,
+    size: int = 28,
+    root: str | os.PathLike[str] = "",
+    download: bool = False,
+    device: str | torch.device = "cpu",
+) -> Dataset:
+    """Load a MedMNIST3D dataset with all three splits resident on ``device``.
+
+    Args:
+        flag: one of ``DATASETS`` (e.g. ``"adrenalmnist3d"``).
+        size: 28 or 64 (``<flag>.npz`` or ``<flag>_64.npz``).
+        root: directory holding the npz; empty uses the bundled AdrenalMNIST3D
+            28^3 file, or medmnist's default root for the others.
+        download: when the file is missing, fetch it with medmnist's downloader
+            (needs network) into ``root`` (or medmnist's default root).
+        device: where the tensors live (``"cpu"``, ``"cuda"``, ...).
+
+    Returns:
+        The ``Dataset``; ``x`` is float32 ``N x 1 x S x S x S`` in [0, 1], ``y`` int64 ``N``.
+
+    Raises:
+        DataError: unknown dataset or size, missing file (the message names the
+            path and how to get it), download failure, or a file that is not a
+            MedMNIST3D npz of that size (wrong keys, shapes, dtypes or labels).
+    """
+    info = _check_flag_size(flag, size)
+    path = dataset_path(flag, size, root)
+    if not path.is_file() and download:
+        _download(info, size, path.parent)
+    if not path.is_file():
+        where = f"--set data.root=DIR with {path.name} in DIR"
+        raise DataError(
+            f"dataset file not found: {path}; get it with --set data.download=true (needs network), "
+            f"or download {info.urls.get(size) or path.name} and use {where}"
+        )
+    arrays = _read_npz(path, info, size)
+    dev = torch.device(device)
+    splits = {s: _to_split(*arrays[s], dev) for s in SPLITS}
+    return Dataset(
+        flag=flag,
+        size=size,
+        task=info.task,
+        num_classes=info.num_classes,
+        path=str(path),
+        **splits,
+    )
+
+
+def iterate_batches(
+    split: Split,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    perm: torch.Tensor | None = None,
+    shuffle: bool = True,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches of ``split`` by indexing a permutation on its device.
+
+    The permutation is drawn on the CPU (from ``generator`` when given, so runs
+    are reproducible on any device), copied to the device once, and sliced
+    there; no per-sample work and no host synchronisation. The last batch may
+    be smaller.
+
+    Args:
+        split: the resident split.
+        batch_size: rows per batch (> 0).
+        generator: CPU ``torch.Generator`` for the shuffle.
+        perm: an explicit order (LongTensor of row indices) instead of a shuffle.
+        shuffle: False iterates in order (evaluation) and ignores ``generator``.
+
+    Raises:
+        ValueError: ``batch_size`` < 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(split)
+    device = split.y.device
+    if perm is None and not shuffle:
+        for start in range(0, n, batch_size):
+            yield split.x[start : start + batch_size], split.y[start : start + batch_size]
+        return
+    if perm is None:
+        perm = torch.randperm(n, generator=generator)
+    perm = perm.to(device, non_blocking=True)
+    for start in range(0, perm.shape[0], batch_size):
+        index = perm[start : start + batch_size]
+        yield split.x.index_select(0, index), split.y.index_select(0, index)
