@@ -1,0 +1,498 @@
+"""Everything the dashboard shows, as a pure model fed one event at a time.
+
+``DashboardState.apply(event)`` is the only way state changes (apart from the
+two user intents ``request`` and ``fail``), so replaying ``events.jsonl``
+rebuilds exactly the screen a live watcher saw. The panels only read from it;
+``revision`` counters tell them which parts changed since they last drew.
+
+No Textual, no torch: this module is tested on its own.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from engine import events as ev
+from engine.leaderboard import Leaderboard
+
+from .fmt import duration, elapsed, metric, si
+
+__all__ = [
+    "STARTING",
+    "RUNNING",
+    "PAUSED",
+    "STOPPING",
+    "FINISHED",
+    "FAILED",
+    "CandidateView",
+    "LogLine",
+    "DashboardState",
+    "describe",
+]
+
+STARTING = "STARTING"
+RUNNING = "RUNNING"
+PAUSED = "PAUSED"
+STOPPING = "STOPPING"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+TERMINAL = (FINISHED, FAILED)
+
+MEMORY_HISTORY = 240  # resource samples kept for the sparkline
+LOG_LINES = 500
+
+
+@dataclass
+class CandidateView:
+    """What the dashboard knows about one candidate (from its start to its final tests)."""
+
+    candidate_id: int
+    generation: int = 0
+    phase: str = ""
+    key: str = ""
+    genotype: dict = field(default_factory=dict)
+    status: str = "running"
+    worker: str = "local"
+    params: int | None = None
+    flops: int | None = None
+    fitness: float | None = None
+    val_acc: float | None = None
+    val_auc: float | None = None
+    epochs: int = 0
+    max_epochs: int = 0
+    seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    error: str | None = None
+    duplicate_of: int | None = None
+    started_ts: float | None = None
+    finished_ts: float | None = None
+    history: list[ev.EpochFinished] = field(default_factory=list)
+    finals: list[ev.FinalResult] = field(default_factory=list)
+
+    @property
+    def compact(self) -> str:
+        return str(self.genotype.get("compact") or self.key[:12] or "?")
+
+    @property
+    def macro(self) -> str:
+        g = self.genotype
+        if not g:
+            return "?"
+        return f"{g.get('n_stacks', '?')} stacks × {g.get('n_modules', '?')} modules, {g.get('n_filters', '?')} filters"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of the log panel."""
+
+    seq: int
+    ts: float
+    level: str  # info | warning | error
+    text: str
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def describe(event: ev.Event, state: "DashboardState | None" = None) -> tuple[str, str] | None:
+    """(level, text) of the log line for an event, or None for high-rate events."""
+    if isinstance(event, ev.RunStarted):
+        verb = "resumed" if event.resumed else "started"
+        return "info", (
+            f"run {event.run_name} {verb}: {event.dataset} {event.size}³ on {event.device}, "
+            f"budget {event.budget}, population {event.population}, fitness {event.fitness}"
+        )
+    if isinstance(event, ev.CandidateStarted):
+        cost = f", {si(event.params)} params" if event.params else ""
+        return "info", (
+            f"#{event.candidate_id} started (gen {event.generation}, {event.phase}) "
+            f"{event.genotype.get('compact', event.key[:12])}{cost} on {event.worker}"
+        )
+    if isinstance(event, ev.CandidateFinished):
+        cid = f"#{event.candidate_id}"
+        if event.status == "ok":
+            return "info", (
+                f"{cid} ok: fitness {metric(event.fitness)}, val AUC {metric(event.val_auc)}, "
+                f"{event.epochs} epochs in {duration(event.seconds)} ({event.trained}/{event.budget})"
+            )
+        if event.status == "infeasible":
+            reason = event.error or event.genotype.get("reason") or "no valid cell"
+            return "info", f"{cid} infeasible: {reason}"
+        if event.status == "duplicate":
+            of = f" of #{event.duplicate_of}" if event.duplicate_of is not None else ""
+            return "info", f"{cid} duplicate{of}: fitness {metric(event.fitness)} reused"
+        if event.status == "oom":
+            return "warning", f"{cid} out of memory{': ' + event.error if event.error else ''}"
+        return "error", f"{cid} {event.status}{': ' + event.error if event.error else ''}"
+    if isinstance(event, ev.GenerationFinished):
+        return "info", (
+            f"generation {event.generation}: best {metric(event.best)}, mean {metric(event.mean)}, "
+            f"worst {metric(event.worst)} ({event.trained}/{event.budget} trained)"
+        )
+    if isinstance(event, ev.Jump):
+        return "info", f"generation jump after gen {event.generation}: {event.proposed} opposites proposed"
+    if isinstance(event, ev.Paused):
+        return "warning", "paused"
+    if isinstance(event, ev.Resumed):
+        return "info", "resumed"
+    if isinstance(event, ev.StopRequested):
+        return "warning", f"stop requested ({event.source}): finishing with a checkpoint"
+    if isinstance(event, ev.CheckpointSaved):
+        return "info", f"checkpoint saved: {event.trained} trained, generation {event.generation}"
+    if isinstance(event, ev.FinalStarted):
+        ids = ", ".join(f"#{c}" for c in event.candidate_ids)
+        return "info", f"final phase: retraining {ids} for {event.epochs} epochs, seeds {list(event.seeds)}"
+    if isinstance(event, ev.FinalResult):
+        return "info", (
+            f"final #{event.candidate_id} seed {event.seed}: test AUC {metric(event.test_auc)}, "
+            f"test ACC {metric(event.test_acc)}"
+        )
+    if isinstance(event, ev.RunFinished):
+        best = ""
+        if event.best_candidate_id is not None:
+            best = f"; best #{event.best_candidate_id} ({metric(event.best_fitness)})"
+        return "info", f"run finished ({event.reason}): {event.trained} trained in {duration(event.seconds)}{best}"
+    if isinstance(event, ev.RunFailed):
+        return "error", f"run failed: {event.error}"
+    if isinstance(event, ev.Log):
+        return (event.level if event.level in ("info", "warning", "error") else "info"), event.message
+    return None  # EpochFinished, ResourceSample: shown in panels, too frequent for the log
+
+
+class DashboardState:
+    """The dashboard's model. Feed it events in journal order with ``apply``."""
+
+    def __init__(self) -> None:
+        self.run: ev.RunStarted | None = None
+        self.status: str = STARTING
+        self.error: str | None = None
+        self.finish_reason: str | None = None
+        self.pending: str | None = None  # command asked for, not yet confirmed by an event
+        self.generation: int = 0
+        self.trained: int = 0
+        self.budget: int = 0
+        self.candidates: dict[int, CandidateView] = {}
+        self.in_flight: dict[int, CandidateView] = {}
+        self.last_started: int | None = None
+        self.generations: dict[int, ev.GenerationFinished] = {}
+        self.jumps: list[int] = []
+        self.resource: ev.ResourceSample | None = None
+        self.memory_history: deque[float] = deque(maxlen=MEMORY_HISTORY)
+        self.candidate_peak_mb: float | None = None  # peak while the current candidate trains
+        self.checkpoint: ev.CheckpointSaved | None = None
+        self.final: ev.FinalStarted | None = None
+        self.final_results: list[ev.FinalResult] = []
+        self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
+        self.leaderboard = Leaderboard()
+        self.revision: Counter[str] = Counter()
+        self.events_applied = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        # ETA bookkeeping for the current run segment (a resume starts a new one)
+        self._segment_ts: float | None = None
+        self._segment_trained = 0
+        self._paused_since: float | None = None
+        self._paused_seconds = 0.0
+        self._last_progress_ts: float | None = None
+        self._log_seq = 0
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_events(cls, events: Iterable[ev.Event]) -> "DashboardState":
+        state = cls()
+        for event in events:
+            state.apply(event)
+        return state
+
+    # -- mutation -------------------------------------------------------------------
+    def _touch(self, *topics: str) -> None:
+        for t in topics:
+            self.revision[t] += 1
+
+    def _log(self, ts: float, level: str, text: str) -> None:
+        self._log_seq += 1
+        self.log.append(LogLine(self._log_seq, ts, level, text))
+        self._touch("log")
+
+    def apply(self, event: ev.Event) -> None:
+        """Fold one event into the state (events of unknown kinds are ignored)."""
+        self.events_applied += 1
+        ts = float(getattr(event, "ts", 0.0) or 0.0)
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        self.leaderboard.update(event)
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+        line = describe(event, self)
+        if line is not None:
+            self._log(ts, *line)
+        self._touch("status")
+
+    def request(self, command: str) -> None:
+        """Record a command the user issued (pause / resume / stop) until the engine confirms it."""
+        if self.status in TERMINAL:
+            return
+        self.pending = command
+        if command == "stop":
+            self.status = STOPPING
+        self._touch("status")
+
+    def fail(self, error: str, ts: float | None = None) -> None:
+        """Mark the run FAILED for a reason outside the journal (e.g. the handle itself broke)."""
+        self.status = FAILED
+        self.error = error
+        self.pending = None
+        self._log(ts if ts is not None else (self.last_ts or 0.0), "error", f"dashboard: {error}")
+        self._touch("status")
+
+    # -- handlers -------------------------------------------------------------------
+    def _on_run_started(self, e: ev.RunStarted) -> None:
+        self.run = e
+        self.status = RUNNING
+        self.error = None
+        self.finish_reason = None
+        self.pending = None
+        self.budget = e.budget or self.budget
+        self._lose_in_flight()
+        self._segment_ts = e.ts
+        self._segment_trained = self.trained
+        self._paused_since = None
+        self._paused_seconds = 0.0
+        self._last_progress_ts = e.ts
+        self._touch("run", "resources")
+
+    def _lose_in_flight(self) -> None:
+        # Candidates in flight when a run segment ends are retrained on resume.
+        for cand in self.in_flight.values():
+            if cand.status == "running":
+                cand.status = "interrupted"
+        if self.in_flight:
+            self._touch("candidates")
+        self.in_flight.clear()
+
+    def _candidate(self, cid: int) -> CandidateView:
+        cand = self.candidates.get(cid)
+        if cand is None:
+            cand = self.candidates[cid] = CandidateView(candidate_id=cid)
+        return cand
+
+    def _on_candidate_started(self, e: ev.CandidateStarted) -> None:
+        cand = self._candidate(e.candidate_id)
+        cand.generation, cand.phase, cand.key, cand.genotype = e.generation, e.phase, e.key, dict(e.genotype)
+        cand.params, cand.flops, cand.worker = e.params or None, e.flops or None, e.worker
+        cand.status, cand.started_ts, cand.history = "running", e.ts, []
+        cand.epochs = 0
+        self.in_flight[e.candidate_id] = cand
+        self.last_started = e.candidate_id
+        self.generation = max(self.generation, e.generation)
+        self.candidate_peak_mb = None
+        self._touch("candidates", "cell")
+
+    def _on_epoch_finished(self, e: ev.EpochFinished) -> None:
+        cand = self._candidate(e.candidate_id)
+        cand.history.append(e)
+        if e.phase == "search":
+            cand.epochs = max(cand.epochs, e.epoch)
+            cand.max_epochs = e.max_epochs or cand.max_epochs
+        self._touch("epochs")
+
+    def _on_candidate_finished(self, e: ev.CandidateFinished) -> None:
+        cand = self._candidate(e.candidate_id)
+        cand.generation, cand.phase, cand.key = e.generation, e.phase, e.key or cand.key
+        if e.genotype:
+            cand.genotype = dict(e.genotype)
+        cand.status, cand.worker = e.status, e.worker
+        cand.fitness, cand.val_acc, cand.val_auc = _finite(e.fitness), _finite(e.val_acc), _finite(e.val_auc)
+        cand.params = e.params if e.params is not None else cand.params
+        cand.flops = e.flops if e.flops is not None else cand.flops
+        cand.epochs, cand.seconds = e.epochs, e.seconds
+        cand.peak_memory_mb, cand.error, cand.duplicate_of = e.peak_memory_mb, e.error, e.duplicate_of
+        cand.finished_ts = e.ts
+        self.in_flight.pop(e.candidate_id, None)
+        self.generation = max(self.generation, e.generation)
+        if e.budget:
+            self.budget = e.budget
+        self.trained = max(self.trained, e.trained)
+        if e.status == "ok":
+            self._last_progress_ts = e.ts
+            self._touch("fitness")
+        self._touch("candidates", "leaderboard", "cell")
+
+    def _on_generation_finished(self, e: ev.GenerationFinished) -> None:
+        self.generations[e.generation] = e
+        self.generation = max(self.generation, e.generation)
+        self.trained = max(self.trained, e.trained)
+        if e.budget:
+            self.budget = e.budget
+        self._touch("fitness")
+
+    def _on_jump(self, e: ev.Jump) -> None:
+        self.jumps.append(e.generation)
+        self._touch("fitness")
+
+    def _on_resource_sample(self, e: ev.ResourceSample) -> None:
+        self.resource = e
+        used = e.gpu_mem_used_mb if e.gpu_mem_used_mb is not None else e.rss_mb
+        if used is not None:
+            self.memory_history.append(float(used))
+        peak = e.peak_memory_mb if e.peak_memory_mb is not None else e.gpu_mem_used_mb
+        if peak is not None and self.in_flight:
+            self.candidate_peak_mb = max(self.candidate_peak_mb or 0.0, float(peak))
+        self._touch("resources")
+
+    def _on_paused(self, e: ev.Paused) -> None:
+        if self.status not in TERMINAL and self.status != STOPPING:
+            self.status = PAUSED
+        if self.pending == "pause":
+            self.pending = None
+        self._paused_since = e.ts
+
+    def _on_resumed(self, e: ev.Resumed) -> None:
+        if self.status == PAUSED:
+            self.status = RUNNING
+        if self.pending in ("pause", "resume"):
+            self.pending = None
+        if self._paused_since is not None:
+            self._paused_seconds += max(0.0, e.ts - self._paused_since)
+            self._paused_since = None
+
+    def _on_stop_requested(self, e: ev.StopRequested) -> None:
+        if self.status not in TERMINAL:
+            self.status = STOPPING
+        self.pending = None
+
+    def _on_checkpoint_saved(self, e: ev.CheckpointSaved) -> None:
+        self.checkpoint = e
+        self.trained = max(self.trained, e.trained)
+
+    def _on_final_started(self, e: ev.FinalStarted) -> None:
+        self.final = e
+        self._touch("candidates")
+
+    def _on_final_result(self, e: ev.FinalResult) -> None:
+        self.final_results.append(e)
+        self._candidate(e.candidate_id).finals.append(e)
+        self._touch("candidates", "leaderboard")
+
+    def _on_run_finished(self, e: ev.RunFinished) -> None:
+        self.status = FINISHED
+        self.finish_reason = e.reason
+        self.pending = None
+        self.trained = max(self.trained, e.trained)
+        self._lose_in_flight()
+        self._touch("cell")
+
+    def _on_run_failed(self, e: ev.RunFailed) -> None:
+        self.status = FAILED
+        self.error = e.error
+        self.pending = None
+        self._lose_in_flight()
+        self._touch("cell")
+
+    # -- derived views --------------------------------------------------------------
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def fitness_series(self) -> tuple[list[int], list[float], list[float], list[float]]:
+        """Generations and their best / mean / worst fitness, in generation order."""
+        gens = sorted(self.generations)
+        rows = [self.generations[g] for g in gens]
+        return gens, [r.best for r in rows], [r.mean for r in rows], [r.worst for r in rows]
+
+    def scatter_points(self) -> list[tuple[int, float | None, float | None, float]]:
+        """(candidate id, FLOPs, params, fitness) of every trained candidate with a fitness."""
+        return [
+            (c.candidate_id, float(c.flops) if c.flops else None, float(c.params) if c.params else None, c.fitness)
+            for c in self.candidates.values()
+            if c.status == "ok" and c.fitness is not None
+        ]
+
+    def best(self) -> CandidateView | None:
+        ok = [c for c in self.candidates.values() if c.status == "ok" and c.fitness is not None]
+        return max(ok, key=lambda c: (c.fitness, -c.candidate_id)) if ok else None
+
+    def focus_candidate(self) -> CandidateView | None:
+        """The candidate the Cell panel follows: the latest one training, else the best so far."""
+        if self.in_flight:
+            if self.last_started in self.in_flight:
+                return self.in_flight[self.last_started]
+            return next(reversed(self.in_flight.values()))
+        best = self.best()
+        if best is not None:
+            return best
+        if self.last_started is not None:
+            return self.candidates.get(self.last_started)
+        return None
+
+    def eta_seconds(self) -> float | None:
+        """Time left to the budget at the pace of the current run segment (event clock)."""
+        if self.status in TERMINAL or not self.budget or self._segment_ts is None:
+            return None
+        done = self.trained - self._segment_trained
+        if done <= 0 or self._last_progress_ts is None:
+            return None
+        paused = self._paused_seconds
+        spent = self._last_progress_ts - self._segment_ts - paused
+        if spent <= 0:
+            return None
+        return max(0.0, (self.budget - self.trained) * spent / done)
+
+    def progress_text(self) -> str:
+        return f"{self.trained}/{self.budget}" if self.budget else str(self.trained)
+
+    def offset(self, ts: float) -> str:
+        """A timestamp as an offset from the first event (stable across replays)."""
+        return elapsed(ts - (self.first_ts or ts))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data of everything shown, for comparing two states (tests, replays)."""
+        return {
+            "status": self.status,
+            "error": self.error,
+            "finish_reason": self.finish_reason,
+            "run": self.run.to_dict() if self.run else None,
+            "generation": self.generation,
+            "trained": self.trained,
+            "budget": self.budget,
+            "in_flight": sorted(self.in_flight),
+            "candidates": {
+                cid: {
+                    k: v
+                    for k, v in vars(c).items()
+                    if k not in ("history", "finals")
+                }
+                | {
+                    "history": [h.to_dict() for h in c.history],
+                    "finals": [f.to_dict() for f in c.finals],
+                }
+                for cid, c in sorted(self.candidates.items())
+            },
+            "fitness": self.fitness_series(),
+            "jumps": list(self.jumps),
+            "resource": self.resource.to_dict() if self.resource else None,
+            "memory_history": list(self.memory_history),
+            "candidate_peak_mb": self.candidate_peak_mb,
+            "checkpoint": self.checkpoint.to_dict() if self.checkpoint else None,
+            "final_results": [f.to_dict() for f in self.final_results],
+            "log": [(line.seq, line.ts, line.level, line.text) for line in self.log],
+            "eta": self.eta_seconds(),
+            "leaderboard": [_row_dict(r) for r in self.leaderboard.rows()],
+        }
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(row):
+        return dataclasses.asdict(row)
+    return dict(vars(row))
