@@ -247,10 +247,11 @@ class Profile:
 
 
 class _Bad(Exception):
-    def __init__(self, problem: str, allowed: str) -> None:
+    def __init__(self, problem: str, allowed: str, hint: str = "") -> None:
         super().__init__(problem)
         self.problem = problem
         self.allowed = allowed
+        self.hint = hint
 
 
 Checker = Callable[[Any], Any]
@@ -344,22 +345,21 @@ def _choice(options: Sequence[str]) -> Checker:
         if not isinstance(v, str):
             raise _Bad(f"wrong type ({_type_name(v)})", allowed)
         if v not in options:
-            close = difflib.get_close_matches(v, options, n=1)
-            hint = f'unknown; did you mean "{close[0]}"?' if close else "unknown"
-            raise _Bad(hint, allowed)
+            close = [o for o in options if v and o.startswith(v.lower())]
+            close = close or difflib.get_close_matches(v, options, n=1, cutoff=0.75)
+            raise _Bad("unknown value", allowed, f'did you mean "{close[0]}"?' if close else "")
         return v
 
     return check
 
 
-def _int_list(lo: int, hi: int | None = None, what: str = "integers", allow_empty: bool = False) -> Checker:
-    bound = f">= {lo}" if hi is None else f"{lo}..{hi}"
-    allowed = f"a{'' if allow_empty else ' non-empty'} list of unique {what} {bound}, e.g. [{lo}]"
+def _int_list(lo: int, hi: int | None = None, what: str = "integers", example: str = "[0]") -> Checker:
+    allowed = f"a non-empty list of unique {what}, e.g. {example}"
 
     def check(v: Any) -> tuple[int, ...]:
         if not isinstance(v, list):
             raise _Bad(f"wrong type ({_type_name(v)})", allowed)
-        if not v and not allow_empty:
+        if not v:
             raise _Bad("empty list", allowed)
         for x in v:
             if isinstance(x, bool) or not isinstance(x, int):
@@ -374,7 +374,7 @@ def _int_list(lo: int, hi: int | None = None, what: str = "integers", allow_empt
 
 
 def _ops() -> Checker:
-    inner = _int_list(0, NUM_OPS - 1, what="operation indices")
+    inner = _int_list(0, NUM_OPS - 1, what=f"operation indices 0..{NUM_OPS - 1}")
     allowed = f'"all" or a non-empty list of unique operation indices 0..{NUM_OPS - 1}'
 
     def check(v: Any) -> tuple[int, ...]:
@@ -419,9 +419,9 @@ _SCHEMA: dict[str, dict[str, Checker]] = {
     },
     "space": {
         "ops": _ops(),
-        "stacks": _int_list(1, what="positive integers"),
-        "modules": _int_list(1, what="positive integers"),
-        "filters": _int_list(1, what="positive integers"),
+        "stacks": _int_list(1, what="positive integers", example="[1, 2]"),
+        "modules": _int_list(1, what="positive integers", example="[1, 2]"),
+        "filters": _int_list(1, what="positive integers", example="[8, 16, 32]"),
         "max_edges": _int(1, 21),
     },
     "search": {
@@ -446,7 +446,7 @@ _SCHEMA: dict[str, dict[str, Checker]] = {
     "final": {
         "top_k": _int(0, what="an integer >= 0 (0 skips the final phase)"),
         "epochs": _int(1),
-        "seeds": _int_list(0, what="seeds"),
+        "seeds": _int_list(0, what="integers >= 0", example="[0, 1, 2]"),
     },
     "executor": {
         "kind": _choice(("local", "ray")),
@@ -478,9 +478,9 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
+def _suggest(word: str, options: Sequence[str], prefix: str = "") -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
 def _build(
@@ -507,8 +507,9 @@ def _build(
                     f"{origin}: top-level key {section} = {_fmt(table)} is not allowed{hint} "
                     f"(keys belong in a section: {', '.join(sections)})"
                 )
+            where = next((origins[(section, k)] for k in table if (section, k) in origins), origin)
             raise ProfileError(
-                f"{origin}: unknown section [{section}]{_suggest(section, sections)} "
+                f"{where}: unknown section [{section}]{_suggest(section, sections)} "
                 f"(allowed sections: {', '.join(sections)})"
             )
         if not isinstance(table, dict):
@@ -520,7 +521,8 @@ def _build(
             where = origins.get((section, key), origin)
             if key not in _SCHEMA[section]:
                 raise ProfileError(
-                    f"{where}: unknown key {section}.{key}{_suggest(key, list(_SCHEMA[section]))} "
+                    f"{where}: unknown key {section}.{key}"
+                    f"{_suggest(key, list(_SCHEMA[section]), prefix=section + '.')} "
                     f"(allowed keys in [{section}]: {', '.join(_SCHEMA[section])})"
                 )
             merged.setdefault(section, {})[key] = value
@@ -536,8 +538,9 @@ def _build(
                 values[key] = check(raw)
             except _Bad as bad:
                 where = origins.get((section, key), origin)
+                hint = f" ({bad.hint})" if bad.hint else ""
                 raise ProfileError(
-                    f"{where}: {section}.{key} = {_fmt(raw)}: {bad.problem}; allowed: {bad.allowed}"
+                    f"{where}: {section}.{key} = {_fmt(raw)}: {bad.problem}; allowed: {bad.allowed}{hint}"
                 ) from None
         built[section] = cls(**values)
     profile = Profile(**built)
@@ -611,7 +614,7 @@ def _shipped_dirs() -> list[Any]:
         d = files("nas3d_tui.profiles")
         if d.is_dir():
             dirs.append(d)
-    except (ImportError, TypeError, ValueError, OSError):
+    except Exception:  # not installed, or an importer without resources: use the repo folder
         pass
     repo = Path(__file__).resolve().parent.parent / "profiles"
     if repo.is_dir():
@@ -705,9 +708,9 @@ def load_profile(
     """Load, override and validate a profile.
 
     Args:
-        path_or_name: None for the default shipped profile (``quick``); a bare
-            name (no ``.toml``, no path separator) for a shipped profile; else
-            a path to a TOML file.
+        path_or_name: None for the default shipped profile (``quick``); a str
+            without ``.toml`` and without a path separator for a shipped
+            profile; else (any other str, or a ``Path``) a TOML file.
         overrides: ``section.key=VALUE`` strings (``--set``); VALUE is parsed
             as a TOML value, a bare word that is not TOML is a string. Later
             overrides win.
@@ -724,7 +727,7 @@ def load_profile(
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{origin}: malformed TOML: {exc}") from None
+        raise ProfileError(f"{origin}: malformed TOML: {_decode_error(exc, text)}") from None
 
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}
     origins: dict[tuple[str, str], str] = {}
@@ -743,6 +746,18 @@ def load_profile(
     if _valid_name(stem):
         base = {"run": {"name": stem}}
     return _build(base, data, origin, origins)
+
+
+def _decode_error(exc: Exception, text: str) -> str:
+    """tomllib's message plus the offending line, which names the key."""
+    message = " ".join(str(exc).split())
+    m = re.search(r"at line (\d+)", message)
+    if m:
+        lines = text.splitlines()
+        n = int(m.group(1))
+        if 1 <= n <= len(lines) and lines[n - 1].strip():
+            message += ": " + " ".join(lines[n - 1].split())[:80]
+    return message
 
 
 def _valid_name(name: str) -> bool:

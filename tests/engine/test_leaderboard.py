@@ -1,0 +1,207 @@
+"""Tests of engine/leaderboard.py: ranking, tie-breaks, event folding and exports."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.events import (
+    CandidateFinished,
+    CandidateStarted,
+    FinalResult,
+    GenerationFinished,
+    event_from_dict,
+)
+from engine.leaderboard import ROW_FIELDS, Leaderboard, Row, compact_genotype, export
+
+
+def finished(cid, fitness=None, status="ok", flops=1000, **kw) -> CandidateFinished:
+    return CandidateFinished(
+        candidate_id=cid,
+        generation=kw.pop("generation", 0),
+        phase=kw.pop("phase", "init"),
+        key=kw.pop("key", f"key{cid}"),
+        genotype=kw.pop("genotype", {"compact": f"cell{cid}"}),
+        status=status,
+        fitness=fitness,
+        val_auc=kw.pop("val_auc", None if fitness is None else fitness / 2),
+        params=kw.pop("params", 100 + cid),
+        flops=flops,
+        epochs=kw.pop("epochs", 3),
+        seconds=kw.pop("seconds", 1.5),
+        **kw,
+    )
+
+
+def final(cid, seed, auc, acc) -> FinalResult:
+    return FinalResult(
+        candidate_id=cid, key=f"key{cid}", seed=seed, test_auc=auc, test_acc=acc,
+        val_acc=0.8, params=100, flops=1000, epochs=3, seconds=2.0,
+    )
+
+
+def sample_events():
+    return [
+        CandidateStarted(candidate_id=0, generation=0, phase="init", key="key0", genotype={}),
+        finished(0, 0.70),
+        finished(1, 0.80, flops=5000),
+        finished(2, 0.80, flops=2000),  # ties with 1: fewer FLOPs first
+        finished(3, None, status="infeasible", flops=None),
+        finished(4, 0.80, status="duplicate", flops=2000, duplicate_of=2),
+        finished(5, None, status="oom"),
+        finished(6, 0.80, flops=2000),  # ties with 2 on fitness and FLOPs: lower id first
+        finished(7, None, status="failed", error="boom"),
+        GenerationFinished(generation=0, best=0.8, mean=0.7, worst=0.6, trained=5, budget=10),
+        final(2, 0, 0.90, 0.85),
+        final(2, 1, 0.80, 0.75),
+    ]
+
+
+def test_ranking_and_tie_break():
+    rows = Leaderboard.from_events(sample_events()).rows()
+    assert [(r.candidate_id, r.rank) for r in rows] == [
+        (2, 1), (6, 2), (1, 3), (0, 4), (5, None), (7, None),
+    ]
+    assert [r.status for r in rows[-2:]] == ["oom", "failed"]
+
+
+def test_duplicates_and_infeasible_are_optional():
+    board = Leaderboard.from_events(sample_events())
+    ids = [r.candidate_id for r in board.rows(include_duplicates=True, include_infeasible=True)]
+    assert ids == [2, 6, 1, 0, 3, 4, 5, 7]
+    dup = next(r for r in board.rows(include_duplicates=True) if r.candidate_id == 4)
+    assert dup.rank is None and dup.status == "duplicate"
+
+
+def test_final_results_are_averaged_over_seeds():
+    board = Leaderboard.from_events(sample_events())
+    top = board.rows()[0]
+    assert top.candidate_id == 2
+    assert top.test_auc == pytest.approx(0.85) and top.test_acc == pytest.approx(0.80)
+    assert top.final_seeds == 2
+    assert all(r.test_auc is None for r in board.rows()[1:])
+    assert board.best() == top
+
+
+def test_repeated_events_replace_earlier_ones():
+    events = sample_events()
+    board = Leaderboard.from_events(events + [final(2, 0, 0.90, 0.85), finished(0, 0.95)])
+    rows = board.rows()
+    assert rows[0].candidate_id == 0 and rows[0].fitness == 0.95
+    assert next(r for r in rows if r.candidate_id == 2).final_seeds == 2
+    assert len(board) == 8
+
+
+def test_other_events_are_ignored():
+    board = Leaderboard()
+    assert board.update(GenerationFinished(generation=1, best=1, mean=1, worst=1, trained=1, budget=1)) is False
+    assert board.rows() == [] and board.best() is None
+
+
+def test_sort_by_other_columns():
+    board = Leaderboard.from_events(sample_events())
+    by_params = board.rows(sort_by="params")
+    assert [r.params for r in by_params] == sorted(r.params for r in by_params)
+    by_test = board.rows(sort_by="test_auc")
+    assert by_test[0].candidate_id == 2 and by_test[-1].test_auc is None
+    with pytest.raises(ValueError, match="sort_by"):
+        board.rows(sort_by="nonsense")
+
+
+def test_genotype_text():
+    assert compact_genotype({"compact": "abc"}) == "abc"
+    text = compact_genotype(
+        {"ops": ["input", 3, 12, "output"], "n_stacks": 2, "n_modules": 1, "n_filters": 16,
+         "matrix": [[0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]]},
+        "deadbeef",
+    )
+    assert text == "ops=3-12 S2 M1 F16 E4"
+    assert compact_genotype({}, "0123456789abcdef") == "0123456789ab"
+
+
+_fitness = st.one_of(st.none(), st.floats(0, 1, allow_nan=False))
+_status = st.sampled_from(["ok", "ok", "ok", "infeasible", "duplicate", "oom", "failed"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 15), _fitness, _status, st.integers(1, 5)), max_size=25))
+def test_from_events_equals_incremental_updates_and_journal_replay(spec):
+    events = [finished(cid, fit, status=s, flops=fl) for cid, fit, s, fl in spec]
+    incremental = Leaderboard()
+    for e in events:
+        incremental.update(e)
+    replayed = Leaderboard.from_events(event_from_dict(json.loads(json.dumps(e.to_dict()))) for e in events)
+    batch = Leaderboard.from_events(events)
+    for kw in ({}, {"include_duplicates": True, "include_infeasible": True}):
+        assert incremental.rows(**kw) == batch.rows(**kw) == replayed.rows(**kw)
+    ranks = [r.rank for r in batch.rows() if r.rank is not None]
+    assert ranks == list(range(1, len(ranks) + 1))
+    ok = [r for r in batch.rows() if r.status == "ok"]
+    assert all(
+        (a.fitness or 0) >= (b.fitness or 0) for a, b in zip(ok, ok[1:]) if a.fitness is not None and b.fitness is not None
+    )
+
+
+# ---------------------------------------------------------------- exports
+
+
+@pytest.fixture
+def rows() -> list[Row]:
+    events = sample_events() + [finished(8, 0.5, genotype={"compact": 'a|b "q", c'})]
+    return Leaderboard.from_events(events).rows(include_duplicates=True)
+
+
+def test_csv_parses_back(rows, tmp_path):
+    path = tmp_path / "board.csv"
+    text = export(rows, "csv", path)
+    assert path.read_text(encoding="utf-8") == text
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(parsed[0]) == ROW_FIELDS
+    assert [int(p["candidate_id"]) for p in parsed] == [r.candidate_id for r in rows]
+    weird = next(p for p in parsed if p["candidate_id"] == "8")
+    assert weird["genotype"] == 'a|b "q", c'
+    oom = next(p for p in parsed if p["status"] == "oom")
+    assert oom["rank"] == "" and oom["fitness"] == ""
+    assert float(parsed[0]["test_auc"]) == pytest.approx(rows[0].test_auc)
+
+
+def test_json_parses_back(rows, tmp_path):
+    text = export(rows, "json", tmp_path / "board.json")
+    data = json.loads(text)
+    assert [Row(**d) for d in data] == rows
+    assert json.loads((tmp_path / "board.json").read_text()) == data
+
+
+def test_markdown_table(rows):
+    text = export(rows, "md")
+    lines = text.strip().splitlines()
+    assert lines[0] == "| " + " | ".join(ROW_FIELDS) + " |"
+    assert set(lines[1].replace("|", "").replace("-", "").replace(":", "")) == set()
+    assert len(lines) == 2 + len(rows)
+    for line in lines[2:]:
+        cells = re.split(r"(?<!\\)\|", line)[1:-1]  # pipes escaped as \| stay inside a cell
+        assert len(cells) == len(ROW_FIELDS), line
+    assert "a\\|b" in text
+
+
+def test_export_empty_and_unknown_format(tmp_path):
+    assert export([], "csv").strip() == ",".join(ROW_FIELDS)
+    assert export([], "json").strip() == "[]"
+    with pytest.raises(ValueError, match="xlsx"):
+        export([], "xlsx")
+    with pytest.raises(ValueError):
+        export([], "xlsx", tmp_path / "x.xlsx")
+    assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_export_overwrites_atomically_and_leaves_no_temp(rows, tmp_path):
+    path = tmp_path / "out" / "board.md"
+    export(rows, "md", path)
+    export(rows[:1], "md", path)
+    assert path.read_text(encoding="utf-8") == export(rows[:1], "md")
+    assert [p.name for p in path.parent.iterdir()] == ["board.md"]
