@@ -70,6 +70,11 @@ class Control:
         self._seen_ts = time.time()
         self.on_change = on_change
 
+    def watch(self, run_dir: str | os.PathLike[str]) -> None:
+        """Obey commands written to ``run_dir/control.json`` from now on."""
+        self._run_dir = Path(run_dir)
+        self._seen_ts = time.time()
+
     # -- commands (any thread) ------------------------------------------------
     def pause(self) -> None:
         self._set(paused=True)

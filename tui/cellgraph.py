@@ -70,23 +70,26 @@ def _assign_lanes(edges: list[tuple[int, int]], row_of: dict[int, int]) -> list[
     return lane_of
 
 
-def render_cell(matrix: Sequence[Sequence[int]], ops: Sequence[int]) -> list[str]:
+def render_cell(matrix: Sequence[Sequence[int]], ops: Sequence[int], spacious: bool = True) -> list[str]:
     """Draw a cell as lines of text.
 
     Args:
         matrix: pruned adjacency (n×n, 0/1, upper-triangular), vertex 0 the
             input and vertex n-1 the output.
         ops: operation indices of the n-2 intermediate vertices.
+        spacious: put a line of lanes between vertex lines (False: one line per vertex).
 
     Returns:
-        Lines of equal purpose: one per vertex (marker, lanes, ``[id] label``,
-        ``← predecessors``) with a spacer line between vertices. An empty
-        matrix gives a one-line explanation instead.
+        One line per vertex (its marker ``●``, or ``◉`` for the input and the
+        output, the edge lanes, its id, its operation or ``▸ input`` /
+        ``◂ output``, and ``← predecessors``), with a spacer line of lanes
+        between vertices unless ``spacious`` is False. A matrix with fewer
+        than two vertices gives a one-line explanation instead.
     """
     n = len(matrix)
     if n < 2:
         return [f"{INPUT_LABEL} ╳ {OUTPUT_LABEL}  (no input→output path)"]
-    names = ["IN"] + [op_label(o) for o in list(ops)[: n - 2]] + ["OUT"]
+    names = [f"▸ {INPUT_LABEL}"] + [op_label(o) for o in list(ops)[: n - 2]] + [f"◂ {OUTPUT_LABEL}"]
     while len(names) < n:  # ops shorter than the matrix: keep drawing, mark unknown
         names.insert(-1, "op?")
     depth = layers(matrix)
@@ -121,14 +124,10 @@ def render_cell(matrix: Sequence[Sequence[int]], ops: Sequence[int]) -> list[str
         preds = sorted(i for i, j in edges if j == v)
         ident = f"{v}".rjust(len(str(n - 1)))
         text = f"{ident} {names[v].ljust(label_width)}"
-        if v == 0:
-            text += f"  ▸ {INPUT_LABEL}"
-        elif v == n - 1:
-            text += f"  ← {','.join(map(str, preds))}  ◂ {OUTPUT_LABEL}"
-        else:
+        if v != 0:
             text += f"  ← {','.join(map(str, preds))}" if preds else "  ← (none)"
         lines.append(f"{graph}  {text}".rstrip())
-        if r < n - 1:
+        if spacious and r < n - 1:
             spacer = " "
             for lane in range(n_lanes):
                 active = any(

@@ -101,7 +101,7 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def describe(event: ev.Event, state: "DashboardState | None" = None) -> tuple[str, str] | None:
+def describe(event: ev.Event) -> tuple[str, str] | None:
     """(level, text) of the log line for an event, or None for high-rate events."""
     if isinstance(event, ev.RunStarted):
         verb = "resumed" if event.resumed else "started"
@@ -110,17 +110,17 @@ def describe(event: ev.Event, state: "DashboardState | None" = None) -> tuple[st
             f"budget {event.budget}, population {event.population}, fitness {event.fitness}"
         )
     if isinstance(event, ev.CandidateStarted):
-        cost = f", {si(event.params)} params" if event.params else ""
+        cost = f" · {si(event.params)} params" if event.params else ""
         return "info", (
-            f"#{event.candidate_id} started (gen {event.generation}, {event.phase}) "
-            f"{event.genotype.get('compact', event.key[:12])}{cost} on {event.worker}"
+            f"#{event.candidate_id} started: gen {event.generation} {event.phase} · "
+            f"{event.genotype.get('compact', event.key[:12])}{cost} · {event.worker}"
         )
     if isinstance(event, ev.CandidateFinished):
         cid = f"#{event.candidate_id}"
         if event.status == "ok":
             return "info", (
-                f"{cid} ok: fitness {metric(event.fitness)}, val AUC {metric(event.val_auc)}, "
-                f"{event.epochs} epochs in {duration(event.seconds)} ({event.trained}/{event.budget})"
+                f"{cid} ok: fitness {metric(event.fitness)} · val AUC {metric(event.val_auc)} · "
+                f"{event.epochs} ep in {duration(event.seconds)} · {event.trained}/{event.budget} trained"
             )
         if event.status == "infeasible":
             reason = event.error or event.genotype.get("reason") or "no valid cell"
@@ -232,7 +232,7 @@ class DashboardState:
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
-        line = describe(event, self)
+        line = describe(event)
         if line is not None:
             self._log(ts, *line)
         self._touch("status")
@@ -244,6 +244,11 @@ class DashboardState:
         self.pending = command
         if command == "stop":
             self.status = STOPPING
+        self._touch("status")
+
+    def note(self, level: str, text: str) -> None:
+        """Add a line to the log that no event carries (a command that failed, say)."""
+        self._log(self.last_ts or 0.0, level, text)
         self._touch("status")
 
     def fail(self, error: str, ts: float | None = None) -> None:

@@ -1,0 +1,132 @@
+"""ReplayHandle and AttachHandle satisfy RunHandle and deliver journals from their own threads."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import control
+from engine import events as ev
+from tui.attach import AttachError, AttachHandle
+from tui.handle import HandleError, RunHandle
+from tui.replay import ReplayHandle
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, event: ev.Event) -> None:
+        with self.lock:
+            self.events.append(event)
+            self.threads.add(threading.current_thread().name)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.events) >= n:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"got {len(self.events)} events, wanted {n}")
+
+
+def test_replay_handle_delivers_the_journal_from_a_thread(journal) -> None:
+    handle = ReplayHandle(journal)
+    assert isinstance(handle, RunHandle)
+    assert handle.attached and handle.run_dir == Path("runs/quick-0001")
+    sink = Collector()
+    handle.start(sink)
+    assert handle.wait(10)
+    assert handle.finished
+    assert sink.events == journal
+    assert sink.threads == {"replay"}
+
+
+def test_replay_handle_answers_commands_like_an_engine(running_journal) -> None:
+    handle = ReplayHandle(running_journal)
+    sink = Collector()
+    handle.start(sink)
+    handle.wait(10)
+    handle.pause()
+    handle.resume()
+    handle.stop()
+    assert handle.commands == ["pause", "resume", "stop"]
+    assert [e.kind for e in sink.events[len(running_journal):]] == ["paused", "resumed", "stop_requested"]
+    handle.close()
+    assert handle.closed and handle.commands[-1] == "close"
+
+
+def test_replay_handle_close_stops_a_slow_replay(journal) -> None:
+    handle = ReplayHandle(journal, delay=0.05)
+    sink = Collector()
+    handle.start(sink)
+    sink.wait_for(2)
+    handle.close(timeout=5)
+    assert handle.finished and len(sink.events) < len(journal)
+
+
+def test_replay_from_run_dir(tmp_path: Path, journal, make_run_dir) -> None:
+    run_dir = make_run_dir(tmp_path / "run", journal)
+    handle = ReplayHandle.from_run_dir(run_dir)
+    assert handle.run_dir == run_dir and handle.events == journal
+    with pytest.raises(HandleError, match="no run directory"):
+        ReplayHandle.from_run_dir(tmp_path / "missing")
+    with pytest.raises(HandleError, match="no events.jsonl"):
+        ReplayHandle.from_run_dir(tmp_path)
+
+
+def test_attach_errors_are_one_line_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(AttachError) as missing:
+        AttachHandle(tmp_path / "nope")
+    assert isinstance(missing.value, ValueError) and isinstance(missing.value, HandleError)
+    assert "no run directory" in str(missing.value) and "\n" not in str(missing.value)
+    with pytest.raises(AttachError, match="no events.jsonl"):
+        AttachHandle(tmp_path)
+
+
+def test_attach_tails_a_growing_journal(tmp_path: Path, journal) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    sink_file = ev.JournalSink(run_dir / "events.jsonl")
+    half = len(journal) // 2
+    for e in journal[:half]:
+        sink_file(e)
+    handle = AttachHandle(run_dir, poll=0.02)
+    assert isinstance(handle, RunHandle) and handle.attached
+    got = Collector()
+    handle.start(got)
+    got.wait_for(half)
+    assert not handle.finished
+    for e in journal[half:]:
+        sink_file(e)
+    sink_file.close()
+    got.wait_for(len(journal))
+    assert [e.to_dict() for e in got.events] == [e.to_dict() for e in journal]
+    deadline = time.monotonic() + 5
+    while not handle.finished and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert handle.finished  # the journal ended with RunFinished
+    handle.close(timeout=5)
+    assert not handle._thread.is_alive()
+
+
+def test_attach_sends_commands_through_the_control_file(tmp_path: Path, running_journal, make_run_dir) -> None:
+    run_dir = make_run_dir(tmp_path / "run", running_journal)
+    handle = AttachHandle(run_dir)
+    before = time.time()
+    for command in ("pause", "resume", "stop"):
+        getattr(handle, command)()
+        name, ts = control.read_command(run_dir)
+        assert name == command and ts >= before
+    assert json.loads((run_dir / "control.json").read_text())["command"] == "stop"
+    # the running session's Control obeys it at its next batch boundary
+    flags = control.Control(run_dir=run_dir, poll=0.0)
+    time.sleep(0.01)
+    handle.stop()
+    with pytest.raises(control.StopRequested):
+        flags.checkpoint()

@@ -1,0 +1,100 @@
+"""The population fitness panel: best / mean / worst per generation, and fitness against cost."""
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual_plotext import PlotextPlot
+
+from ..fmt import si
+from ..state import DashboardState
+
+__all__ = ["FitnessPanel"]
+
+
+class FitnessPanel(Horizontal):
+    """Two plots side by side; replotted only when a generation or a candidate finishes."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._seen = -1
+        self.x_axis = "flops"  # or "params"
+
+    def compose(self) -> ComposeResult:
+        yield PlotextPlot(id="fitness-lines")
+        yield PlotextPlot(id="fitness-scatter")
+
+    def toggle_x_axis(self, state: DashboardState) -> str:
+        """Switch the scatter between FLOPs and parameters; returns the new axis."""
+        self.x_axis = "params" if self.x_axis == "flops" else "flops"
+        self._seen = -1
+        self.sync(state)
+        return self.x_axis
+
+    def sync(self, state: DashboardState) -> None:
+        """Replot if the fitness data changed since the last call."""
+        rev = state.revision["fitness"]
+        if rev == self._seen:
+            return
+        self._seen = rev
+        self._plot_generations(state)
+        self._plot_scatter(state)
+
+    def _plot_generations(self, state: DashboardState) -> None:
+        widget = self.query_one("#fitness-lines", PlotextPlot)
+        plt = widget.plt
+        plt.clear_figure()
+        gens, best, mean, worst = state.fitness_series()
+        # Distinct markers instead of a legend box: readable without colour, covers no data.
+        plt.title("● best  + mean  · worst")
+        if gens:
+            plt.plot(gens, best, marker="●", color="green")
+            plt.plot(gens, mean, marker="+", color="blue")
+            plt.plot(gens, worst, marker="·", color="red")
+            for g in state.jumps:
+                plt.vline(g, "gray")
+            step = max(1, len(gens) // 8)
+            plt.xticks(gens[::step])
+        else:
+            plt.plot([0], [0], marker=" ")
+            plt.yticks([])
+            plt.xticks([])
+        plt.xlabel("generation" + ("  (│ jump)" if state.jumps else ""))
+        widget.refresh()
+
+    def _plot_scatter(self, state: DashboardState) -> None:
+        widget = self.query_one("#fitness-scatter", PlotextPlot)
+        plt = widget.plt
+        plt.clear_figure()
+        index = 1 if self.x_axis == "flops" else 2
+        label = "FLOPs" if self.x_axis == "flops" else "params"
+        points = [(p[index], p[3], p[0]) for p in state.scatter_points() if p[index]]
+        plt.title(f"fitness vs {label}  ★ best")
+        if points:
+            best = state.best()
+            best_id = best.candidate_id if best else None
+            rest = [(x, y) for x, y, cid in points if cid != best_id]
+            top = [(x, y) for x, y, cid in points if cid == best_id]
+            if rest:
+                plt.scatter([x for x, _ in rest], [y for _, y in rest], marker="•", color="blue")
+            if top:
+                plt.scatter([x for x, _ in top], [y for _, y in top], marker="★", color="green")
+            plt.xscale("log")
+            ticks = decade_ticks([x for x, _, _ in points])
+            plt.xticks(ticks, [si(t, 0) for t in ticks])
+        else:
+            plt.plot([1], [0], marker=" ")
+            plt.yticks([])
+            plt.xticks([])
+        plt.xlabel(f"{label} (log scale)")
+        widget.refresh()
+
+
+def decade_ticks(values: list[float]) -> list[float]:
+    """Powers of ten spanning ``values`` (at least two)."""
+    lo, hi = min(values), max(values)
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    if last == first:
+        last += 1
+    return [10.0**k for k in range(first, last + 1)]

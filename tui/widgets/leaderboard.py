@@ -1,0 +1,222 @@
+"""The leaderboard panel: a sortable table of every candidate with a result.
+
+Rows come from ``engine.leaderboard`` (the same ranking the exports use); the
+panel only orders and formats them. Moving the cursor selects a candidate
+(``LeaderboardTable.CandidateSelected``), ``enter`` asks for its details
+(``LeaderboardTable.DetailsRequested``), ``escape`` goes back to following
+the training candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ..fmt import duration, metric, si
+from ..state import DashboardState
+
+__all__ = ["COLUMNS", "LeaderboardTable", "LeaderboardPanel", "sort_rows"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # attribute of engine.leaderboard.Row
+    label: str
+    fmt: Callable[[Any], str]
+    descending: bool = False  # the first click sorts best first
+    numeric: bool = True
+
+
+def _text(v: Any) -> str:
+    return "—" if v is None else str(v)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("rank", "rank", _text),
+    Column("candidate_id", "id", lambda v: f"#{v}"),
+    Column("fitness", "fitness", metric, descending=True),
+    Column("val_auc", "val AUC", metric, descending=True),
+    Column("params", "params", si),
+    Column("flops", "FLOPs", si),
+    Column("epochs", "epochs", _text),
+    Column("seconds", "time", duration),
+    Column("status", "status", _text, numeric=False),
+    Column("worker", "worker", _text, numeric=False),
+    Column("test_auc", "test AUC", metric, descending=True),
+)
+_BY_KEY = {c.key: c for c in COLUMNS}
+
+
+def sort_rows(rows: list[Any], key: str, descending: bool) -> list[Any]:
+    """Rows ordered by ``key``; missing values always last, ties by rank then id."""
+
+    def tie(r: Any) -> tuple:
+        rank = getattr(r, "rank", None)
+        return (rank if rank is not None else float("inf"), getattr(r, "candidate_id", 0))
+
+    present = [r for r in rows if getattr(r, key, None) is not None]
+    missing = [r for r in rows if getattr(r, key, None) is None]
+    present.sort(key=tie)
+    present.sort(key=lambda r: getattr(r, key), reverse=descending)
+    return present + sorted(missing, key=tie)
+
+
+class LeaderboardTable(DataTable):
+    """The table; row keys are candidate ids."""
+
+    BINDINGS = [
+        Binding("enter", "details", "Details"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("r", "reverse_sort", "Reverse", show=False),
+        Binding("escape", "follow", "Follow training", show=False),
+    ]
+
+    @dataclass
+    class CandidateSelected(Message):
+        """The user moved to a candidate's row (None: follow the training candidate)."""
+
+        candidate_id: int | None
+
+    @dataclass
+    class DetailsRequested(Message):
+        """The user asked for the details of a candidate."""
+
+        candidate_id: int
+
+    @dataclass
+    class SortChanged(Message):
+        """The user asked for another order."""
+
+        key: str
+        descending: bool
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._user_moved = False
+
+    # Cursor moves made by the user (not by a rebuild) select a candidate.
+    def _user(self, action: Callable[[], Any]) -> Any:
+        self._user_moved = True
+        return action()
+
+    def action_cursor_up(self) -> None:
+        self._user(super().action_cursor_up)
+
+    def action_cursor_down(self) -> None:
+        self._user(super().action_cursor_down)
+
+    def action_page_up(self) -> None:
+        self._user(super().action_page_up)
+
+    def action_page_down(self) -> None:
+        self._user(super().action_page_down)
+
+    def action_scroll_top(self) -> None:
+        self._user(super().action_scroll_top)
+
+    def action_scroll_bottom(self) -> None:
+        self._user(super().action_scroll_bottom)
+
+    def take_user_move(self) -> bool:
+        moved, self._user_moved = self._user_moved, False
+        return moved
+
+    def current_candidate(self) -> int | None:
+        if self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def action_details(self) -> None:
+        cid = self.current_candidate()
+        if cid is not None:
+            self.post_message(self.DetailsRequested(cid))
+
+    def action_follow(self) -> None:
+        self.post_message(self.CandidateSelected(None))
+
+    def action_cycle_sort(self) -> None:
+        panel = self.parent
+        if isinstance(panel, LeaderboardPanel):
+            keys = [c.key for c in COLUMNS]
+            nxt = COLUMNS[(keys.index(panel.sort_key) + 1) % len(COLUMNS)]
+            self.post_message(self.SortChanged(nxt.key, nxt.descending))
+
+    def action_reverse_sort(self) -> None:
+        panel = self.parent
+        if isinstance(panel, LeaderboardPanel):
+            self.post_message(self.SortChanged(panel.sort_key, not panel.descending))
+
+
+class LeaderboardPanel(Vertical):
+    """Holds the table, its order, and rebuilds the rows when the ranking changes."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sort_key = "rank"
+        self.descending = False
+        self._seen = -1
+        self.row_ids: list[int] = []
+
+    def compose(self):
+        yield LeaderboardTable(id="leaderboard-table")
+
+    @property
+    def table(self) -> LeaderboardTable:
+        return self.query_one(LeaderboardTable)
+
+    def on_mount(self) -> None:
+        table = self.table
+        for col in COLUMNS:
+            table.add_column(self._label(col), key=col.key)
+
+    def _label(self, col: Column) -> Text:
+        if col.key != self.sort_key:
+            return Text(col.label)
+        return Text(f"{col.label} {'▼' if self.descending else '▲'}", style="bold")
+
+    def set_sort(self, key: str, descending: bool | None, state: DashboardState) -> None:
+        """Order by ``key`` (None: the column's natural direction, or flip if already sorted by it)."""
+        if key not in _BY_KEY:
+            return
+        if descending is None:
+            descending = (not self.descending) if key == self.sort_key else _BY_KEY[key].descending
+        self.sort_key, self.descending = key, descending
+        table = self.table
+        for col in COLUMNS:
+            table.columns[col.key].label = self._label(col)  # type: ignore[index]
+        table.refresh()
+        self._seen = -1
+        self.sync(state)
+
+    def sync(self, state: DashboardState, keep: int | None = None) -> None:
+        """Rebuild the rows if the ranking changed; the cursor stays on the same candidate."""
+        rev = state.revision["leaderboard"]
+        if rev == self._seen:
+            return
+        self._seen = rev
+        table = self.table
+        current = keep if keep is not None else table.current_candidate()
+        rows = sort_rows(list(state.leaderboard.rows()), self.sort_key, self.descending)
+        table.clear()
+        self.row_ids = []
+        for row in rows:
+            cells = []
+            for col in COLUMNS:
+                value = getattr(row, col.key, None)
+                cell = Text(col.fmt(value), justify="right" if col.numeric else "left")
+                if col.key == "status" and value not in (None, "ok"):
+                    cell.stylize("yellow" if value in ("oom", "duplicate", "running") else "dim")
+                cells.append(cell)
+            table.add_row(*cells, key=str(row.candidate_id))
+            self.row_ids.append(int(row.candidate_id))
+        if current is not None and current in self.row_ids:
+            table.move_cursor(row=self.row_ids.index(current), animate=False)
