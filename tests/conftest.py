@@ -48,3 +48,38 @@ def data_root() -> Path:
     if shared is not None and (shared / "data" / "medmnist" / "adrenalmnist3d.npz").exists():
         return shared / "data" / "medmnist"
     return BUNDLED_DATA
+
+
+# A tiny real search: conv3 operations only, 1 stack × 1 module × 8 filters,
+# one training batch per epoch on a tenth of the bundled AdrenalMNIST3D.
+TINY = [
+    "run.device='cpu'",
+    "space.ops=[0,3,9,12]",
+    "space.stacks=[1]",
+    "space.modules=[1]",
+    "space.filters=[8]",
+    "search.population=4",
+    "search.budget=8",
+    "search.fitness='val_auc'",
+    "data.search_fraction=0.1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=1",
+    "training.batch_size=32",
+    "final.top_k=0",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile():
+    """Factory: the tiny profile with extra ``section.key=value`` overrides."""
+    from engine.profile import load_profile
+
+    def make(*extra: str):
+        return load_profile("quick", TINY + list(extra))
+
+    return make

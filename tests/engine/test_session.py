@@ -23,31 +23,8 @@ from engine.session import Session, SessionError
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A tiny search: conv3 operations only, 1 stack × 1 module × 8 filters, one
-# training batch per epoch on a tenth of the data.
-TINY = [
-    "run.device='cpu'",
-    "space.ops=[0,3,9,12]",
-    "space.stacks=[1]",
-    "space.modules=[1]",
-    "space.filters=[8]",
-    "search.population=4",
-    "search.budget=8",
-    "search.fitness='val_auc'",
-    "data.search_fraction=0.1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=1",
-    "training.batch_size=32",
-    "final.top_k=0",
-]
-
-
-def tiny_profile(*extra: str):
-    return load_profile("quick", TINY + list(extra))
-
-
-def run_tiny(run_dir: Path, *extra: str) -> tuple[Session, list[ev.Event]]:
-    session = Session(tiny_profile(*extra), run_dir)
+def run_tiny(run_dir: Path, profile) -> tuple[Session, list[ev.Event]]:
+    session = Session(profile, run_dir)
     got: list[ev.Event] = []
     session.bus.subscribe(got.append)
     outcome = session.run()
@@ -56,9 +33,9 @@ def run_tiny(run_dir: Path, *extra: str) -> tuple[Session, list[ev.Event]]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory) -> tuple[Path, list[ev.Event]]:
+def reference_run(tmp_path_factory, tiny_profile) -> tuple[Path, list[ev.Event]]:
     run_dir = tmp_path_factory.mktemp("ref") / "run"
-    _, events = run_tiny(run_dir)
+    _, events = run_tiny(run_dir, tiny_profile())
     return run_dir, events
 
 
@@ -71,7 +48,7 @@ def board(run_dir: Path) -> list[tuple]:
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status) for r in rows]
 
 
-def test_run_finishes_with_budget_and_every_event(reference_run):
+def test_run_finishes_with_budget_and_every_event(reference_run, tiny_profile):
     run_dir, events = reference_run
     kinds = [e.kind for e in events]
     for kind in ("run_started", "candidate_started", "epoch_finished", "candidate_finished",
@@ -131,11 +108,11 @@ def _started_ids(run_dir: Path) -> list[int]:
 
 
 @pytest.mark.timeout(600)
-def test_kill_minus_nine_then_resume_equals_uninterrupted(reference_run, tmp_path):
+def test_kill_minus_nine_then_resume_equals_uninterrupted(reference_run, tmp_path, tiny_overrides):
     ref_dir, _ = reference_run
     run_dir = tmp_path / "killed"
     args = [sys.executable, "-m", "nas3d_tui", "run", "quick", "--headless", "--run-dir", str(run_dir)]
-    for s in TINY:
+    for s in tiny_overrides:
         args += ["--set", s]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -164,7 +141,7 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(reference_run, tmp_pat
     assert started.count(in_flight) == 2  # only the in-flight one was redone
 
 
-def test_stop_then_resume_equals_uninterrupted(reference_run, tmp_path):
+def test_stop_then_resume_equals_uninterrupted(reference_run, tmp_path, tiny_profile):
     ref_dir, _ = reference_run
     run_dir = tmp_path / "stopped"
     control = Control()
@@ -183,7 +160,7 @@ def test_stop_then_resume_equals_uninterrupted(reference_run, tmp_path):
     assert board(run_dir) == board(ref_dir)
 
 
-def test_torn_journal_tail_is_tolerated(reference_run, tmp_path):
+def test_torn_journal_tail_is_tolerated(reference_run, tmp_path, tiny_profile):
     ref_dir, _ = reference_run
     run_dir = tmp_path / "torn"
     control = Control()
@@ -196,7 +173,7 @@ def test_torn_journal_tail_is_tolerated(reference_run, tmp_path):
     assert board(run_dir) == board(ref_dir)
 
 
-def test_corrupt_checkpoint_is_reported(tmp_path):
+def test_corrupt_checkpoint_is_reported(tmp_path, tiny_profile):
     run_dir = tmp_path / "corrupt"
     control = Control()
     session = Session(tiny_profile(), run_dir, control=control)
