@@ -150,9 +150,22 @@ def _cmd_run(args: argparse.Namespace, resume: bool = False) -> int:
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
+    from engine import events as ev
+    from engine.rundir import RunDir
     from tui.attach import AttachHandle
+    from tui.replay import ReplayHandle
 
-    return _dashboard(AttachHandle(args.run_dir))
+    handle = AttachHandle(args.run_dir)  # checks the directory and its journal
+    journal = ev.read_journal(handle.run_dir / "events.jsonl")
+    ended = bool(journal) and isinstance(journal[-1], (ev.RunFinished, ev.RunFailed))
+    if not ended and RunDir(handle.run_dir).locked_by_other() is None:
+        # Nobody drives this run and it never ended: it crashed or was killed.
+        gone = ev.RunFailed(
+            error=f"no process is driving this run (crashed or killed); continue it with "
+            f"`nas3d-tui resume {handle.run_dir}`"
+        )
+        return _dashboard(ReplayHandle(journal + [gone], run_dir=handle.run_dir, echo_commands=False))
+    return _dashboard(handle)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
