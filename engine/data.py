@@ -92,7 +92,7 @@ def _build_datasets() -> dict[str, DatasetInfo]:
 DATASETS: dict[str, DatasetInfo] = _build_datasets()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Split:
     """One split, resident on its device.
 
@@ -113,7 +113,7 @@ class Split:
         return Split(self.x.index_select(0, index), self.y.index_select(0, index))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """A MedMNIST3D dataset with its three splits resident on ``device``.
 

@@ -451,12 +451,15 @@ def train_candidate(
         if best is None:
             status, error = "failed", f"{config.fitness} was undefined in every epoch (one class in the validation split?)"
     except _CallbackError as exc:
-        raise exc.inner
+        raise exc.inner from None
     except StopRequested:
         raise
     except Exception as exc:  # recorded, never raised through the search loop
         status = "oom" if is_out_of_memory(exc) else "failed"
         error = _one_line(exc)
+        # The traceback's frames hold the model and its activations; whoever else keeps
+        # this exception object (a hook, a logger) must not pin that memory.
+        exc.__traceback__ = None
     finally:
         # Drop the model, optimizer and any traceback frames before measuring / freeing.
         fitter = None
@@ -558,7 +561,9 @@ def final_train(
     Raises:
         StopRequested: ``control`` was stopped; nothing was written.
         torch.OutOfMemoryError, RuntimeError, ...: training errors propagate
-            (the caller records them); GPU memory is released first.
+            (the caller records them). The cache is emptied on the way out, but
+            tensors referenced by the exception's traceback are only freed once
+            the caller drops the exception (record its message, not the object).
         ValueError: ``config`` does not fit ``data``.
     """
     _check(data, config)
@@ -597,7 +602,7 @@ def final_train(
         fitter.model.load_state_dict(best_state)
         _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)
     except _CallbackError as exc:
-        raise exc.inner
+        raise exc.inner from None
     finally:
         fitter = None
         _release(dev)
