@@ -216,6 +216,10 @@ class Session:
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export`")
             self.device = resolve_device(self.profile.run.device)
             p = self.profile
+            if p.executor.kind != "local":
+                from .parallel import check_executor
+
+                check_executor(p.executor)  # e.g. Ray missing: a one-line SessionError before the run starts
             data = load_dataset(p.data.dataset, p.data.size, p.data.root, p.data.download, device=self.device)
             search_data = data.search_subset(p.data.search_fraction, p.run.seed)
             self._load_records()
@@ -256,6 +260,7 @@ class Session:
             self._final(data, checkpoint)
             self._checkpoint_state(state="finished", reason=reason, ode_state=self._ode_state_for_final(checkpoint))
             best = self._best_record()
+            sampler.stop()  # the run's last event must be its end
             self.publish(
                 ev.RunFinished(
                     reason=reason,
@@ -268,6 +273,7 @@ class Session:
             return SessionOutcome("finished", reason, rd.path)
         except StopRequested:
             best = self._best_record()
+            sampler.stop()
             self.publish(
                 ev.RunFinished(
                     reason="stopped",
@@ -280,6 +286,7 @@ class Session:
             return SessionOutcome("stopped", "stopped", rd.path)
         except Exception as exc:  # finished work is on disk; report and end cleanly
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            sampler.stop()
             self.publish(ev.RunFailed(error=message))
             (rd.path / "error.log").write_text(traceback.format_exc())
             return SessionOutcome("failed", "error", rd.path, error=message)
@@ -397,7 +404,8 @@ class Session:
 
     def _make_evaluator(self, search_data: Any, config: Any):
         ex = self.profile.executor
-        if ex.kind == "local" and ex.workers <= 1:
+        several_per_gpu = ex.per_gpu > 1 and self.device.startswith("cuda")
+        if ex.kind == "local" and ex.workers <= 1 and not several_per_gpu:
             return SequentialEvaluator(search_data, config, self.device, self.control)
         from .parallel import make_parallel_evaluator
 
