@@ -22,12 +22,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from engine.events import CandidateFinished, Event, FinalResult
+from .events import CandidateFinished, Event, FinalResult
+from .rundir import atomic_write_text
 
 __all__ = ["Row", "Leaderboard", "export", "EXPORT_FORMATS", "ROW_FIELDS", "SORT_KEYS"]
 
@@ -296,7 +296,8 @@ def export(rows: Sequence[Row], fmt: str, path: str | os.PathLike[str] | None = 
     else:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     if path is not None:
-        _atomic_write(Path(path), text)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
     return text
 
 
@@ -306,29 +307,3 @@ _TEXT_FIELDS = {"phase", "key", "genotype", "status", "worker"}
 def _numeric_field(name: str) -> bool:
     return name not in _TEXT_FIELDS
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable; not every platform can open a directory
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -26,7 +26,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -35,6 +34,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
+
+from .rundir import atomic_write_text
 
 __all__ = [
     "ProfileError",
@@ -220,19 +221,7 @@ class Profile:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``to_toml()`` atomically (temp file, fsync, rename); returns the path."""
         p = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_toml())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write_text(p, self.to_toml())
         return p
 
     def replace(self, **sections: Any) -> "Profile":

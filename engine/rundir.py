@@ -20,9 +20,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
-__all__ = ["RunDirError", "RunDir", "atomic_write_text", "atomic_write_json"]
+__all__ = ["RunDirError", "RunDir", "atomic_write", "atomic_write_text", "atomic_write_json"]
 
 
 class RunDirError(RuntimeError):
@@ -42,13 +42,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old or the new content, never a torn file."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync, rename over ``path``, fsync the folder.
+
+    ``path`` then holds either the old or the new content, never a torn file,
+    whenever the process or the machine dies.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -59,6 +63,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``atomic_write`` of UTF-8 text (newlines written as given)."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

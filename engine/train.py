@@ -26,7 +26,6 @@ import math
 import os
 import resource
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -41,6 +40,7 @@ from . import metrics
 from .control import Control, StopRequested
 from .data import Dataset, Split, iterate_batches
 from .model import build_network
+from .rundir import atomic_write
 
 __all__ = [
     "TrainConfig",
@@ -507,22 +507,6 @@ def evaluate(
     return metrics.auc(y_true, scores, task), metrics.accuracy(y_true, scores, task)
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def final_train(
     genotype: Any,
     data: Dataset,
@@ -618,7 +602,7 @@ def final_train(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         w = out / "weights.pt"
-        _atomic_write_bytes(w, lambda fh: torch.save(best_state, fh))
+        atomic_write(w, lambda fh: torch.save(best_state, fh))
         record = dict(genotype.to_dict()) if hasattr(genotype, "to_dict") else {}
         record.update(
             dataset=data.flag,
@@ -641,7 +625,7 @@ def final_train(
         )
         g = out / "genotype.json"
         text = json.dumps(record, indent=1, allow_nan=True).encode()
-        _atomic_write_bytes(g, lambda fh: fh.write(text))
+        atomic_write(g, lambda fh: fh.write(text))
         weights_path, genotype_path = str(w), str(g)
     return FinalOutcome(
         test_auc=test_auc,
