@@ -431,6 +431,34 @@ class Session:
         rec.update(fields)
         return rec
 
+    def _duplicate(self, orig: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """A record that reuses the result of ``orig`` (same architecture key); nothing is trained."""
+        return self._record(
+            status="duplicate",
+            fitness=orig["fitness"],
+            val_acc=orig["val_acc"],
+            val_auc=orig["val_auc"],
+            params=orig["params"],
+            flops=orig["flops"],
+            duplicate_of=orig["candidate_id"],
+            **fields,
+        )
+
+    @staticmethod
+    def _epoch_event(candidate_id: int, r: dict, max_epochs: int, phase: str = "search") -> ev.EpochFinished:
+        """The event for one epoch record of ``engine.train`` (``on_epoch``)."""
+        return ev.EpochFinished(
+            candidate_id=candidate_id,
+            epoch=int(r["epoch"]),
+            train_loss=float(r["train_loss"]),
+            val_loss=float(r["val_loss"]),
+            val_acc=float(r["val_acc"]),
+            val_auc=float(r["val_auc"]),
+            seconds=float(r["seconds"]),
+            max_epochs=max_epochs,
+            phase=phase,
+        )
+
     def _finish(self, rec: dict[str, Any]) -> None:
         """Make a candidate's result durable, then announce it."""
         if rec["status"] in TRAINED_STATUSES:
@@ -498,17 +526,7 @@ class Session:
                 results[i] = rec
                 continue
             if g.key in self.archive:
-                orig = self.archive[g.key]
-                rec = self._record(
-                    status="duplicate",
-                    fitness=orig["fitness"],
-                    val_acc=orig["val_acc"],
-                    val_auc=orig["val_auc"],
-                    params=orig["params"],
-                    flops=orig["flops"],
-                    duplicate_of=orig["candidate_id"],
-                    **common,
-                )
+                rec = self._duplicate(self.archive[g.key], **common)
                 self._finish(rec)
                 results[i] = rec
                 continue
@@ -543,18 +561,7 @@ class Session:
             )
 
         def on_epoch(job: Job, r: dict) -> None:
-            self.publish(
-                ev.EpochFinished(
-                    candidate_id=job.candidate_id,
-                    epoch=int(r["epoch"]),
-                    train_loss=float(r["train_loss"]),
-                    val_loss=float(r["val_loss"]),
-                    val_acc=float(r["val_acc"]),
-                    val_auc=float(r["val_auc"]),
-                    seconds=float(r["seconds"]),
-                    max_epochs=self.profile.training.epochs,
-                )
-            )
+            self.publish(self._epoch_event(job.candidate_id, r, self.profile.training.epochs))
 
         def on_done(job: Job, result: Any, worker: str) -> None:
             i = job_index[job.candidate_id]
@@ -591,20 +598,7 @@ class Session:
             if orig is None:  # its original was cut by the budget
                 budget_hit = True
                 continue
-            rec = self._record(
-                candidate_id=cid,
-                status="duplicate",
-                fitness=orig["fitness"],
-                val_acc=orig["val_acc"],
-                val_auc=orig["val_auc"],
-                params=orig["params"],
-                flops=orig["flops"],
-                duplicate_of=orig["candidate_id"],
-                vector=vector,
-                key=g.key,
-                genotype=g.to_dict(),
-                **base,
-            )
+            rec = self._duplicate(orig, candidate_id=cid, vector=vector, key=g.key, genotype=g.to_dict(), **base)
             self._finish(rec)
             results[i] = rec
 
@@ -643,19 +637,7 @@ class Session:
                 cid = rec["candidate_id"]
 
                 def on_epoch(r: dict, cid: int = cid) -> None:
-                    self.publish(
-                        ev.EpochFinished(
-                            candidate_id=cid,
-                            epoch=int(r["epoch"]),
-                            train_loss=float(r["train_loss"]),
-                            val_loss=float(r["val_loss"]),
-                            val_acc=float(r["val_acc"]),
-                            val_auc=float(r["val_auc"]),
-                            seconds=float(r["seconds"]),
-                            max_epochs=f.epochs,
-                            phase="final",
-                        )
-                    )
+                    self.publish(self._epoch_event(cid, r, f.epochs, phase="final"))
 
                 outcome = final_train(
                     g,
