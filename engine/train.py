@@ -276,6 +276,7 @@ class _Fitter:
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, device: torch.device) -> None:
         self.config = config
+        self.data = data
         self.device = device
         self.task = data.task
         self.num_classes = data.num_classes
@@ -330,6 +331,21 @@ class _Fitter:
         if control is not None:
             control.checkpoint()
         return float(total.item() / max(seen, 1))  # the one host sync of the epoch
+
+    def run_epoch(self, epoch: int, control: Control | None, memory: "_PeakMemory") -> dict:
+        """Train one epoch on the train split and validate: the per-epoch record ``on_epoch`` gets."""
+        t0 = time.perf_counter()
+        train_loss = self.train_epoch(self.data.train, control, memory)
+        val_loss, val_acc, val_auc, _ = self.evaluate(self.data.val, control)
+        memory.sample()
+        return dict(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            val_auc=val_auc,
+            seconds=time.perf_counter() - t0,
+        )
 
     def evaluate(self, split: Split, control: Control | None = None) -> tuple[float, float, float, np.ndarray]:
         """``(loss, acc, auc, scores)`` of the current model on ``split``."""
@@ -429,19 +445,9 @@ def train_candidate(
         fitter = _Fitter(_build(model_fn, genotype, data, config.seed), data, config, dev)
         stopper = EarlyStopping(config.patience)
         for epoch in range(1, config.epochs + 1):
-            t0 = time.perf_counter()
-            train_loss = fitter.train_epoch(data.train, control, memory)
-            val_loss, val_acc, val_auc, _ = fitter.evaluate(data.val, control)
-            memory.sample()
-            record = dict(
-                epoch=epoch,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                val_acc=val_acc,
-                val_auc=val_auc,
-                seconds=time.perf_counter() - t0,
-            )
+            record = fitter.run_epoch(epoch, control, memory)
             history.append(record)
+            val_loss, val_acc, val_auc = record["val_loss"], record["val_acc"], record["val_auc"]
             value = val_acc if config.fitness == "val_acc" else val_auc
             if _better(value, best):
                 best, best_acc, best_auc = value, val_acc, val_auc
@@ -564,18 +570,9 @@ def final_train(
         best_state: dict[str, torch.Tensor] | None = None
         best_epoch = 0
         for epoch in range(1, config.epochs + 1):
-            t0 = time.perf_counter()
-            train_loss = fitter.train_epoch(data.train, control, memory)
-            val_loss, val_acc, val_auc, _ = fitter.evaluate(data.val, control)
-            record = dict(
-                epoch=epoch,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                val_acc=val_acc,
-                val_auc=val_auc,
-                seconds=time.perf_counter() - t0,
-            )
+            record = fitter.run_epoch(epoch, control, memory)
             history.append(record)
+            val_loss, val_acc = record["val_loss"], record["val_acc"]
             if best_state is None or _better(val_acc, best_acc):
                 best_acc, best_epoch = val_acc, epoch
                 best_state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in fitter.model.state_dict().items()}

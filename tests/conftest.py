@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny_search import TINY  # tests/ is on sys.path: pytest inserts conftest folders
+
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_REFERENCE = REPO / "tests" / "fixtures" / "reference"
 BUNDLED_DATA = REPO / "nas3d_tui" / "data"
@@ -48,25 +50,6 @@ def data_root() -> Path:
     if shared is not None and (shared / "data" / "medmnist" / "adrenalmnist3d.npz").exists():
         return shared / "data" / "medmnist"
     return BUNDLED_DATA
-
-
-# A tiny real search: conv3 operations only, 1 stack × 1 module × 8 filters,
-# one training batch per epoch on a tenth of the bundled AdrenalMNIST3D.
-TINY = [
-    "run.device='cpu'",
-    "space.ops=[0,3,9,12]",
-    "space.stacks=[1]",
-    "space.modules=[1]",
-    "space.filters=[8]",
-    "search.population=4",
-    "search.budget=8",
-    "search.fitness='val_auc'",
-    "data.search_fraction=0.1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=1",
-    "training.batch_size=32",
-    "final.top_k=0",
-]
 
 
 @pytest.fixture(scope="session")

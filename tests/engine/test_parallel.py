@@ -32,25 +32,10 @@ from engine.profile import load_profile
 from engine.session import Session, SessionError
 from engine.space import SearchSpace
 from engine.train import TrainConfig
+from tiny_search import TINY
 
 pytestmark = pytest.mark.timeout(300)
 
-# The tiny search of test_session.py: conv3 operations only, 1 stack x 1 module x 8 filters.
-TINY = [
-    "run.device='cpu'",
-    "space.ops=[0,3,9,12]",
-    "space.stacks=[1]",
-    "space.modules=[1]",
-    "space.filters=[8]",
-    "search.population=4",
-    "search.budget=8",
-    "search.fitness='val_auc'",
-    "data.search_fraction=0.1",
-    "training.epochs=1",
-    "training.max_batches_per_epoch=1",
-    "training.batch_size=32",
-    "final.top_k=0",
-]
 WORKERS = 2
 POOL_THREADS = max(1, available_cores() // WORKERS)
 OOM_ID = 1000  # the candidate the pool below fails with a (simulated) CUDA OOM whenever it shares the device

@@ -1,0 +1,19 @@
+"""Overrides that turn the ``quick`` profile into a tiny real search for tests."""
+
+# A tiny real search: conv3 operations only, 1 stack × 1 module × 8 filters,
+# one training batch per epoch on a tenth of the bundled AdrenalMNIST3D.
+TINY = [
+    "run.device='cpu'",
+    "space.ops=[0,3,9,12]",
+    "space.stacks=[1]",
+    "space.modules=[1]",
+    "space.filters=[8]",
+    "search.population=4",
+    "search.budget=8",
+    "search.fitness='val_auc'",
+    "data.search_fraction=0.1",
+    "training.epochs=1",
+    "training.max_batches_per_epoch=1",
+    "training.batch_size=32",
+    "final.top_k=0",
+]
