@@ -69,8 +69,7 @@ def main() -> int:
     from engine.ode import ODE
     from engine.parallel import LocalPoolEvaluator, available_cores
     from engine.profile import load_profile
-    from engine.session import _space_of, resolve_device
-    from engine.train import TrainConfig
+    from engine.session import _space_of, resolve_device, train_config
 
     overrides = [
         f"run.seed={args.seed}",
@@ -93,19 +92,7 @@ def main() -> int:
         if g.feasible:
             cid = batch.first_id + i
             jobs.append(Job(candidate_id=cid, genotype=g, seed=candidate_seed(args.seed, cid)))
-    t = profile.training
-    config = TrainConfig(
-        epochs=t.epochs,
-        patience=t.patience,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        loss=t.loss,
-        amp=t.amp,
-        channels_last=t.channels_last,
-        seed=args.seed,
-        fitness=profile.search.fitness,
-        max_batches_per_epoch=t.max_batches_per_epoch,
-    )  # as Session._train_config maps it
+    config = train_config(profile)  # as the session trains (run.seed = --seed)
     data = load_dataset(profile.data.dataset, profile.data.size, profile.data.root, device=device)
     search = data.search_subset(profile.data.search_fraction, args.seed)
     print(

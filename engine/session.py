@@ -32,7 +32,7 @@ from .profile import Profile, load_profile
 from .rundir import RunDir, RunDirError, atomic_write_json
 from .space import Genotype, SearchSpace
 
-__all__ = ["Session", "SessionOutcome", "SessionError", "resolve_device", "new_run_dir", "rank_key"]
+__all__ = ["Session", "SessionOutcome", "SessionError", "resolve_device", "new_run_dir", "rank_key", "train_config"]
 
 CHECKPOINT_FORMAT = "nas3d-tui/checkpoint/1"
 TRAINED_STATUSES = ("ok", "oom", "failed")  # statuses that spent budget
@@ -91,6 +91,29 @@ def new_run_dir(profile: Profile, output_dir: str | os.PathLike[str] | None = No
 def rank_key(rec: dict[str, Any]) -> tuple:
     """Leaderboard order: fitness descending, fewer FLOPs, then lower id."""
     return (-(rec.get("fitness") or 0.0), rec.get("flops") or 0, rec["candidate_id"])
+
+
+def train_config(profile: Profile, final: bool = False):
+    """The trainer's settings for a profile: search candidates, or (``final``) finalists.
+
+    Finalists train for ``final.epochs`` on the full data, are chosen by val ACC as
+    in the paper, and never cap batches.
+    """
+    from .train import TrainConfig
+
+    t = profile.training
+    return TrainConfig(
+        epochs=profile.final.epochs if final else t.epochs,
+        patience=t.patience,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        loss=t.loss,
+        amp=t.amp,
+        channels_last=t.channels_last,
+        seed=profile.run.seed,
+        fitness="val_acc" if final else profile.search.fitness,
+        max_batches_per_epoch=0 if final else t.max_batches_per_epoch,
+    )
 
 
 def _space_of(profile: Profile) -> SearchSpace:
@@ -347,7 +370,7 @@ class Session:
             self._ode = ODE.from_state(checkpoint["ode"], key_fn=self.space.key_of)
         else:
             self._ode = self._new_ode()
-        config = self._train_config()
+        config = train_config(self.profile)
         evaluator = self._make_evaluator(search_data, config)
         self._evaluator = evaluator
         time_budget = p.search.time_budget_minutes * 60.0
@@ -383,23 +406,6 @@ class Session:
                 budget=self.profile.search.budget,
                 best_candidate_id=self._ode.best_id(),
             )
-        )
-
-    def _train_config(self, final: bool = False):
-        from .train import TrainConfig
-
-        t = self.profile.training
-        return TrainConfig(
-            epochs=self.profile.final.epochs if final else t.epochs,
-            patience=t.patience,
-            batch_size=t.batch_size,
-            lr=t.lr,
-            loss=t.loss,
-            amp=t.amp,
-            channels_last=t.channels_last,
-            seed=self.profile.run.seed,
-            fitness="val_acc" if final else self.profile.search.fitness,
-            max_batches_per_epoch=0 if final else t.max_batches_per_epoch,
         )
 
     def _make_evaluator(self, search_data: Any, config: Any):
@@ -621,7 +627,7 @@ class Session:
         finalists = ok[: f.top_k]
         if not finalists:
             return
-        config = self._train_config(final=True)
+        config = train_config(self.profile, final=True)
         self.publish(
             ev.FinalStarted(candidate_ids=[r["candidate_id"] for r in finalists], epochs=f.epochs, seeds=list(f.seeds))
         )
