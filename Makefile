@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# 130: quit or stopped with a checkpoint (resumable), not an error for make.
 run: $(STAMP)
-	$(VENV)/bin/nas3d-tui
+	$(VENV)/bin/nas3d-tui || [ $$? -eq 130 ]
 
 test: $(STAMP)
 	$(PY) -m pytest
