@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 from .events import CandidateFinished, Event, FinalResult
 from .rundir import atomic_write_text
 
-__all__ = ["Row", "Leaderboard", "export", "EXPORT_FORMATS", "ROW_FIELDS", "SORT_KEYS"]
+__all__ = ["Row", "Leaderboard", "export", "rank_order", "EXPORT_FORMATS", "ROW_FIELDS", "SORT_KEYS"]
 
 EXPORT_FORMATS = ("csv", "json", "md")
 
@@ -167,7 +167,7 @@ class Leaderboard:
             raise ValueError(f"unknown sort_by {sort_by!r}; allowed: {', '.join(SORT_KEYS)}")
         ranked = sorted(
             (e for e in self._candidates.values() if e.status == "ok"),
-            key=lambda e: (-_num(e.fitness, -math.inf), _num(e.flops, math.inf), e.candidate_id),
+            key=lambda e: rank_order(e.fitness, e.flops, e.candidate_id),
         )
         hidden = set()
         if not include_duplicates:
@@ -221,6 +221,15 @@ class Leaderboard:
             test_acc=test_acc,
             final_seeds=len(finals),
         )
+
+
+def rank_order(fitness: float | None, flops: int | None, candidate_id: int) -> tuple:
+    """The leaderboard's order: fitness descending, then fewer FLOPs, then lower id.
+
+    The session picks its finalists with the same key, so the final phase
+    retrains exactly the leaderboard's top-k.
+    """
+    return (-_num(fitness, -math.inf), _num(flops, math.inf), candidate_id)
 
 
 def _num(value: float | int | None, missing: float) -> float:

@@ -27,6 +27,7 @@ from typing import Any
 from . import events as ev
 from .control import Control, StopRequested
 from .evaluator import Job, SequentialEvaluator, candidate_seed
+from .leaderboard import rank_order
 from .ode import ODE
 from .profile import Profile, load_profile
 from .rundir import RunDir, RunDirError, atomic_write_json
@@ -89,8 +90,8 @@ def new_run_dir(profile: Profile, output_dir: str | os.PathLike[str] | None = No
 
 
 def rank_key(rec: dict[str, Any]) -> tuple:
-    """Leaderboard order: fitness descending, fewer FLOPs, then lower id."""
-    return (-(rec.get("fitness") or 0.0), rec.get("flops") or 0, rec["candidate_id"])
+    """A candidate record's place in the leaderboard (``engine.leaderboard.rank_order``)."""
+    return rank_order(rec.get("fitness"), rec.get("flops"), rec["candidate_id"])
 
 
 def train_config(profile: Profile, final: bool = False):
