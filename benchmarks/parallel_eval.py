@@ -12,7 +12,10 @@ Backends, each on the same jobs:
 
 - ``sequential``: ``SequentialEvaluator`` in this process (torch's default
   thread count: what ``workers = 1`` gives a user);
-- ``local``: ``LocalPoolEvaluator`` with ``--workers`` processes;
+- ``threads``: ``ThreadEvaluator``, ``--workers`` x ``--per-gpu`` threads in
+  this process, one CUDA stream each (the default on CUDA);
+- ``processes``: ``LocalPoolEvaluator`` with ``--workers`` x ``--per-gpu``
+  processes (the default on the CPU);
 - ``ray``: ``RayEvaluator`` on a local Ray instance (skipped when Ray is not
   installed).
 
@@ -30,10 +33,14 @@ Fitness: on the CPU the torch thread count changes the float summation order,
 so the sequential figures (default threads) may differ slightly from the
 workers' (``cores // workers`` threads); ``same`` counts equal fitnesses.
 
+On CUDA the candidates train as a search trains them by default (cuDNN
+autotuning off, bf16 as ``training.amp`` says; ``--amp`` overrides) and the
+device is warmed up once before anything is timed.
+
 Usage: python benchmarks/parallel_eval.py [--population 8] [--epochs 1]
        [--batches 1] [--fraction 0.25] [--workers 2] [--per-gpu 1]
-       [--device cpu|cuda] [--backends sequential,local,ray] [--seed 42]
-       [--repeats 2]
+       [--device cpu|cuda] [--backends sequential,threads,processes,ray]
+       [--amp profile|true|false|auto] [--seed 42] [--repeats 2]
 """
 from __future__ import annotations
 
@@ -56,7 +63,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")
     ap.add_argument("--per-gpu", type=int, default=1, help="candidates per GPU (CUDA only)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    ap.add_argument("--backends", default="sequential,local,ray", help="comma-separated (default: all three)")
+    ap.add_argument("--backends", default="sequential,threads,processes,ray", help="comma-separated (default: all four)")
+    ap.add_argument("--amp", default="profile", help="training.amp for the candidates: profile (default), true, false, auto")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds per backend, interleaved; best counts (default 2)")
     ap.add_argument("--profile", default="quick")
@@ -64,12 +72,14 @@ def main() -> int:
 
     import torch
 
-    from engine.data import load_dataset
-    from engine.evaluator import Job, SequentialEvaluator, candidate_seed
+    from engine.executors import Callbacks, Job, TrainSpec, available_cores, candidate_seed, plan_workers
+    from engine.executors.pool import LocalPoolEvaluator
+    from engine.executors.sequential import SequentialEvaluator
+    from engine.executors.threads import ThreadEvaluator
     from engine.ode import ODE
-    from engine.parallel import LocalPoolEvaluator, available_cores
     from engine.profile import load_profile
-    from engine.session import _space_of, resolve_device, train_config
+    from engine.session import load_data, resolve_device, space_of
+    from engine.training import warm_up
 
     overrides = [
         f"run.seed={args.seed}",
@@ -81,9 +91,11 @@ def main() -> int:
     ]
     if args.fraction is not None:
         overrides.append(f"data.search_fraction={args.fraction}")
+    if args.amp != "profile":
+        overrides.append(f"training.amp={args.amp if args.amp in ('true', 'false') else repr(args.amp)}")
     profile = load_profile(args.profile, overrides)
     device = resolve_device(profile.run.device)
-    space = _space_of(profile)
+    space = space_of(profile)
     ode = ODE(dim=space.dim, population=args.population, seed=args.seed, key_fn=space.key_of)
     batch = ode.ask()
     jobs = []
@@ -92,37 +104,39 @@ def main() -> int:
         if g.feasible:
             cid = batch.first_id + i
             jobs.append(Job(candidate_id=cid, genotype=g, seed=candidate_seed(args.seed, cid)))
-    config = train_config(profile)  # as the session trains (run.seed = --seed)
-    data = load_dataset(profile.data.dataset, profile.data.size, profile.data.root, device=device)
+    spec = TrainSpec(profile.training, profile.search.fitness)  # as the session trains them
+    data = load_data(profile, device)
     search = data.search_subset(profile.data.search_fraction, args.seed)
+    warmed = warm_up(device)
+    card = f", {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else ""
     print(
         f"{len(jobs)} candidates (ODE init batch, seed {args.seed}, {args.profile} space) on {profile.data.dataset} "
-        f"search subset: train {len(search.train)}, val {len(search.val)}; epochs {config.epochs}, "
-        f"batches/epoch {config.max_batches_per_epoch or 'all'}, batch {config.batch_size}; device {device}, "
-        f"{available_cores()} cores, torch {torch.__version__}"
+        f"search subset: train {len(search.train)}, val {len(search.val)}; epochs {profile.training.epochs}, "
+        f"batches/epoch {profile.training.max_batches_per_epoch or 'all'}, batch {profile.training.batch_size}, "
+        f"amp {profile.training.amp}; device {device}{card} (warm-up {warmed:.1f} s), {available_cores()} cores, "
+        f"torch {torch.__version__}"
     )
 
-    ignore = lambda *a: None  # noqa: E731
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
+    cuda = torch.cuda.device_count() if device.startswith("cuda") else 0
+    slots = plan_workers(device, args.workers, args.per_gpu, profile.run.device, cuda_devices=cuda)
     backends: list[tuple[str, object, float, str]] = []  # name, evaluator, startup seconds, threads
     if "sequential" in wanted:
-        backends.append(("sequential", SequentialEvaluator(search, config, device), 0.0, str(torch.get_num_threads())))
-    if "local" in wanted:
-        pool = LocalPoolEvaluator(
-            search, config, device, workers=args.workers, per_gpu=args.per_gpu, run_device=profile.run.device
-        )
-        backends.append((f"local x{len(pool.slots)}", pool, pool.warm_up(), "/".join(str(s.threads) for s in pool.slots)))
+        backends.append(("sequential", SequentialEvaluator(search, spec, device), 0.0, str(torch.get_num_threads())))
+    if "threads" in wanted:
+        backends.append((f"threads x{len(slots)}", ThreadEvaluator(search, spec, slots=slots), 0.0, str(torch.get_num_threads())))
+    if "processes" in wanted:
+        pool = LocalPoolEvaluator(search, spec, slots=slots)
+        backends.append((f"processes x{len(slots)}", pool, pool.warm_up(), "/".join(str(s.threads) for s in slots)))
     if "ray" in wanted:
         try:
             import ray  # noqa: F401
         except ImportError:
             print("ray        skipped: Ray is not installed (pip install 'nas3d-tui[ray]')")
         else:
-            from engine.ray_backend import RayEvaluator
+            from engine.executors.ray import RayEvaluator
 
-            rev = RayEvaluator(
-                search, config, device, workers=args.workers, per_gpu=args.per_gpu, use_gpus=device != "cpu"
-            )
+            rev = RayEvaluator(search, spec, workers=args.workers, per_gpu=args.per_gpu, use_gpus=device != "cpu")
             backends.append((f"ray x{rev.max_in_flight}", rev, rev.warm_up(), "1"))
 
     walls: dict[str, list[float]] = {name: [] for name, *_ in backends}
@@ -140,7 +154,7 @@ def main() -> int:
                         not_ok.append(job.candidate_id)
 
                 t0 = time.perf_counter()
-                evaluator.evaluate(jobs, ignore, ignore, on_done)
+                evaluator.evaluate(jobs, Callbacks(lambda *a: None, lambda *a: None, on_done))
                 walls[name].append(time.perf_counter() - t0)
                 fitness.setdefault(name, got)
                 bad[name] = max(bad.get(name, 0), len(not_ok))

@@ -3,9 +3,11 @@
 Trains the published AdrenalMNIST3D genotype (search candidate 90) on the real
 AdrenalMNIST3D 28^3 training split for the same number of batches with
 
-(a) the project's trainer path (``engine.train``'s epoch loop): data resident
-    as tensors, batches by indexing a permutation, ``channels_last_3d`` model
-    and inputs, the loss accumulated on the device (one host sync per epoch);
+(a) the project's trainer path (``engine.training.Fitter``'s epoch): data
+    resident as tensors, batches by indexing a permutation, ``channels_last_3d``
+    model and inputs, the loss accumulated on the device (one host sync per
+    epoch), cuDNN autotuning off and bf16 autocast as the search trains on
+    CUDA (``--amp``);
 (b) a plain PyTorch baseline doing what the published code does:
     ``medmnist.AdrenalMNIST3D(split="train", root=..., transform=...)``, a
     ``DataLoader`` (batch 128, shuffle), the default memory layout and a
@@ -17,11 +19,12 @@ for each and, as the last line, ``speedup: X.XX`` (median over repeats of the ra
 a / b measured back to back). Default runtime on two idle CPU cores: about 1.5 min.
 
 Usage: python benchmarks/train_throughput.py [--batches N] [--repeats R]
-       [--device cpu|cuda] [--reference PATH] [--root DIR] [--threads T]
+       [--device cpu|cuda] [--amp auto|on|off] [--reference PATH] [--root DIR] [--threads T]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -39,8 +42,9 @@ from torch import nn  # noqa: E402
 from engine.control import Control  # noqa: E402
 from engine.data import bundled_path, load_dataset  # noqa: E402
 from engine.model import build_network  # noqa: E402
+from engine.profile import TrainingConfig  # noqa: E402
 from engine.space import SearchSpace  # noqa: E402
-from engine.train import TrainConfig, _Fitter, _PeakMemory  # noqa: E402
+from engine.training import Fitter, PeakMemory, prepare_device  # noqa: E402
 
 REFERENCE = "adrenalmnist3d_model90.json"
 
@@ -103,15 +107,16 @@ def run_baseline(genotype, root: Path, batches: int, batch_size: int, device: to
     return seen / (time.perf_counter() - start)
 
 
-def run_project(genotype, data, batches: int, batch_size: int, device: torch.device, seed: int) -> float:
-    """Samples/s of ``engine.train``'s epoch loop over ``batches`` batches (after a warm-up batch)."""
-    config = TrainConfig(batch_size=batch_size, seed=seed, channels_last=True)
-    fitter = _Fitter(make_net(genotype, seed), data, config, device)
-    memory = _PeakMemory(device)
+def run_project(genotype, data, batches: int, batch_size: int, device: torch.device, seed: int, amp: bool) -> float:
+    """Samples/s of the trainer's epoch loop over ``batches`` batches (after a warm-up batch)."""
+    config = TrainingConfig(batch_size=batch_size, channels_last=True)
+    prepare_device(device, config.cudnn_benchmark)
+    fitter = Fitter(make_net(genotype, seed), data, config, device, seed, amp=amp)
+    memory = PeakMemory(device)
     control = Control()
     per_epoch = -(-len(data.train) // batch_size)
     # warm-up batch (allocator, first-call kernel choice), as for the baseline
-    fitter.config = TrainConfig(batch_size=batch_size, seed=seed, max_batches_per_epoch=1)
+    fitter.config = dataclasses.replace(config, max_batches_per_epoch=1)
     fitter.train_epoch(data.train, control, memory)
     seen = 0
     left = batches
@@ -120,7 +125,7 @@ def run_project(genotype, data, batches: int, batch_size: int, device: torch.dev
     start = time.perf_counter()
     while left > 0:
         take = min(left, per_epoch)
-        fitter.config = TrainConfig(batch_size=batch_size, seed=seed, max_batches_per_epoch=take)
+        fitter.config = dataclasses.replace(config, max_batches_per_epoch=take)
         fitter.train_epoch(data.train, control, memory)  # syncs once at its end
         seen += min(take * batch_size, len(data.train))
         left -= take
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="alternating measurements of each loop (default 3)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                        help="bf16 autocast for the project's loop: auto = as the default profile trains search "
+                             "candidates on this device (never on the CPU)")
     parser.add_argument("--reference", default=None, help=f"path of {REFERENCE} (default: ../shared/reference, then tests/fixtures/reference)")
     parser.add_argument("--root", default=None, help="directory holding adrenalmnist3d.npz (default: the bundled file)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -142,15 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    if args.amp == "auto":
+        amp = TrainingConfig().uses_amp(final=False, device_type=device.type)
+    else:
+        amp = args.amp == "on" and device.type == "cuda"
     reference = json.loads(find_reference(args.reference).read_text())
     genotype = SearchSpace().decode(reference["chromosome"])
     root = Path(args.root) if args.root else bundled_path().parent
     data = load_dataset("adrenalmnist3d", 28, root=str(root) if args.root else "", device=device)
 
     print(f"genotype {genotype.compact}  device {device}  threads {torch.get_num_threads()}  "
-          f"batches {args.batches} x {args.batch_size}  repeats {args.repeats}  torch {torch.__version__}")
+          f"batches {args.batches} x {args.batch_size}  repeats {args.repeats}  bf16 {amp}  torch {torch.__version__}")
+    if device.type == "cuda":
+        print(f"card {torch.cuda.get_device_name(device)}")
     project: list[float] = []
     baseline: list[float] = []
     for r in range(args.repeats):
@@ -160,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 rate = run_baseline(genotype, root, args.batches, args.batch_size, device, args.seed)
                 baseline.append(rate)
             else:
-                rate = run_project(genotype, data, args.batches, args.batch_size, device, args.seed)
+                rate = run_project(genotype, data, args.batches, args.batch_size, device, args.seed, amp)
                 project.append(rate)
             print(f"  repeat {r + 1}: {which:<8} {rate:8.1f} samples/s", flush=True)
     p, b = statistics.median(project), statistics.median(baseline)

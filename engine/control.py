@@ -1,10 +1,14 @@
 """Pause / resume / stop commands for a running search.
 
 ``Control`` is shared by the thread that issues commands (dashboard, signal
-handler) and the engine thread that checks them at safe points (every batch
-boundary). A run started headless in another process is steered through a
-small file, ``RUN_DIR/control.json``, which ``Control`` polls cheaply; the
-dashboard in ``attach`` mode writes it with ``write_command``.
+handler) and the engine threads that obey them at safe points (every batch
+boundary). A command only sets a flag; the engine reports what actually
+happened: ``on_change("paused")`` fires when training has stopped at a batch
+boundary (not when ``p`` was pressed), ``"resumed"`` when it continues, and
+``"stop"`` when a stop was asked for. A run started headless in another
+process is steered through a small file, ``RUN_DIR/control.json``, which
+``Control`` polls cheaply; the dashboard in ``attach`` mode writes it with
+``write_command``.
 
 No torch, no UI imports.
 """
@@ -17,13 +21,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .errors import StopRequested
+
 __all__ = ["Control", "StopRequested", "write_command", "read_command"]
 
 CONTROL_FILE = "control.json"
-
-
-class StopRequested(Exception):
-    """Raised at a batch boundary when a stop was asked for; nothing half-written remains."""
 
 
 def write_command(run_dir: str | os.PathLike[str], command: str) -> None:
@@ -51,8 +53,9 @@ class Control:
     Args:
         run_dir: when given, commands written to ``run_dir/control.json`` after
             this object was created are obeyed (polled at most every ``poll`` s).
-        on_change: called with ``"paused"``, ``"resumed"`` or ``"stop"`` when the
-            state actually changes (the session publishes events from it).
+        on_change: called with ``"paused"`` (the engine stopped at a batch
+            boundary), ``"resumed"`` (it goes on) or ``"stop"`` (a stop was
+            asked for); the session publishes events from it.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Control:
         self._poll = poll
         self._last_poll = 0.0
         self._seen_ts = time.time()
+        self._halted = False  # the engine is actually waiting at a batch boundary
         self.on_change = on_change
 
     def watch(self, run_dir: str | os.PathLike[str]) -> None:
@@ -81,9 +85,6 @@ class Control:
 
     def resume(self) -> None:
         self._set(paused=False)
-
-    def toggle_pause(self) -> None:
-        self._set(paused=not self._paused)
 
     def stop(self) -> None:
         with self._cond:
@@ -100,7 +101,6 @@ class Control:
                 return
             self._paused = paused
             self._cond.notify_all()
-        self._emit("paused" if paused else "resumed")
 
     def _emit(self, what: str) -> None:
         if self.on_change is not None:
@@ -114,6 +114,10 @@ class Control:
     @property
     def stopped(self) -> bool:
         return self._stop
+
+    def poll(self) -> None:
+        """Obey a command written to the run directory's control file since the last look."""
+        self._poll_file()
 
     def _poll_file(self) -> None:
         if self._run_dir is None:
@@ -129,23 +133,41 @@ class Control:
         {"pause": self.pause, "resume": self.resume, "stop": self.stop}.get(cmd[0], lambda: None)()
 
     # -- engine side ------------------------------------------------------------
+    def halted(self) -> None:
+        """The engine now waits at a batch boundary: report ``paused`` (once)."""
+        with self._cond:
+            if self._halted:
+                return
+            self._halted = True
+        self._emit("paused")
+
+    def running(self) -> None:
+        """The engine goes on after a pause: report ``resumed`` (once)."""
+        with self._cond:
+            if not self._halted:
+                return
+            self._halted = False
+        self._emit("resumed")
+
     def checkpoint(self) -> None:
         """Called by the engine at every batch boundary: blocks while paused, raises on stop.
+
+        The first engine thread that blocks reports ``paused``; leaving the
+        pause reports ``resumed``.
 
         Raises:
             StopRequested: a stop was asked for.
         """
         self._poll_file()
-        if self._paused:
+        if self._paused and not self._stop:
+            self.halted()
             with self._cond:
                 while self._paused and not self._stop:
                     self._cond.wait(timeout=self._poll)
                     self._poll_file()  # the condition's lock is re-entrant
+            if self._stop:
+                self._halted = False  # stopping, not resuming: the stop is what gets reported
+            else:
+                self.running()
         if self._stop:
             raise StopRequested()
-
-    def sleep(self, seconds: float) -> bool:
-        """Wait up to ``seconds`` or until stop; returns True when stopped."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._stop, timeout=seconds)
-        return self._stop

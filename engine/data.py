@@ -1,10 +1,11 @@
-"""MedMNIST3D data: offline npz loading, resident tensors, search subsets, batching.
+"""Datasets on the device: MedMNIST3D and own files, resident tensors, search subsets, batching.
 
 This module owns where the six MedMNIST3D datasets come from (a root holding
 ``<flag>.npz`` / ``<flag>_64.npz``, the AdrenalMNIST3D 28^3 file bundled in
-``nas3d_tui/data``, or medmnist's own root and downloader), how they become
-tensors (uint8 / 255 as float32, ``N x 1 x S x S x S``, loaded once onto the
-target device), the seeded search subset, and batching by indexing a
+``nas3d_tui/data``, or medmnist's own root and downloader), how a checked
+dataset file (``engine.datafile``: MedMNIST's or a user's own) becomes
+tensors (uint8 / 255 or float as stored, ``N x C x D x H x W``, loaded once onto
+the target device), the seeded search subset, and batching by indexing a
 permutation on the device -- no per-sample Python work anywhere.
 
 It must not know about models, training or the search, and it does not go
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from .catalog import DATASETS, SIZES, DatasetInfo, file_name
+from .datafile import DataFile, DataFileError, read_datafile
 
 __all__ = [
     "DATASETS",
@@ -35,61 +38,17 @@ __all__ = [
     "dataset_path",
     "bundled_path",
     "load_dataset",
+    "load_datafile",
     "iterate_batches",
 ]
 
 SPLITS = ("train", "val", "test")
-SIZES = (28, 64)
 BUNDLED_FLAG = "adrenalmnist3d"
 
 
-class DataError(ValueError):
-    """A dataset cannot be used; the message is one line meant for the user."""
+DataError = DataFileError  # a dataset cannot be used; the message is one line meant for the user
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the engine needs to know about a MedMNIST3D dataset (from ``medmnist.INFO``)."""
-
-    flag: str
-    python_class: str
-    task: str
-    num_classes: int
-    labels: tuple[str, ...]
-    n_samples: dict
-    urls: dict  # size -> download URL
-    md5: dict  # size -> MD5 of the npz
-
-
-def _build_datasets() -> dict[str, DatasetInfo]:
-    from medmnist import INFO
-
-    out: dict[str, DatasetInfo] = {}
-    for flag in (
-        "organmnist3d",
-        "nodulemnist3d",
-        "adrenalmnist3d",
-        "fracturemnist3d",
-        "vesselmnist3d",
-        "synapsemnist3d",
-    ):
-        info = INFO[flag]
-        labels = info["label"]
-        names = tuple(labels[k] for k in sorted(labels, key=int))
-        out[flag] = DatasetInfo(
-            flag=flag,
-            python_class=info["python_class"],
-            task=info["task"],
-            num_classes=len(names),
-            labels=names,
-            n_samples=dict(info["n_samples"]),
-            urls={28: info.get("url", ""), 64: info.get("url_64", "")},
-            md5={28: info.get("MD5", ""), 64: info.get("MD5_64", "")},
-        )
-    return out
-
-
-DATASETS: dict[str, DatasetInfo] = _build_datasets()
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,15 +74,18 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A MedMNIST3D dataset with its three splits resident on ``device``.
+    """A dataset with its three splits resident on ``device``.
 
     Attributes:
-        flag: medmnist flag (``adrenalmnist3d``, ...).
-        size: edge length S of the volumes (28 or 64).
+        flag: medmnist flag (``adrenalmnist3d``, ...) or, for an own file, its name.
+        size: the largest edge of the volumes (28 or 64 for MedMNIST3D).
         task: ``binary-class`` or ``multi-class``.
         num_classes: number of classes.
         path: the npz file it was read from.
         train, val, test: the splits.
+        class_names: names by class index (empty when unknown).
+        scaling: how stored voxels became inputs (``divide-255`` or ``none``).
+        source: how an own file was made (e.g. the NIfTI import's settings).
     """
 
     flag: str
@@ -134,10 +96,23 @@ class Dataset:
     train: Split
     val: Split
     test: Split
+    class_names: tuple = ()
+    scaling: str = "divide-255"
+    source: dict = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
         return self.train.x.device
+
+    @property
+    def channels(self) -> int:
+        """C of the ``N x C x D x H x W`` inputs."""
+        return int(self.train.x.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(D, H, W)`` of one volume."""
+        return tuple(int(d) for d in self.train.x.shape[2:])  # type: ignore[return-value]
 
     def split(self, name: str) -> Split:
         """The split called ``name`` (train / val / test)."""
@@ -188,12 +163,9 @@ def bundled_path() -> Path:
 
 
 def _default_root() -> Path:
-    try:
-        from medmnist.info import DEFAULT_ROOT
-
-        return Path(DEFAULT_ROOT)
-    except ImportError:  # pragma: no cover - medmnist is a dependency
-        return Path.home() / ".medmnist"
+    """medmnist's default root, ``~/.medmnist``, computed without importing medmnist
+    (which creates the folder on import and warns when it cannot)."""
+    return Path(os.path.expanduser("~")) / ".medmnist"
 
 
 def _check_flag_size(flag: str, size: int) -> DatasetInfo:
@@ -215,7 +187,7 @@ def dataset_path(flag: str, size: int = 28, root: str | os.PathLike[str] = "") -
         DataError: unknown dataset or size.
     """
     _check_flag_size(flag, size)
-    name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+    name = file_name(flag, size)
     if str(root):
         return Path(root).expanduser() / name
     if flag == BUNDLED_FLAG and size == 28:
@@ -224,9 +196,13 @@ def dataset_path(flag: str, size: int = 28, root: str | os.PathLike[str] = "") -
 
 
 def _download(info: DatasetInfo, size: int, root: Path) -> None:
-    import medmnist
+    import warnings
 
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # medmnist warns on import when ~ is not writable
+            import medmnist
+
         root.mkdir(parents=True, exist_ok=True)
         cls = getattr(medmnist, info.python_class)
         cls(split="train", download=True, root=str(root), size=size)
@@ -234,60 +210,32 @@ def _download(info: DatasetInfo, size: int, root: Path) -> None:
         first = " ".join(str(exc).split())[:200]
         raise DataError(
             f"download of {info.flag} (size {size}) into {root} failed: {first or type(exc).__name__}"
-            f"; put the file from {info.urls.get(size) or 'zenodo'} there instead"
+            f"; put the file from {info.url(size)} there instead"
         ) from None
 
 
-def _read_npz(path: Path, info: DatasetInfo, size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path} is not a readable MedMNIST npz file: {type(exc).__name__}") from None
-    with npz:
-        keys = set(npz.files)
-        need = {f"{s}_{k}" for s in SPLITS for k in ("images", "labels")}
-        missing = sorted(need - keys)
-        if missing:
-            raise DataError(f"{path} is not a MedMNIST npz file: missing {', '.join(missing)}")
-        out = {}
-        for s in SPLITS:
-            try:
-                images = npz[f"{s}_images"]
-                labels = npz[f"{s}_labels"]
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-                raise DataError(f"{path}: cannot read {s} arrays ({type(exc).__name__})") from None
-            want = (size, size, size)
-            if images.ndim != 4 or tuple(images.shape[1:]) != want:
-                raise DataError(
-                    f"{path}: {s}_images has shape {tuple(images.shape)}, expected (N, {size}, {size}, {size})"
-                )
-            if images.dtype != np.uint8:
-                raise DataError(f"{path}: {s}_images has dtype {images.dtype}, expected uint8")
-            if labels.ndim == 2 and labels.shape[1] == 1:
-                labels = labels[:, 0]
-            if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-                raise DataError(
-                    f"{path}: {s}_labels has shape {tuple(npz[f'{s}_labels'].shape)}, "
-                    f"expected ({images.shape[0]}, 1)"
-                )
-            if not np.issubdtype(labels.dtype, np.integer):
-                raise DataError(f"{path}: {s}_labels has dtype {labels.dtype}, expected integers")
-            if images.shape[0] == 0:
-                raise DataError(f"{path}: the {s} split is empty")
-            if labels.min() < 0 or labels.max() >= info.num_classes:
-                raise DataError(
-                    f"{path}: {s}_labels outside 0..{info.num_classes - 1} for {info.flag}"
-                )
-            out[s] = (images, labels)
-    return out
+def _resident(df: DataFile, flag: str, device: torch.device, class_names: tuple[str, ...] = ()) -> Dataset:
+    """The checked file's splits as tensors on ``device``."""
+    splits = {s: _to_split(df.splits[s].images, df.splits[s].labels, device) for s in SPLITS}
+    return Dataset(
+        flag=flag,
+        size=max(df.shape),
+        task=df.task,
+        num_classes=df.num_classes,
+        path=df.path,
+        class_names=tuple(df.class_names) or tuple(class_names),
+        scaling=df.scaling,
+        source=dict(df.source),
+        **splits,
+    )
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Split:
-    # Copy the uint8 volumes (4x smaller than float32) and convert on the device.
-    # float32(x) / 255 equals medmnist's float64 x / 255.0 rounded to float32 for
+    # uint8 volumes are copied as uint8 (4x smaller than float32) and converted on the
+    # device. float32(x) / 255 equals medmnist's float64 x / 255.0 rounded to float32 for
     # every uint8 value, so inputs are bit-identical to the published pipeline.
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    x = x.unsqueeze(1).to(torch.float32).div_(255.0)
+    x = x.to(torch.float32).div_(255.0) if images.dtype == np.uint8 else x.to(torch.float32)
     y = torch.from_numpy(labels.astype(np.int64)).to(device)
     return Split(x=x, y=y)
 
@@ -320,25 +268,37 @@ def load_dataset(
     """
     info = _check_flag_size(flag, size)
     path = dataset_path(flag, size, root)
-    if not path.is_file() and download:
+    if not _is_file(path) and download:
         _download(info, size, path.parent)
-    if not path.is_file():
+    if not _is_file(path):
         where = f"--set data.root=DIR with {path.name} in DIR"
         raise DataError(
             f"dataset file not found: {path}; get it with --set data.download=true (needs network), "
-            f"or download {info.urls.get(size) or path.name} and use {where}"
+            f"or download {info.url(size)} and use {where}"
         )
-    arrays = _read_npz(path, info, size)
-    dev = torch.device(device)
-    splits = {s: _to_split(*arrays[s], dev) for s in SPLITS}
-    return Dataset(
-        flag=flag,
-        size=size,
-        task=info.task,
-        num_classes=info.num_classes,
-        path=str(path),
-        **splits,
-    )
+    df = read_datafile(path, expect_shape=(size, size, size), expect_channels=1, num_classes=info.num_classes)
+    return _resident(df, flag, torch.device(device), class_names=info.labels)
+
+
+def load_datafile(path: str | os.PathLike[str], device: str | torch.device = "cpu", min_size: int = 1) -> Dataset:
+    """Load an own dataset file (MedMNIST's npz layout; ``data.path``) resident on ``device``.
+
+    Its classes, channels, volume shape and scaling come from the file
+    (``engine.datafile.read_datafile``); its name is the file's stem.
+
+    Raises:
+        DataError: the file is missing or fails a check (one line naming the array and the problem).
+    """
+    p = Path(path).expanduser()
+    df = read_datafile(p, min_size=min_size)
+    return _resident(df, p.stem, torch.device(device))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise DataError(f"{path}: {exc.strerror or exc}") from None
 
 
 def iterate_batches(

@@ -14,9 +14,13 @@ import json
 import os
 import threading
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
+
+from .errors import CorruptFileError, RunDirError
+from .records import CandidateRecord
 
 __all__ = [
     "Event",
@@ -27,9 +31,12 @@ __all__ = [
     "GenerationFinished",
     "Jump",
     "ResourceSample",
+    "WarmupStarted",
+    "WarmupFinished",
+    "TrainingResumed",
     "Paused",
     "Resumed",
-    "StopRequested",
+    "Stopping",
     "CheckpointSaved",
     "FinalStarted",
     "FinalResult",
@@ -116,28 +123,42 @@ class EpochFinished(Event):
 
 @dataclass(frozen=True)
 class CandidateFinished(Event):
-    """A candidate has a result: ok / infeasible / duplicate / oom / failed."""
+    """A candidate has a result (ok / infeasible / duplicate / oom / failed): its ``CandidateRecord``.
+
+    The record's fields read as the event's own (``event.fitness``); in the
+    journal they are written flat, beside ``budget`` (the epochs' history stays
+    in the run directory's record file).
+    """
 
     kind: ClassVar[str] = "candidate_finished"
-    candidate_id: int
-    generation: int
-    phase: str
-    key: str
-    genotype: dict
-    status: str
-    fitness: float | None = None
-    val_acc: float | None = None
-    val_auc: float | None = None
-    params: int | None = None
-    flops: int | None = None
-    epochs: int = 0
-    seconds: float = 0.0
-    peak_memory_mb: float | None = None
-    error: str | None = None
-    worker: str = "local"
-    trained: int = 0
+    record: CandidateRecord
     budget: int = 0
-    duplicate_of: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "record":
+            raise AttributeError(name)
+        try:
+            return getattr(self.record, name)
+        except AttributeError:
+            raise AttributeError(f"CandidateFinished has no field {name!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.record.to_dict(history=False)
+        d.update(budget=self.budget, ts=self.ts, kind=self.kind)
+        return d
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any]) -> "CandidateFinished":
+        budget = data.get("budget", 0)
+        if not (isinstance(budget, int) and not isinstance(budget, bool)):
+            raise ValueError(f"candidate_finished: budget = {budget!r} is not an integer")
+        try:
+            record = CandidateRecord.from_dict(
+                {k: v for k, v in data.items() if k not in ("budget", "ts", "kind")}, where="candidate_finished event"
+            )
+        except CorruptFileError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(record=record, budget=budget, ts=_ts(data))
 
 
 @dataclass(frozen=True)
@@ -180,8 +201,37 @@ class ResourceSample(Event):
 
 
 @dataclass(frozen=True)
+class WarmupStarted(Event):
+    """The device is being prepared (CUDA context, library loading) before the first candidate."""
+
+    kind: ClassVar[str] = "warmup_started"
+    device: str
+
+
+@dataclass(frozen=True)
+class WarmupFinished(Event):
+    """The device is ready; ``seconds`` the warm-up took."""
+
+    kind: ClassVar[str] = "warmup_finished"
+    device: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainingResumed(Event):
+    """A training continues from its per-epoch checkpoint after ``epoch`` finished epochs."""
+
+    kind: ClassVar[str] = "training_resumed"
+    candidate_id: int
+    epoch: int
+    max_epochs: int
+    phase: str = "search"  # search | final
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class Paused(Event):
-    """The run is paused at a batch boundary."""
+    """The engine stopped at a batch boundary and waits (published by the engine when it happens)."""
 
     kind: ClassVar[str] = "paused"
 
@@ -194,8 +244,8 @@ class Resumed(Event):
 
 
 @dataclass(frozen=True)
-class StopRequested(Event):
-    """A stop was asked for; the run will checkpoint and end."""
+class Stopping(Event):
+    """A stop was asked for; the run will checkpoint and end at the next batch boundary."""
 
     kind: ClassVar[str] = "stop_requested"
     source: str = "user"
@@ -279,9 +329,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         GenerationFinished,
         Jump,
         ResourceSample,
+        WarmupStarted,
+        WarmupFinished,
+        TrainingResumed,
         Paused,
         Resumed,
-        StopRequested,
+        Stopping,
         CheckpointSaved,
         FinalStarted,
         FinalResult,
@@ -292,20 +345,65 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+def _ts(data: dict[str, Any]) -> float:
+    ts = data.get("ts", 0.0)
+    if not (isinstance(ts, (int, float)) and not isinstance(ts, bool)):
+        raise ValueError(f"ts = {ts!r} is not a number")
+    return float(ts)
+
+
+_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list", dict: "an object"}
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is not None:
+        annotation = origin
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation in (str, list, dict):
+        return isinstance(value, annotation)
+    return True
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict`` output.
+    """Rebuild an event from ``to_dict`` output, checking every field's type.
 
     Unknown extra fields (written by a newer version) are ignored.
 
     Raises:
-        ValueError: unknown ``kind``.
+        ValueError: unknown ``kind``, a missing field, or a field of the wrong type
+            (``CorruptFileError``, a ValueError too, for a malformed candidate record).
     """
+    if not isinstance(data, dict):
+        raise ValueError(f"an event must be a JSON object, got {type(data).__name__}")
     kind = data.get("kind")
     cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
     if cls is None:
         raise ValueError(f"unknown event kind {kind!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    if cls is CandidateFinished:
+        return CandidateFinished.from_fields(data)
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{kind}: field {f.name!r} is missing")
+            continue
+        value = data[f.name]
+        if not _accepts(hints[f.name], value):
+            raise ValueError(f"{kind}: {f.name} = {value!r:.40} has the wrong type")
+        values[f.name] = float(value) if hints[f.name] is float and value is not None else value
+    return cls(**values)
 
 
 Subscriber = Callable[[Event], None]
@@ -377,23 +475,61 @@ class JournalSink:
                 self._fh.close()
 
 
+class _Torn(Exception):
+    """A line that is not JSON: the partial last write of a process that died."""
+
+
 def _parse_line(line: str) -> Event | None:
+    """The event of one journal line; None for a blank line or an event kind from a newer version.
+
+    Raises:
+        _Torn: the line is not JSON (a torn write).
+        ValueError: the line is JSON but not a valid event (corrupt).
+    """
     line = line.strip()
     if not line:
         return None
     try:
-        return event_from_dict(json.loads(line))
-    except (ValueError, TypeError):
-        return None  # a torn line from a crash, or an event from a newer version
+        data = json.loads(line)
+    except ValueError:
+        raise _Torn() from None
+    if isinstance(data, dict) and data.get("kind") not in EVENT_TYPES and isinstance(data.get("kind"), str):
+        return None  # written by a newer version: not ours to judge
+    return event_from_dict(data)
 
 
-def read_journal(path: str | os.PathLike[str]) -> list[Event]:
-    """All readable events of a journal, in order; torn or unknown lines are skipped."""
+def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Event]:
+    """The events of a journal, in order.
+
+    Lines that are not JSON -- the torn last write of a process that was
+    killed -- are skipped, and so are event kinds from a newer version. A line
+    that is JSON but not a valid event is corrupt: skipped too unless
+    ``strict`` (export, report and resume use strict reads).
+
+    Raises:
+        CorruptFileError: ``strict`` and a line is a malformed event (names the line).
+        RunDirError: the journal cannot be read (a directory, no permission, ...).
+    """
     p = Path(path)
-    if not p.exists():
-        return []
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        return [e for e in (_parse_line(line) for line in fh) if e is not None]
+    events: list[Event] = []
+    try:
+        if not p.exists():
+            return []
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                try:
+                    event = _parse_line(line)
+                except _Torn:
+                    continue
+                except (ValueError, TypeError, CorruptFileError) as exc:
+                    if strict:
+                        raise CorruptFileError(f"{p} line {n} is corrupt: {exc}") from None
+                    continue
+                if event is not None:
+                    events.append(event)
+    except OSError as exc:
+        raise RunDirError(f"cannot read {p}: {exc.strerror or exc}") from None
+    return events
 
 
 def tail_journal(
@@ -424,7 +560,10 @@ def tail_journal(
             buf += chunk
             *lines, buf = buf.split("\n")
             for line in lines:
-                ev = _parse_line(line)
+                try:
+                    ev = _parse_line(line)
+                except (_Torn, ValueError, TypeError, CorruptFileError):
+                    continue  # a watcher shows what it can
                 if ev is not None:
                     yield ev
         else:

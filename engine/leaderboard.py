@@ -1,15 +1,19 @@
-"""The leaderboard of a run: ranking of finished candidates and its export.
+"""The leaderboard of a run: ranking of finished candidates, final test metrics, and export.
 
-This module owns how candidates are ranked and how the leaderboard is
-exported (csv / json / md). It is pure: it is rebuilt by folding events
-(``CandidateFinished`` and ``FinalResult``) in journal order, so the live
-dashboard, ``attach`` and ``nas3d-tui export`` all show the same table.
+This module owns the leaderboard's rows and how they are exported (csv /
+json / md). It is pure: it is rebuilt by folding events (``RunStarted`` for
+the tie-break setting, ``CandidateFinished`` and ``FinalResult``) in journal
+order, so the live dashboard, ``attach`` and ``nas3d-tui export`` all show the
+same table.
 
-Ranking: candidates with status ``ok`` by fitness (descending), ties broken by
-fewer FLOPs, then by lower candidate id. Candidates with any other status
-(infeasible / duplicate / oom / failed) come after, unranked. Duplicates
-(they reuse another candidate's result) and infeasible candidates (never
-trained) are left out of ``rows()`` unless asked for.
+Ranking is ``engine.records.rank_key`` (the one definition of "better"):
+candidates with status ``ok`` by fitness, exact ties broken by the run's
+``search.tie_break`` (validation AUC, then fewer FLOPs; or none), then by
+candidate id; the ``tie_break`` column says what decided a row's place below
+an equally fit one. Candidates with any other status come after, unranked.
+Duplicates (they reuse another candidate's result) and infeasible candidates
+(never trained) are left out of ``rows()`` unless asked for. Final results
+are summarised per finalist as mean ± standard deviation over seeds.
 
 It must not import torch or a UI library, and it does no I/O except the
 atomic file write of ``export(..., path=...)``.
@@ -17,52 +21,88 @@ atomic file write of ``export(..., path=...)``.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import math
 import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .events import CandidateFinished, Event, FinalResult
-from .rundir import atomic_write_text
+from .atomic import atomic_write_text
+from .events import CandidateFinished, Event, FinalResult, RunStarted
+from .records import CandidateRecord, rank_key
 
-__all__ = ["Row", "Leaderboard", "export", "rank_order", "EXPORT_FORMATS", "ROW_FIELDS", "SORT_KEYS"]
+__all__ = [
+    "Row",
+    "Leaderboard",
+    "export",
+    "compact_genotype",
+    "mean_std",
+    "EXPORT_FORMATS",
+    "ROW_FIELDS",
+    "SORT_KEYS",
+]
 
 EXPORT_FORMATS = ("csv", "json", "md")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One candidate on the leaderboard. Metrics are None when unknown.
+    """One candidate on the leaderboard: its record, its rank and its final test metrics.
 
-    ``rank`` is None for candidates whose status is not ``ok``; ``test_auc`` /
-    ``test_acc`` are None until a final result arrived (mean over seeds).
+    The record's fields read as the row's own (``row.fitness``). ``rank`` is
+    None for candidates whose status is not ``ok``; ``test_*`` are None until a
+    final result arrived (mean and sample standard deviation over seeds; the
+    standard deviation is None for a single seed). ``tie_break`` says what
+    placed this row below an equally fit row above it (``val_auc``,
+    ``flops`` or ``id``), empty otherwise.
     """
 
     rank: int | None
-    candidate_id: int
-    generation: int
-    phase: str
-    key: str
-    genotype: str
-    fitness: float | None
-    val_acc: float | None
-    val_auc: float | None
-    params: int | None
-    flops: int | None
-    epochs: int
-    seconds: float
-    status: str
-    worker: str
+    record: CandidateRecord
     test_auc: float | None = None
     test_acc: float | None = None
     final_seeds: int = 0
+    test_auc_std: float | None = None
+    test_acc_std: float | None = None
+    tie_break: str = ""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "record":
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+    @property
+    def genotype(self) -> str:  # the compact one-line form (the record keeps the full dict)
+        return compact_genotype(self.record.genotype, self.record.key or "")
 
 
-ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row))
+# Columns of the exports, in order (new columns are appended so old readers keep working).
+ROW_FIELDS = (
+    "rank",
+    "candidate_id",
+    "generation",
+    "phase",
+    "key",
+    "genotype",
+    "fitness",
+    "val_acc",
+    "val_auc",
+    "params",
+    "flops",
+    "epochs",
+    "seconds",
+    "status",
+    "worker",
+    "test_auc",
+    "test_acc",
+    "final_seeds",
+    "test_auc_std",
+    "test_acc_std",
+    "tie_break",
+)
 
 # sort key -> True when larger is better (sorted descending)
 SORT_KEYS: dict[str, bool] = {
@@ -111,17 +151,40 @@ def compact_genotype(genotype: dict | None, key: str = "") -> str:
     return " ".join(parts) if parts else key[:12]
 
 
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the finite values (std None for fewer than two)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return None, None
+    return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
+
+
+def _decided_by(above: CandidateRecord, row: CandidateRecord, tie_break: str) -> str:
+    """What placed ``row`` below ``above`` when their fitnesses are equal ('' otherwise)."""
+    if above.fitness != row.fitness:
+        return ""
+    if tie_break == "none":
+        return "id"
+    if above.val_auc != row.val_auc:
+        return "val_auc"
+    if above.flops != row.flops:
+        return "flops"
+    return "id"
+
+
 class Leaderboard:
     """Folds ``CandidateFinished`` and ``FinalResult`` events into ranked rows.
 
     A later ``CandidateFinished`` for the same candidate id replaces the
     earlier one, and a repeated ``FinalResult`` for the same (candidate,
     seed) replaces the earlier one, so replaying a journal (or a resumed
-    run's journal) is idempotent.
+    run's journal) is idempotent. The tie-break comes from the last
+    ``RunStarted`` (its profile's ``search.tie_break``).
     """
 
-    def __init__(self) -> None:
-        self._candidates: dict[int, CandidateFinished] = {}
+    def __init__(self, tie_break: str = "val_auc") -> None:
+        self.tie_break = tie_break
+        self._candidates: dict[int, CandidateRecord] = {}
         self._finals: dict[int, dict[int, FinalResult]] = {}
 
     @classmethod
@@ -135,15 +198,30 @@ class Leaderboard:
     def update(self, event: Event) -> bool:
         """Apply one event; returns True when the leaderboard changed (other kinds are ignored)."""
         if isinstance(event, CandidateFinished):
-            self._candidates[event.candidate_id] = event
+            self._candidates[event.record.candidate_id] = event.record
             return True
         if isinstance(event, FinalResult):
             self._finals.setdefault(event.candidate_id, {})[event.seed] = event
             return True
+        if isinstance(event, RunStarted):
+            search = event.profile.get("search", {}) if isinstance(event.profile, dict) else {}
+            tie_break = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
+            changed = tie_break != self.tie_break and tie_break in ("val_auc", "none")
+            if changed:
+                self.tie_break = tie_break
+            return changed
         return False
 
     def __len__(self) -> int:
         return len(self._candidates)
+
+    def records(self) -> list[CandidateRecord]:
+        """Every candidate's record, by id."""
+        return [self._candidates[c] for c in sorted(self._candidates)]
+
+    def finals(self, candidate_id: int) -> list[FinalResult]:
+        """The final results of one finalist, by seed."""
+        return [r for _, r in sorted(self._finals.get(candidate_id, {}).items())]
 
     def rows(
         self,
@@ -165,21 +243,21 @@ class Leaderboard:
         """
         if sort_by not in SORT_KEYS:
             raise ValueError(f"unknown sort_by {sort_by!r}; allowed: {', '.join(SORT_KEYS)}")
-        ranked = sorted(
-            (e for e in self._candidates.values() if e.status == "ok"),
-            key=lambda e: rank_order(e.fitness, e.flops, e.candidate_id),
-        )
+        ranked = sorted((r for r in self._candidates.values() if r.ok), key=lambda r: rank_key(r, self.tie_break))
         hidden = set()
         if not include_duplicates:
             hidden.add("duplicate")
         if not include_infeasible:
             hidden.add("infeasible")
         unranked = sorted(
-            (e for e in self._candidates.values() if e.status != "ok" and e.status not in hidden),
-            key=lambda e: e.candidate_id,
+            (r for r in self._candidates.values() if not r.ok and r.status not in hidden),
+            key=lambda r: r.candidate_id,
         )
-        rows = [self._row(e, i + 1) for i, e in enumerate(ranked)]
-        rows += [self._row(e, None) for e in unranked]
+        rows = [
+            self._row(r, i + 1, _decided_by(ranked[i - 1], r, self.tie_break) if i else "")
+            for i, r in enumerate(ranked)
+        ]
+        rows += [self._row(r, None, "") for r in unranked]
         if sort_by in ("fitness", "rank"):
             return rows
         descending = SORT_KEYS[sort_by]
@@ -197,51 +275,20 @@ class Leaderboard:
         rows = self.rows()
         return rows[0] if rows and rows[0].rank == 1 else None
 
-    def _row(self, e: CandidateFinished, rank: int | None) -> Row:
-        finals = self._finals.get(e.candidate_id, {})
-        test_auc = _mean([f.test_auc for f in finals.values()])
-        test_acc = _mean([f.test_acc for f in finals.values()])
+    def _row(self, record: CandidateRecord, rank: int | None, tie: str) -> Row:
+        finals = self._finals.get(record.candidate_id, {})
+        auc, auc_std = mean_std([f.test_auc for f in finals.values()])
+        acc, acc_std = mean_std([f.test_acc for f in finals.values()])
         return Row(
             rank=rank,
-            candidate_id=e.candidate_id,
-            generation=e.generation,
-            phase=e.phase,
-            key=e.key,
-            genotype=compact_genotype(e.genotype, e.key),
-            fitness=e.fitness,
-            val_acc=e.val_acc,
-            val_auc=e.val_auc,
-            params=e.params,
-            flops=e.flops,
-            epochs=e.epochs,
-            seconds=e.seconds,
-            status=e.status,
-            worker=e.worker,
-            test_auc=test_auc,
-            test_acc=test_acc,
+            record=record,
+            test_auc=auc,
+            test_acc=acc,
             final_seeds=len(finals),
+            test_auc_std=auc_std,
+            test_acc_std=acc_std,
+            tie_break=tie,
         )
-
-
-def rank_order(fitness: float | None, flops: int | None, candidate_id: int) -> tuple:
-    """The leaderboard's order: fitness descending, then fewer FLOPs, then lower id.
-
-    The session picks its finalists with the same key, so the final phase
-    retrains exactly the leaderboard's top-k.
-    """
-    return (-_num(fitness, -math.inf), _num(flops, math.inf), candidate_id)
-
-
-def _num(value: float | int | None, missing: float) -> float:
-    if value is None:
-        return missing
-    v = float(value)
-    return missing if math.isnan(v) else v
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return sum(finite) / len(finite) if finite else None
 
 
 # --------------------------------------------------------------------------
@@ -310,7 +357,7 @@ def export(rows: Sequence[Row], fmt: str, path: str | os.PathLike[str] | None = 
     return text
 
 
-_TEXT_FIELDS = {"phase", "key", "genotype", "status", "worker"}
+_TEXT_FIELDS = {"phase", "key", "genotype", "status", "worker", "tie_break"}
 
 
 def _numeric_field(name: str) -> bool:

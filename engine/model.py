@@ -7,6 +7,7 @@ data, training or the search.
 """
 from __future__ import annotations
 
+import threading
 from typing import Mapping
 
 import torch
@@ -14,7 +15,13 @@ from torch import nn
 
 from .space import OPERATIONS, Genotype
 
-__all__ = ["Cell", "Network", "build_network", "load_reference_weights", "make_operation"]
+__all__ = ["Cell", "Network", "build_network", "load_reference_weights", "make_operation", "INIT_LOCK"]
+
+# Building a network draws its initial weights from torch's global RNG. Whoever
+# seeds that RNG and then builds (the trainer), or builds while others may
+# (complexity counting in a background thread), holds this lock, so "same seed,
+# same network" holds with several threads.
+INIT_LOCK = threading.Lock()
 
 
 def make_operation(index: int, channels: int) -> nn.Sequential:

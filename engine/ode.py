@@ -22,6 +22,10 @@ Protocol::
         batch = ode.ask()            # Batch(phase, generation, vectors, first_id)
         ode.tell([evaluate(v) for v in batch.vectors])   # higher is better
 
+Tie-breaks: ``tell`` may carry, per vector, secondary values (validation AUC,
+then minus FLOPs, say) that decide between exactly equal fitnesses; without
+them ties go as in the paper.
+
 Sequence of batches: ``init`` (NP distinct feasible random vectors) →
 ``opposite`` (1 − x of those; the best NP of the 2·NP survive) → for
 g = 1, 2, …: ``trial`` (NP DE/rand/1/bin trials; a trial replaces its target
@@ -32,10 +36,12 @@ survive).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from . import strategy as st
+from .strategy import Batch, at_least_as_good, select_best
 
 __all__ = [
     "Batch",
@@ -49,59 +55,18 @@ __all__ = [
     "opposite",
     "generation_jump",
     "select_best",
+    "at_least_as_good",
 ]
 
 KeyFn = Callable[[np.ndarray], "str | None"]
 
-PHASES = ("init", "opposite", "trial", "jump")
+PHASES = ("init", "opposite", "trial", "jump")  # the ODE's batch phases, in order
 STATE_FORMAT = "nas3d-tui/ode/1"
 
 # Give up drawing the initial population after this many draws per individual:
 # a space (or key_fn) that yields almost nothing feasible is a configuration
 # error, not something to loop on forever.
 _MAX_INIT_DRAWS_PER_INDIVIDUAL = 10_000
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Vectors the ODE wants evaluated; answer with one fitness per vector.
-
-    Attributes:
-        phase: ``init`` | ``opposite`` | ``trial`` | ``jump``.
-        generation: 0 for init/opposite, g for the trial and jump batches of
-            generation g.
-        vectors: plain Python floats in [0, 1] (JSON-safe), ``dim`` per vector.
-        first_id: the proposal number of ``vectors[0]``; vector i is proposal
-            ``first_id + i``. Proposals are numbered 0, 1, 2, … over the run
-            (``ODE.population_ids`` uses the same numbers), so a caller that
-            numbers candidates in proposal order can map population members
-            back to its candidates.
-    """
-
-    phase: str
-    generation: int
-    vectors: list[list[float]]
-    first_id: int = 0
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "generation": self.generation,
-            "vectors": [list(v) for v in self.vectors],
-            "first_id": self.first_id,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Batch":
-        return cls(
-            phase=str(data["phase"]),
-            generation=int(data["generation"]),
-            vectors=[[float(x) for x in v] for v in data["vectors"]],
-            first_id=int(data.get("first_id", 0)),
-        )
 
 
 # --------------------------------------------------------------------------
@@ -164,12 +129,6 @@ def generation_jump(population: np.ndarray) -> np.ndarray:
     return pop.min(axis=0) + pop.max(axis=0) - pop
 
 
-def select_best(fitness: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` best (highest) fitnesses, best first; ties keep the earlier index."""
-    order = np.argsort(-np.asarray(fitness, dtype=float), kind="stable")
-    return order[:n]
-
-
 # --------------------------------------------------------------------------
 # The optimiser
 # --------------------------------------------------------------------------
@@ -221,6 +180,7 @@ class ODE:
         self._evaluations = 0
         self._population = np.empty((0, self.dim))
         self._fitness = np.empty(0)
+        self._secondary = np.empty((0, 0))
         self._population_ids: list[int] = []
 
     # ---------------------------------------------------------------- views
@@ -276,11 +236,6 @@ class ODE:
         i = int(np.argmax(self._fitness))
         return self._population[i].copy(), float(self._fitness[i])
 
-    def best_id(self) -> int:
-        """Proposal number of the best population member (first one on ties)."""
-        self.best()  # raises when empty
-        return self._population_ids[int(np.argmax(self._fitness))]
-
     # ---------------------------------------------------------------- ask/tell
 
     def ask(self) -> Batch:
@@ -317,8 +272,15 @@ class ODE:
         self._pending = batch
         return batch
 
-    def tell(self, fitnesses: Sequence[float]) -> None:
+    def tell(self, fitnesses: Sequence[float], secondary: Sequence[Sequence[float]] | None = None) -> None:
         """Give one fitness per vector of the pending batch (higher is better).
+
+        Args:
+            fitnesses: one number per vector.
+            secondary: optional tie-break values per vector (a row of numbers,
+                higher is better, compared left to right) used only when
+                fitnesses are exactly equal; without them ties go to the
+                trial (the paper's plain ``>=``).
 
         Raises:
             ValueError: no batch is pending, the length differs from the
@@ -341,20 +303,26 @@ class ODE:
                 "ODE.tell(): fitnesses must be finite numbers (tell infeasible or failed "
                 f"candidates a low finite value such as 0.0), got {fit.tolist()}"
             )
+        sec = self._check_secondary(secondary, len(fit))
         vectors = np.array(batch.vectors, dtype=float)
         ids = list(range(batch.first_id, batch.first_id + len(batch)))
 
         if batch.phase == "init":
-            self._set_population(vectors, fit, ids)
+            self._set_population(vectors, fit, ids, sec)
             self._phase = "opposite"
         elif batch.phase == "opposite":
-            self._merge(vectors, fit, ids)
+            self._merge(vectors, fit, ids, sec)
             self._generation = 1
             self._phase = "trial"
         elif batch.phase == "trial":
-            better = fit >= self._fitness
+            pop_sec, sec = st.same_width(self._secondary, sec)
+            self._secondary = pop_sec
+            better = np.array(
+                [at_least_as_good(fit[j], sec[j], self._fitness[j], pop_sec[j]) for j in range(len(fit))], dtype=bool
+            )
             self._population[better] = vectors[better]
             self._fitness[better] = fit[better]
+            self._secondary[better] = sec[better]
             for j in np.flatnonzero(better):
                 self._population_ids[j] = ids[j]
             # The JR coin is drawn here, right after selection, so the RNG
@@ -365,7 +333,7 @@ class ODE:
                 self._generation += 1
                 self._phase = "trial"
         elif batch.phase == "jump":
-            self._merge(vectors, fit, ids)
+            self._merge(vectors, fit, ids, sec)
             self._generation += 1
             self._phase = "trial"
         self._evaluations += len(fit)
@@ -405,18 +373,32 @@ class ODE:
             trials[j] = boundary_check(trial, self.rng)
         return trials
 
-    def _set_population(self, vectors: np.ndarray, fit: np.ndarray, ids: list[int]) -> None:
+    def _check_secondary(self, secondary: Sequence[Sequence[float]] | None, n: int) -> np.ndarray:
+        if secondary is None:
+            return np.zeros((n, 0))
+        try:
+            sec = st.rows([[float(x) for x in row] for row in secondary], n)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ODE.tell(): secondary must be one row of numbers per vector ({exc})") from None
+        if not np.all(np.isfinite(sec)):
+            raise ValueError("ODE.tell(): secondary values must be finite numbers")
+        return sec
+
+    def _set_population(self, vectors: np.ndarray, fit: np.ndarray, ids: list[int], secondary: np.ndarray) -> None:
         self._population = np.array(vectors, dtype=float)
         self._fitness = np.array(fit, dtype=float)
+        self._secondary = st.rows(secondary, len(self._fitness))
         self._population_ids = list(ids)
 
-    def _merge(self, vectors: np.ndarray, fit: np.ndarray, ids: list[int]) -> None:
-        """Keep the best NP of population ∪ batch (population first, so ties keep it)."""
+    def _merge(self, vectors: np.ndarray, fit: np.ndarray, ids: list[int], secondary: np.ndarray) -> None:
+        """Keep the best NP of population ∪ batch (population first, so complete ties keep it)."""
+        pop_sec, secondary = st.same_width(self._secondary, secondary)
         all_v = np.concatenate([self._population, vectors])
         all_f = np.concatenate([self._fitness, fit])
+        all_s = np.concatenate([pop_sec, secondary])
         all_ids = self._population_ids + ids
-        keep = select_best(all_f, self.np)
-        self._set_population(all_v[keep], all_f[keep], [all_ids[i] for i in keep])
+        keep = select_best(all_f, self.np, all_s)
+        self._set_population(all_v[keep], all_f[keep], [all_ids[i] for i in keep], all_s[keep])
 
     # ---------------------------------------------------------------- state
 
@@ -433,13 +415,14 @@ class ODE:
                 "jumping_rate": self.jumping_rate,
                 "seed": self.seed,
             },
-            "rng": _jsonable(rng_state),
+            "rng": st.jsonable(rng_state),
             "phase": self._phase,
             "generation": self._generation,
             "next_id": self._next_id,
             "evaluations": self._evaluations,
             "population": [[float(x) for x in v] for v in self._population],
             "fitness": [float(f) for f in self._fitness],
+            "secondary": [[float(x) for x in row] for row in self._secondary],
             "population_ids": [int(i) for i in self._population_ids],
             "pending": None if self._pending is None else self._pending.to_dict(),
         }
@@ -448,8 +431,12 @@ class ODE:
     def from_state(cls, state: dict[str, Any], key_fn: KeyFn | None = None) -> "ODE":
         """Rebuild an ODE from ``state_dict()`` output (after a JSON round trip too).
 
+        Every field is checked: a state that would not let the run go on
+        exactly as an uninterrupted one is refused, never patched.
+
         Raises:
-            ValueError: not an ODE state, an unknown format, or inconsistent fields.
+            ValueError: not an ODE state, an unknown format, or a field that is
+                missing, of the wrong type, or inconsistent with the others.
         """
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
@@ -458,6 +445,8 @@ class ODE:
             )
         try:
             s = state["settings"]
+            if not isinstance(s, dict):
+                raise TypeError("settings is not an object")
             ode = cls(
                 dim=s["dim"],
                 population=s["population"],
@@ -470,25 +459,43 @@ class ODE:
             phase = state["phase"]
             if phase not in PHASES:
                 raise ValueError(f"unknown phase {phase!r}")
-            ode.rng.bit_generator.state = state["rng"]
+            rng = state["rng"]
+            if not isinstance(rng, dict) or rng.get("bit_generator") != "PCG64":
+                raise ValueError("rng is not a PCG64 state")
+            ode.rng.bit_generator.state = rng
             ode._phase = phase
-            ode._generation = int(state["generation"])
-            ode._next_id = int(state["next_id"])
-            ode._evaluations = int(state["evaluations"])
-            pop = np.array(state["population"], dtype=float).reshape(-1, ode.dim)
-            fit = np.array(state["fitness"], dtype=float)
-            ids = [int(i) for i in state["population_ids"]]
+            ode._generation = st.count(state, "generation")
+            ode._next_id = st.count(state, "next_id")
+            ode._evaluations = st.count(state, "evaluations")
+            pop = st.matrix(state["population"], "population", ode.dim)
+            fit = st.vector(state["fitness"], "fitness")
+            ids = state["population_ids"]
+            if not isinstance(ids, list) or not all(st.is_count(i) for i in ids):
+                raise ValueError("population_ids is not a list of integers >= 0")
             if not (len(pop) == len(fit) == len(ids)):
                 raise ValueError("population, fitness and population_ids differ in length")
-            ode._set_population(pop, fit, ids)
+            if (pop < 0).any() or (pop > 1).any():
+                raise ValueError("population holds entries outside [0, 1]")
+            expected = 0 if phase == "init" else ode.np
+            if len(pop) != expected:
+                raise ValueError(f"{len(pop)} population members in phase {phase!r}; expected {expected}")
+            if any(i >= ode._next_id for i in ids):
+                raise ValueError("a population id was never proposed (>= next_id)")
+            raw_sec = state.get("secondary", [[] for _ in ids])  # absent in states from before tie-breaks
+            if not isinstance(raw_sec, list) or len(raw_sec) != len(ids):
+                raise ValueError("secondary does not have one row per population member")
+            width = max((len(r) for r in raw_sec if isinstance(r, list)), default=0)
+            sec = st.matrix(raw_sec, "secondary", width) if ids else np.zeros((0, 0))
+            ode._set_population(pop, fit, [int(i) for i in ids], sec)
             pending = state.get("pending")
-            ode._pending = None if pending is None else Batch.from_dict(pending)
-            if ode._pending is not None and ode._pending.phase != phase:
-                raise ValueError(
-                    f"pending batch phase {ode._pending.phase!r} differs from phase {phase!r}"
-                )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"ODE.from_state(): malformed state ({exc!r})") from None
+            ode._pending = None if pending is None else st.batch_from_state(pending, ode.dim)
+            if ode._pending is not None:
+                if ode._pending.phase != phase:
+                    raise ValueError(f"pending batch phase {ode._pending.phase!r} differs from phase {phase!r}")
+                if ode._pending.first_id + len(ode._pending) != ode._next_id:
+                    raise ValueError("the pending batch does not end at next_id")
+        except (KeyError, TypeError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"ODE.from_state(): malformed state ({type(exc).__name__}: {exc})") from None
         except ValueError as exc:
             raise ValueError(f"ODE.from_state(): {exc}") from None
         return ode
@@ -516,18 +523,3 @@ def _check_settings(
         if not ok:
             lo_txt = f"{lo} < " if lo_open else f"{lo} <= "
             raise bad(name, value, f"a number with {lo_txt}{name} <= {hi}")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types from a bit-generator state (numpy ints/arrays → Python)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    return obj

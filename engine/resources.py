@@ -14,7 +14,7 @@ import psutil
 
 from .events import ResourceSample
 
-__all__ = ["ResourceSampler", "sample_resources"]
+__all__ = ["ResourceSampler"]
 
 
 def _nvml_handles() -> list | None:
@@ -119,8 +119,3 @@ class ResourceSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-def sample_resources(device: str) -> ResourceSample:
-    """One reading, without a thread."""
-    return ResourceSampler(lambda _: None, device).sample()

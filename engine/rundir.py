@@ -1,85 +1,174 @@
-"""The run directory: layout, the single-writer lock, and crash-safe writes.
+"""The run directory: its layout, the single-driver lock, and every file the run trusts.
 
 Layout of ``RUN_DIR``::
 
-    profile.toml        the resolved profile (every key, defaults filled in)
-    events.jsonl        the journal (append-only; replays the dashboard)
-    checkpoint.json     search state, written atomically (tmp, fsync, rename)
+    profile.toml            the resolved profile (every key, defaults filled in)
+    events.jsonl            the journal (append-only; replays the dashboard)
+    checkpoint.json         the search state, written atomically before every batch
     candidates/NNNNNN.json  one record per finished candidate
-    final/<id>-seed<k>/ weights.pt + genotype.json of retrained finalists
+    candidates/NNNNNN.ckpt  per-epoch checkpoint of a long candidate in training
+    final/<id>-seed<k>/     a model bundle (weights.safetensors + genotype.json),
+                            result.json, and training.ckpt while it trains
     leaderboard.{csv,json,md}  exports
-    control.json        commands from an attached dashboard
-    .lock               held (flock) by the process driving the run
+    control.json            commands from an attached dashboard
+    .lock                   held (flock) by the process driving the run
 
-Nothing here imports torch or UI code.
+Every file the run resumes from is checked when it is read: the checkpoint
+(``SearchCheckpoint``), the candidate records (``CandidateRecord``), the final
+results, the journal. A file that fails its check is reported as
+``CorruptFileError`` with one line naming the file, the field and what is
+wrong -- never replaced by a default -- and nothing is written because of it.
+
+Nothing here imports torch at module level or any UI code.
 """
 from __future__ import annotations
 
 import errno
 import json
+import math
 import os
-import tempfile
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, Iterator
 
-__all__ = ["RunDirError", "RunDir", "atomic_write", "atomic_write_text", "atomic_write_json"]
+from .atomic import atomic_write, atomic_write_json, atomic_write_text
+from .errors import CorruptFileError, RunDirError
+from .records import TRAINED_STATUSES, CandidateRecord
+
+__all__ = [
+    "RunDirError",
+    "CorruptFileError",
+    "RunDir",
+    "SearchCheckpoint",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_STATES",
+    "atomic_write",
+    "atomic_write_text",
+    "atomic_write_json",
+    "run_dir_name",
+]
+
+CHECKPOINT_FORMAT = "nas3d-tui/checkpoint/1"
+CHECKPOINT_STATES = ("search", "final", "finished")
 
 
-class RunDirError(RuntimeError):
-    """A run directory problem with a one-line, user-facing message."""
+@dataclass(frozen=True)
+class SearchCheckpoint:
+    """The search state saved before every batch (``checkpoint.json``).
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(fh)`` on a temp file beside ``path``, fsync, rename over ``path``, fsync the folder.
-
-    ``path`` then holds either the old or the new content, never a torn file,
-    whenever the process or the machine dies.
+    Attributes:
+        state: ``search`` (the search goes on), ``final`` (the search ended,
+            the final phase runs) or ``finished``.
+        reason: why the search ended (``budget`` / ``time``), once it has.
+        strategy: the strategy's ``state_dict()`` (ODE or random search).
+        trained: candidates trained when it was written.
+        elapsed: seconds of run time before it was written (all segments).
+        generation: the strategy's generation.
+        written: wall-clock time it was written.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    state: str
+    strategy: dict
+    trained: int
+    elapsed: float
+    generation: int
+    written: float
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "state": self.state,
+            "reason": self.reason,
+            "ode": self.strategy,  # the key predates random search; kept so old runs resume
+            "trained": self.trained,
+            "elapsed": self.elapsed,
+            "generation": self.generation,
+            "written": self.written,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "SearchCheckpoint":
+        """Check every field.
+
+        Raises:
+            CorruptFileError: a field is missing, of the wrong type, or an unknown value.
+        """
+
+        def bad(field: str, problem: str) -> CorruptFileError:
+            return CorruptFileError(f"{where} is corrupt: {field} {problem}; cannot resume")
+
+        if not isinstance(data, dict):
+            raise CorruptFileError(f"{where} is corrupt: not a JSON object; cannot resume")
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise bad("format", f"= {data.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
+        for name in ("state", "ode", "trained", "elapsed"):
+            if name not in data:
+                raise bad(name, "is missing")
+        state = data["state"]
+        if state not in CHECKPOINT_STATES:
+            raise bad("state", f"= {state!r} (expected one of {', '.join(CHECKPOINT_STATES)})")
+        if not isinstance(data["ode"], dict):
+            raise bad("ode", "is not an object")
+        values: dict[str, Any] = {}
+        for name, default in (("trained", None), ("generation", 0)):
+            v = data.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(name, f"= {v!r} (expected an integer >= 0)")
+            values[name] = v
+        for name, default in (("elapsed", None), ("written", 0.0)):
+            v = data.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise bad(name, f"= {v!r} (expected a number >= 0)")
+            values[name] = float(v)
+        reason = data.get("reason", "")
+        if not isinstance(reason, str):
+            raise bad("reason", f"= {reason!r} (expected a string)")
+        return cls(state=state, strategy=data["ode"], reason=reason, **values)
+
+
+def run_dir_name(output_dir: str | os.PathLike[str], name: str) -> Path:
+    """A fresh run directory path ``<output_dir>/<name>-YYYYmmdd-HHMMSS`` (suffixed when taken)."""
+    from datetime import datetime
+
+    base = Path(output_dir).expanduser()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = base / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{name}-{stamp}-{n}"
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    """JSON of a file the run trusts.
+
+    Raises:
+        CorruptFileError: not UTF-8, not JSON, or truncated.
+        RunDirError: it cannot be read (a directory, no permission, ...).
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """``atomic_write`` of UTF-8 text (newlines written as given)."""
-    data = text.encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CorruptFileError(f"{path} is corrupt: not UTF-8 text; cannot resume") from None
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
 
 
 class RunDir:
     """One run's directory. ``acquire()`` takes the lock; use as a context manager."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser().resolve()
+        try:
+            self.path = Path(path).expanduser().resolve()
+        except (OSError, RuntimeError) as exc:
+            raise RunDirError(f"cannot use run directory {path}: {getattr(exc, 'strerror', None) or exc}") from None
         self._lock_fd: int | None = None
 
     # -- paths ----------------------------------------------------------------------
@@ -106,6 +195,39 @@ class RunDir:
     def candidate_path(self, candidate_id: int) -> Path:
         return self.candidates_dir / f"{candidate_id:06d}.json"
 
+    def candidate_checkpoint_path(self, candidate_id: int) -> Path:
+        """Where a search candidate's per-epoch checkpoint lives while it trains."""
+        return self.candidates_dir / f"{candidate_id:06d}.ckpt"
+
+    def finalist_dir(self, candidate_id: int, seed: int) -> Path:
+        """The bundle folder of one retraining of a finalist."""
+        return self.final_dir / f"{candidate_id:06d}-seed{seed}"
+
+    # -- state of the folder ------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """Whether a run has started here (a journal with content, or a checkpoint)."""
+        try:
+            journal = self.journal_path.stat().st_size > 0 if self.journal_path.exists() else False
+            return journal or self.checkpoint_path.exists()
+        except OSError as exc:
+            raise RunDirError(f"cannot read run directory {self.path}: {exc.strerror or exc}") from None
+
+    def check_is_run(self) -> None:
+        """Raise unless this is a run directory that can be resumed or exported.
+
+        Raises:
+            RunDirError: no such directory, not a directory, or no profile.toml.
+        """
+        try:
+            if not self.path.exists():
+                raise RunDirError(f"no run directory at {self.path}")
+            if not self.path.is_dir():
+                raise RunDirError(f"{self.path} is not a directory")
+            if not self.profile_path.is_file():
+                raise RunDirError(f"{self.path} is not a nas3d-tui run directory (no profile.toml)")
+        except OSError as exc:
+            raise RunDirError(f"cannot use run directory {self.path}: {exc.strerror or exc}") from None
+
     # -- creation and lock --------------------------------------------------------------
     def create(self) -> "RunDir":
         """Create the directory tree.
@@ -124,8 +246,12 @@ class RunDir:
             raise RunDirError(f"cannot write run directory {self.path}: {exc.strerror or exc}") from None
         return self
 
-    def acquire(self) -> "RunDir":
+    def acquire(self, announce: bool = True) -> "RunDir":
         """Take the exclusive lock (released by the OS if the process dies).
+
+        Args:
+            announce: write this process's PID into the lock file now (else
+                call ``announce()`` later: nothing is written before a resume's checks pass).
 
         Raises:
             RunDirError: another live process drives this run (its PID is named).
@@ -148,11 +274,18 @@ class RunDir:
                     f"watch it with `nas3d-tui attach {self.path}`"
                 ) from None
             raise RunDirError(f"cannot lock run directory {self.path}: {exc.strerror or exc}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        os.fsync(fd)
         self._lock_fd = fd
+        if announce:
+            self.announce()
         return self
+
+    def announce(self) -> None:
+        """Write this process's PID into the held lock file (``attach`` and the refusal name it)."""
+        if self._lock_fd is not None:
+            os.ftruncate(self._lock_fd, 0)
+            os.lseek(self._lock_fd, 0, os.SEEK_SET)
+            os.write(self._lock_fd, str(os.getpid()).encode())
+            os.fsync(self._lock_fd)
 
     def release(self) -> None:
         if self._lock_fd is not None:
@@ -173,9 +306,10 @@ class RunDir:
         import fcntl
 
         lock_path = self.path / ".lock"
-        if not lock_path.exists():
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
             return None
-        fd = os.open(lock_path, os.O_RDONLY)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -187,39 +321,78 @@ class RunDir:
         finally:
             os.close(fd)
 
-    # -- state ----------------------------------------------------------------------------
-    def write_checkpoint(self, state: dict[str, Any]) -> Path:
-        atomic_write_json(self.checkpoint_path, state)
+    def discard(self) -> None:
+        """Remove a run directory in which no candidate has finished (a run that failed to start)."""
+        if self.candidates_dir.exists() and any(self.candidates_dir.glob("*.json")):
+            return  # finished work is never removed
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- the search checkpoint ------------------------------------------------------------
+    def write_checkpoint(self, checkpoint: SearchCheckpoint) -> Path:
+        atomic_write_json(self.checkpoint_path, checkpoint.to_dict())
         return self.checkpoint_path
 
-    def read_checkpoint(self) -> dict[str, Any] | None:
+    def read_checkpoint(self) -> SearchCheckpoint | None:
         """The last checkpoint, None when there is none.
 
         Raises:
-            RunDirError: the checkpoint exists but cannot be parsed.
+            CorruptFileError: it exists but fails its check.
+            RunDirError: it cannot be read.
         """
-        if not self.checkpoint_path.exists():
-            return None
         try:
-            state = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RunDirError(f"checkpoint {self.checkpoint_path} is corrupt ({exc}); cannot resume") from None
-        if not isinstance(state, dict) or "ode" not in state:
-            raise RunDirError(f"checkpoint {self.checkpoint_path} is corrupt (no search state); cannot resume")
-        return state
+            if not self.checkpoint_path.exists():
+                return None
+        except OSError as exc:
+            raise RunDirError(f"cannot read {self.checkpoint_path}: {exc.strerror or exc}") from None
+        return SearchCheckpoint.from_dict(_read_json(self.checkpoint_path), where=str(self.checkpoint_path))
 
-    def write_candidate(self, record: dict[str, Any]) -> None:
-        atomic_write_json(self.candidate_path(int(record["candidate_id"])), record)
+    # -- candidate records ----------------------------------------------------------------
+    def write_record(self, record: CandidateRecord) -> None:
+        atomic_write_json(self.candidate_path(record.candidate_id), record.to_dict())
 
-    def read_candidates(self) -> dict[int, dict[str, Any]]:
-        """Finished candidate records by id; an unreadable record is skipped (it is redone)."""
-        records: dict[int, dict[str, Any]] = {}
-        if not self.candidates_dir.exists():
-            return records
-        for p in sorted(self.candidates_dir.glob("*.json")):
-            try:
-                rec = json.loads(p.read_text(encoding="utf-8"))
-                records[int(rec["candidate_id"])] = rec
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+    def read_records(self) -> dict[int, CandidateRecord]:
+        """Finished candidate records by id, each checked.
+
+        Raises:
+            CorruptFileError: a record is not valid JSON, fails its check, or
+                its file name and id disagree.
+            RunDirError: the folder or a record cannot be read.
+        """
+        records: dict[int, CandidateRecord] = {}
+        try:
+            if not self.candidates_dir.exists():
+                return records
+            paths = sorted(self.candidates_dir.glob("*.json"))
+        except OSError as exc:
+            raise RunDirError(f"cannot read {self.candidates_dir}: {exc.strerror or exc}") from None
+        for p in paths:
+            if p.name.startswith("."):
+                continue  # a temporary file of an interrupted atomic write
+            record = CandidateRecord.from_dict(_read_json(p), where=str(p))
+            if p.name != f"{record.candidate_id:06d}.json":
+                raise CorruptFileError(f"{p} is corrupt: it holds candidate {record.candidate_id}; cannot resume")
+            records[record.candidate_id] = record
         return records
+
+    # -- finalists -------------------------------------------------------------------------
+    def final_results(self) -> Iterator[tuple[Path, dict]]:
+        """``(path, data)`` of every ``final/*/result.json`` (checked as events by the caller)."""
+        try:
+            folders = sorted(p for p in self.final_dir.iterdir() if p.is_dir()) if self.final_dir.exists() else []
+        except OSError as exc:
+            raise RunDirError(f"cannot read {self.final_dir}: {exc.strerror or exc}") from None
+        for folder in folders:
+            path = folder / "result.json"
+            if path.exists():
+                yield path, _read_json(path)
+
+    def write_final_result(self, candidate_id: int, seed: int, data: dict) -> Path:
+        path = self.finalist_dir(candidate_id, seed) / "result.json"
+        atomic_write_json(path, data)
+        return path
+
+
+def count_trained(records: dict[int, CandidateRecord]) -> int:
+    """Candidates that spent budget."""
+    return sum(1 for r in records.values() if r.status in TRAINED_STATUSES)

@@ -241,10 +241,6 @@ class Genotype:
 
     # -- views ----------------------------------------------------------------------
     @property
-    def num_edges(self) -> int:
-        return int(self.matrix.sum())
-
-    @property
     def edges(self) -> list[tuple[int, int]]:
         """Edges of the pruned cell as (from, to) vertex pairs."""
         return [(int(i), int(j)) for i, j in zip(*np.nonzero(self.matrix))]

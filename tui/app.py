@@ -53,6 +53,7 @@ class NasApp(App[int]):
         handle: the run to watch and steer (in-process session, attach, replay).
         title: shown in the terminal title; defaults to the run directory name.
         refresh_hz: how often queued events are applied and panels redrawn.
+        resume_command: the command the quit dialog offers to continue the run.
     """
 
     CSS_PATH = "app.tcss"
@@ -69,9 +70,18 @@ class NasApp(App[int]):
         Binding("x", "toggle_x_axis", "FLOPs/params", show=False),
     ]
 
-    def __init__(self, handle: RunHandle, title: str | None = None, *, refresh_hz: float = 5.0) -> None:
+    def __init__(
+        self,
+        handle: RunHandle,
+        title: str | None = None,
+        *,
+        refresh_hz: float = 5.0,
+        resume_command: str | None = None,
+    ) -> None:
         super().__init__()
         self.handle = handle
+        # how the user continues this run later, spelled to work from where they started us
+        self.resume_command = resume_command or f"nas3d-tui resume {handle.run_dir}"
         self.title = title or f"nas3d-tui · {Path(handle.run_dir).name}"
         self.refresh_hz = refresh_hz
         self.state = DashboardState()
@@ -332,7 +342,7 @@ class NasApp(App[int]):
         if self.handle.attached or self.state.terminal or self._safe_finished():
             self._close_and_exit()
             return
-        self.push_screen(ConfirmQuit(str(self.handle.run_dir)), self._confirmed_quit)
+        self.push_screen(ConfirmQuit(self.resume_command), self._confirmed_quit)
 
     def _confirmed_quit(self, yes: bool | None) -> None:
         if yes:
@@ -369,9 +379,9 @@ class NasApp(App[int]):
         return 1 if self.state.status == FAILED else 0
 
 
-def run_dashboard(handle: RunHandle, title: str | None = None) -> int:
+def run_dashboard(handle: RunHandle, title: str | None = None, resume_command: str | None = None) -> int:
     """Run the dashboard on ``handle`` until the user quits; returns the exit code (1: the run failed)."""
-    app = NasApp(handle, title=title)
+    app = NasApp(handle, title=title, resume_command=resume_command)
     result = app.run()
     if isinstance(result, int):
         return result

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["si", "mb", "duration", "metric", "elapsed"]
+__all__ = ["si", "mb", "duration", "metric", "elapsed", "pm"]
 
 DASH = "—"
 
@@ -59,3 +59,10 @@ def metric(value: float | None, digits: int = 4) -> str:
     if value is None or value != value:
         return DASH
     return f"{value:.{digits}f}"
+
+
+def pm(mean: float | None, std: float | None, digits: int = 4) -> str:
+    """``0.8650 ± 0.0100``; the mean alone when there is no spread; ``—`` when unknown."""
+    if std is None or std != std:
+        return metric(mean, digits)
+    return f"{metric(mean, digits)} ± {std:.{digits}f}"

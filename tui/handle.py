@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
+from engine.errors import UserError
 from engine.events import Event
 
 __all__ = ["RunHandle", "Sink", "HandleError"]
@@ -17,7 +18,7 @@ __all__ = ["RunHandle", "Sink", "HandleError"]
 Sink = Callable[[Event], None]
 
 
-class HandleError(ValueError):
+class HandleError(UserError, ValueError):
     """A handle cannot be opened (missing run directory, no journal); the message is one line."""
 
 

@@ -2,7 +2,7 @@
 
 Used by the tests and by ``nas3d-tui attach`` on a run that has already ended.
 Commands are recorded (``commands``) and, while events are still being played,
-answered the way a live engine would (``Paused`` / ``Resumed`` / ``StopRequested``).
+answered the way a live engine would (``Paused`` / ``Resumed`` / ``Stopping``).
 No torch, no Textual.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ class ReplayHandle:
         self._command("resume", ev.Resumed())
 
     def stop(self) -> None:
-        self._command("stop", ev.StopRequested(source="user"))
+        self._command("stop", ev.Stopping(source="user"))
 
     def close(self, timeout: float = 30) -> None:
         self.commands.append("close")

@@ -16,8 +16,10 @@ from typing import Any, Iterable
 
 from engine import events as ev
 from engine.leaderboard import Leaderboard
+from engine.records import CandidateRecord
 
-from .fmt import duration, elapsed, metric, si
+from .fmt import elapsed
+from .narrate import describe
 
 __all__ = [
     "STARTING",
@@ -46,30 +48,88 @@ LOG_LINES = 500
 
 @dataclass
 class CandidateView:
-    """What the dashboard knows about one candidate (from its start to its final tests)."""
+    """What the dashboard knows about one candidate: how it started, its epochs, its record, its finals.
+
+    The result is the engine's ``CandidateRecord`` itself (no copy of its
+    fields); before it arrives, the ``CandidateStarted`` event says what runs.
+    """
 
     candidate_id: int
-    generation: int = 0
-    phase: str = ""
-    key: str = ""
-    genotype: dict = field(default_factory=dict)
-    status: str = "running"
-    worker: str = "local"
-    params: int | None = None
-    flops: int | None = None
-    fitness: float | None = None
-    val_acc: float | None = None
-    val_auc: float | None = None
+    started: ev.CandidateStarted | None = None
+    record: CandidateRecord | None = None
+    status: str = "running"  # running | interrupted | the record's status
     epochs: int = 0
     max_epochs: int = 0
-    seconds: float = 0.0
-    peak_memory_mb: float | None = None
-    error: str | None = None
-    duplicate_of: int | None = None
+    resumed_at: int = 0  # a per-epoch checkpoint let training continue after this epoch
     started_ts: float | None = None
     finished_ts: float | None = None
     history: list[ev.EpochFinished] = field(default_factory=list)
     finals: list[ev.FinalResult] = field(default_factory=list)
+
+    def _field(self, name: str, default: Any = None) -> Any:
+        if self.record is not None:
+            return getattr(self.record, name)
+        if self.started is not None and hasattr(self.started, name):
+            return getattr(self.started, name)
+        return default
+
+    @property
+    def generation(self) -> int:
+        return self._field("generation", 0)
+
+    @property
+    def phase(self) -> str:
+        return self._field("phase", "")
+
+    @property
+    def key(self) -> str:
+        return self._field("key", "") or ""
+
+    @property
+    def genotype(self) -> dict:
+        return self._field("genotype", {}) or {}
+
+    @property
+    def worker(self) -> str:
+        return self._field("worker", "local")
+
+    @property
+    def params(self) -> int | None:
+        value = self._field("params")
+        return value or (self.started.params if self.started is not None and self.started.params else None)
+
+    @property
+    def flops(self) -> int | None:
+        value = self._field("flops")
+        return value or (self.started.flops if self.started is not None and self.started.flops else None)
+
+    @property
+    def fitness(self) -> float | None:
+        return _finite(self.record.fitness) if self.record is not None else None
+
+    @property
+    def val_acc(self) -> float | None:
+        return _finite(self.record.val_acc) if self.record is not None else None
+
+    @property
+    def val_auc(self) -> float | None:
+        return _finite(self.record.val_auc) if self.record is not None else None
+
+    @property
+    def seconds(self) -> float:
+        return self.record.seconds if self.record is not None else 0.0
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        return self.record.peak_memory_mb if self.record is not None else None
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error if self.record is not None else None
+
+    @property
+    def duplicate_of(self) -> int | None:
+        return self.record.duplicate_of if self.record is not None else None
 
     @property
     def compact(self) -> str:
@@ -81,6 +141,22 @@ class CandidateView:
         if not g:
             return "?"
         return f"{g.get('n_stacks', '?')} stacks × {g.get('n_modules', '?')} modules, {g.get('n_filters', '?')} filters"
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data of everything shown about this candidate."""
+        return {
+            "candidate_id": self.candidate_id,
+            "status": self.status,
+            "epochs": self.epochs,
+            "max_epochs": self.max_epochs,
+            "resumed_at": self.resumed_at,
+            "started_ts": self.started_ts,
+            "finished_ts": self.finished_ts,
+            "started": self.started.to_dict() if self.started else None,
+            "record": self.record.to_dict() if self.record else None,
+            "history": [h.to_dict() for h in self.history],
+            "finals": [f.to_dict() for f in self.finals],
+        }
 
 
 @dataclass(frozen=True)
@@ -101,71 +177,6 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def describe(event: ev.Event) -> tuple[str, str] | None:
-    """(level, text) of the log line for an event, or None for high-rate events."""
-    if isinstance(event, ev.RunStarted):
-        verb = "resumed" if event.resumed else "started"
-        return "info", (
-            f"run {event.run_name} {verb}: {event.dataset} {event.size}³ on {event.device}, "
-            f"budget {event.budget}, population {event.population}, fitness {event.fitness}"
-        )
-    if isinstance(event, ev.CandidateStarted):
-        cost = f" · {si(event.params)} params" if event.params else ""
-        return "info", (
-            f"#{event.candidate_id} started: gen {event.generation} {event.phase} · "
-            f"{event.genotype.get('compact', event.key[:12])}{cost} · {event.worker}"
-        )
-    if isinstance(event, ev.CandidateFinished):
-        cid = f"#{event.candidate_id}"
-        if event.status == "ok":
-            return "info", (
-                f"{cid} ok: fitness {metric(event.fitness)} · val AUC {metric(event.val_auc)} · "
-                f"{event.epochs} ep in {duration(event.seconds)} · {event.trained}/{event.budget} trained"
-            )
-        if event.status == "infeasible":
-            reason = event.error or event.genotype.get("reason") or "no valid cell"
-            return "info", f"{cid} infeasible: {reason}"
-        if event.status == "duplicate":
-            of = f" of #{event.duplicate_of}" if event.duplicate_of is not None else ""
-            return "info", f"{cid} duplicate{of}: fitness {metric(event.fitness)} reused"
-        if event.status == "oom":
-            return "warning", f"{cid} out of memory{': ' + event.error if event.error else ''}"
-        return "error", f"{cid} {event.status}{': ' + event.error if event.error else ''}"
-    if isinstance(event, ev.GenerationFinished):
-        return "info", (
-            f"generation {event.generation}: best {metric(event.best)}, mean {metric(event.mean)}, "
-            f"worst {metric(event.worst)} ({event.trained}/{event.budget} trained)"
-        )
-    if isinstance(event, ev.Jump):
-        return "info", f"generation jump after gen {event.generation}: {event.proposed} opposites proposed"
-    if isinstance(event, ev.Paused):
-        return "warning", "paused"
-    if isinstance(event, ev.Resumed):
-        return "info", "resumed"
-    if isinstance(event, ev.StopRequested):
-        return "warning", f"stop requested ({event.source}): finishing with a checkpoint"
-    if isinstance(event, ev.CheckpointSaved):
-        return "info", f"checkpoint saved: {event.trained} trained, generation {event.generation}"
-    if isinstance(event, ev.FinalStarted):
-        ids = ", ".join(f"#{c}" for c in event.candidate_ids)
-        return "info", f"final phase: retraining {ids} for {event.epochs} epochs, seeds {list(event.seeds)}"
-    if isinstance(event, ev.FinalResult):
-        return "info", (
-            f"final #{event.candidate_id} seed {event.seed}: test AUC {metric(event.test_auc)}, "
-            f"test ACC {metric(event.test_acc)}"
-        )
-    if isinstance(event, ev.RunFinished):
-        best = ""
-        if event.best_candidate_id is not None:
-            best = f"; best #{event.best_candidate_id} ({metric(event.best_fitness)})"
-        return "info", f"run finished ({event.reason}): {event.trained} trained in {duration(event.seconds)}{best}"
-    if isinstance(event, ev.RunFailed):
-        return "error", f"run failed: {event.error}"
-    if isinstance(event, ev.Log):
-        return (event.level if event.level in ("info", "warning", "error") else "info"), event.message
-    return None  # EpochFinished, ResourceSample: shown in panels, too frequent for the log
-
-
 class DashboardState:
     """The dashboard's model. Feed it events in journal order with ``apply``."""
 
@@ -175,6 +186,7 @@ class DashboardState:
         self.error: str | None = None
         self.finish_reason: str | None = None
         self.pending: str | None = None  # command asked for, not yet confirmed by an event
+        self.warming_up = False  # the device is being prepared before the first candidate
         self.generation: int = 0
         self.trained: int = 0
         self.budget: int = 0
@@ -266,6 +278,7 @@ class DashboardState:
         self.error = None
         self.finish_reason = None
         self.pending = None
+        self.warming_up = False
         self.budget = e.budget or self.budget
         self._lose_in_flight()
         self._segment_ts = e.ts
@@ -292,10 +305,9 @@ class DashboardState:
 
     def _on_candidate_started(self, e: ev.CandidateStarted) -> None:
         cand = self._candidate(e.candidate_id)
-        cand.generation, cand.phase, cand.key, cand.genotype = e.generation, e.phase, e.key, dict(e.genotype)
-        cand.params, cand.flops, cand.worker = e.params or None, e.flops or None, e.worker
+        cand.started, cand.record = e, None
         cand.status, cand.started_ts, cand.history = "running", e.ts, []
-        cand.epochs = 0
+        cand.epochs, cand.resumed_at = 0, 0
         self.in_flight[e.candidate_id] = cand
         self.last_started = e.candidate_id
         self.generation = max(self.generation, e.generation)
@@ -312,15 +324,8 @@ class DashboardState:
 
     def _on_candidate_finished(self, e: ev.CandidateFinished) -> None:
         cand = self._candidate(e.candidate_id)
-        cand.generation, cand.phase, cand.key = e.generation, e.phase, e.key or cand.key
-        if e.genotype:
-            cand.genotype = dict(e.genotype)
-        cand.status, cand.worker = e.status, e.worker
-        cand.fitness, cand.val_acc, cand.val_auc = _finite(e.fitness), _finite(e.val_acc), _finite(e.val_auc)
-        cand.params = e.params if e.params is not None else cand.params
-        cand.flops = e.flops if e.flops is not None else cand.flops
-        cand.epochs, cand.seconds = e.epochs, e.seconds
-        cand.peak_memory_mb, cand.error, cand.duplicate_of = e.peak_memory_mb, e.error, e.duplicate_of
+        cand.record, cand.status = e.record, e.status
+        cand.epochs = e.epochs
         cand.finished_ts = e.ts
         self.in_flight.pop(e.candidate_id, None)
         self.generation = max(self.generation, e.generation)
@@ -370,7 +375,21 @@ class DashboardState:
             self._paused_seconds += max(0.0, e.ts - self._paused_since)
             self._paused_since = None
 
-    def _on_stop_requested(self, e: ev.StopRequested) -> None:
+    def _on_warmup_started(self, e: ev.WarmupStarted) -> None:
+        self.warming_up = True
+
+    def _on_warmup_finished(self, e: ev.WarmupFinished) -> None:
+        self.warming_up = False
+
+    def _on_training_resumed(self, e: ev.TrainingResumed) -> None:
+        cand = self._candidate(e.candidate_id)
+        cand.resumed_at = e.epoch
+        if e.phase == "search":
+            cand.epochs = max(cand.epochs, e.epoch)
+            cand.max_epochs = e.max_epochs or cand.max_epochs
+        self._touch("epochs", "cell")
+
+    def _on_stop_requested(self, e: ev.Stopping) -> None:
         if self.status not in TERMINAL:
             self.status = STOPPING
         self.pending = None
@@ -392,12 +411,14 @@ class DashboardState:
         self.status = FINISHED
         self.finish_reason = e.reason
         self.pending = None
+        self.warming_up = False
         self.trained = max(self.trained, e.trained)
         self._lose_in_flight()
         self._touch("cell")
 
     def _on_run_failed(self, e: ev.RunFailed) -> None:
         self.status = FAILED
+        self.warming_up = False
         self.error = e.error
         self.pending = None
         self._lose_in_flight()
@@ -423,8 +444,9 @@ class DashboardState:
         ]
 
     def best(self) -> CandidateView | None:
-        ok = [c for c in self.candidates.values() if c.status == "ok" and c.fitness is not None]
-        return max(ok, key=lambda c: (c.fitness, -c.candidate_id)) if ok else None
+        """The leaderboard's top candidate (``engine.records.rank_key``: one definition of best)."""
+        top = self.leaderboard.best()
+        return self.candidates.get(top.candidate_id) if top is not None else None
 
     def focus_candidate(self) -> CandidateView | None:
         """The candidate the Cell panel follows: the latest one training, else the best so far."""
@@ -463,6 +485,8 @@ class DashboardState:
         """Plain data of everything shown, for comparing two states (tests, replays)."""
         return {
             "status": self.status,
+            "warming_up": self.warming_up,
+            "pending": self.pending,
             "error": self.error,
             "finish_reason": self.finish_reason,
             "run": self.run.to_dict() if self.run else None,
@@ -470,18 +494,7 @@ class DashboardState:
             "trained": self.trained,
             "budget": self.budget,
             "in_flight": sorted(self.in_flight),
-            "candidates": {
-                cid: {
-                    k: v
-                    for k, v in vars(c).items()
-                    if k not in ("history", "finals")
-                }
-                | {
-                    "history": [h.to_dict() for h in c.history],
-                    "finals": [f.to_dict() for f in c.finals],
-                }
-                for cid, c in sorted(self.candidates.items())
-            },
+            "candidates": {cid: c.snapshot() for cid, c in sorted(self.candidates.items())},
             "fitness": self.fitness_series(),
             "jumps": list(self.jumps),
             "resource": self.resource.to_dict() if self.resource else None,

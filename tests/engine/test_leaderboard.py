@@ -21,7 +21,7 @@ from engine.leaderboard import ROW_FIELDS, Leaderboard, Row, compact_genotype, e
 
 
 def finished(cid, fitness=None, status="ok", flops=1000, **kw) -> CandidateFinished:
-    return CandidateFinished(
+    return CandidateFinished.from_fields(dict(
         candidate_id=cid,
         generation=kw.pop("generation", 0),
         phase=kw.pop("phase", "init"),
@@ -35,7 +35,7 @@ def finished(cid, fitness=None, status="ok", flops=1000, **kw) -> CandidateFinis
         epochs=kw.pop("epochs", 3),
         seconds=kw.pop("seconds", 1.5),
         **kw,
-    )
+    ))
 
 
 def final(cid, seed, auc, acc) -> FinalResult:
@@ -131,7 +131,11 @@ _status = st.sampled_from(["ok", "ok", "ok", "infeasible", "duplicate", "oom", "
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 15), _fitness, _status, st.integers(1, 5)), max_size=25))
 def test_from_events_equals_incremental_updates_and_journal_replay(spec):
-    events = [finished(cid, fit, status=s, flops=fl) for cid, fit, s, fl in spec]
+    events = [
+        finished(cid, fit if (s != "ok" or fit is not None) else 0.5, status=s, flops=fl,
+                 duplicate_of=0 if s == "duplicate" else None)
+        for cid, fit, s, fl in spec
+    ]
     incremental = Leaderboard()
     for e in events:
         incremental.update(e)
@@ -173,7 +177,9 @@ def test_csv_parses_back(rows, tmp_path):
 def test_json_parses_back(rows, tmp_path):
     text = export(rows, "json", tmp_path / "board.json")
     data = json.loads(text)
-    assert [Row(**d) for d in data] == rows
+    assert [list(d) for d in data] == [list(ROW_FIELDS)] * len(rows)
+    expected = [{f: getattr(r, f) for f in ROW_FIELDS} for r in rows]
+    assert data == json.loads(json.dumps(expected))
     assert json.loads((tmp_path / "board.json").read_text()) == data
 
 

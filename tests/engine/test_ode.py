@@ -148,7 +148,6 @@ def test_opposition_keeps_best_np_of_union_stable_on_ties():
     expected = [opp.vectors[1], init.vectors[0], init.vectors[1], init.vectors[2]]
     assert np.array_equal(ode.population, np.array(expected))
     assert ode.population_ids == [5, 0, 1, 2]
-    assert ode.best_id() == 5
 
 
 def test_trial_replaces_target_when_fitness_ties():

@@ -40,7 +40,7 @@ def reference_run(tmp_path_factory, tiny_profile) -> tuple[Path, list[ev.Event]]
 
 
 def proposals(run_dir: Path) -> dict[int, list[float]]:
-    return {cid: rec["vector"] for cid, rec in RunDir(run_dir).read_candidates().items()}
+    return {cid: rec.vector for cid, rec in RunDir(run_dir).read_records().items()}
 
 
 def board(run_dir: Path) -> list[tuple]:
@@ -59,7 +59,7 @@ def test_run_finishes_with_budget_and_every_event(reference_run, tiny_profile):
     assert len(trained) == 8  # the budget, exactly
     assert events[-1].kind == "run_finished" and events[-1].reason == "budget"
     assert (run_dir / "profile.toml").exists() and load_profile(run_dir / "profile.toml") == tiny_profile()
-    assert len(RunDir(run_dir).read_candidates()) == len(finished)
+    assert len(RunDir(run_dir).read_records()) == len(finished)
 
 
 def test_journal_replays_into_the_same_leaderboard(reference_run):
@@ -118,15 +118,15 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(reference_run, tmp_pat
     try:
         # kill while a candidate is in flight, after a few have finished
         def mid_candidate() -> bool:
-            done = RunDir(run_dir).read_candidates()
+            done = RunDir(run_dir).read_records()
             started = _started_ids(run_dir) if (run_dir / "events.jsonl").exists() else []
-            trained = [c for c, r in done.items() if r["status"] == "ok"]
+            trained = [c for c, r in done.items() if r.status == "ok"]
             return len(trained) >= 3 and bool(started) and started[-1] not in done
         _wait_for(mid_candidate, 300, proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    before = RunDir(run_dir).read_candidates()
+    before = RunDir(run_dir).read_records()
     in_flight = _started_ids(run_dir)[-1]
     assert in_flight not in before
 

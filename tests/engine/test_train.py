@@ -1,4 +1,5 @@
-"""engine.train: candidate training, early stopping, OOM / failure handling, pause / stop, final phase.
+"""engine.training: candidate training, early stopping, OOM / failure handling, pause / stop,
+the final retraining, and per-epoch checkpoints.
 
 Real-data tests use small subsets of the bundled AdrenalMNIST3D and the
 published genotype; the control-flow tests use a tiny stand-in network passed
@@ -7,7 +8,6 @@ through ``model_fn`` so they cost milliseconds.
 from __future__ import annotations
 
 import gc
-import json
 import math
 import threading
 import time
@@ -20,21 +20,30 @@ import pytest
 import torch
 from torch import nn
 
+from engine import metrics
 from engine.control import Control, StopRequested
 from engine.data import Dataset, Split, load_dataset
 from engine.model import build_network
+from engine.profile import TrainingConfig
 from engine.space import Genotype, SearchSpace
-from engine.train import (
+from engine.training import (
     CandidateResult,
     EarlyStopping,
-    TrainConfig,
-    evaluate,
     final_train,
     is_out_of_memory,
     train_candidate,
 )
 
-FAST = TrainConfig(epochs=2, patience=5, batch_size=16)
+FAST = TrainingConfig(epochs=2, patience=5, batch_size=16)
+
+
+def score(net: nn.Module, split: Split, task: str) -> tuple[float, float]:
+    """``(auc, acc)`` of ``net`` on ``split``: a plain loop, independent of the trainer's own evaluation."""
+    net.eval()
+    with torch.no_grad():
+        scores = torch.cat([torch.softmax(net(split.x[i : i + 64]), 1) for i in range(0, len(split), 64)]).numpy()
+    y = split.y.numpy()
+    return metrics.auc(y, scores, task), metrics.accuracy(y, scores, task)
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -45,6 +54,19 @@ def genotype(reference) -> Genotype:
     g = SearchSpace().decode(reference["chromosome"])
     assert g.feasible
     return g
+
+
+@pytest.fixture(scope="module")
+def light() -> tuple[Genotype, Genotype]:
+    """Two small real genotypes (conv3 cells, 1 stack, 8 filters): cheap enough to train many times."""
+    space = SearchSpace(ops=(0, 3, 9, 12), stacks=(1,), modules=(1,), filters=(8,))
+    rng = np.random.default_rng(11)
+    found: list[Genotype] = []
+    while len(found) < 2:
+        g = space.decode(rng.random(space.dim))
+        if g.feasible and all(g.key != f.key for f in found):
+            found.append(g)
+    return found[0], found[1]
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +212,7 @@ def test_published_genotype_learns_on_a_real_subset(genotype, adrenal):
     data = adrenal.search_subset(64 / 1188, seed=0)
     data = replace(data, val=_take(adrenal.val, 32))
     epochs: list[dict] = []
-    result = train_candidate(genotype, data, TrainConfig(epochs=3, patience=5, batch_size=16), on_epoch=epochs.append)
+    result = train_candidate(genotype, data, TrainingConfig(epochs=3, patience=5, batch_size=16), on_epoch=epochs.append)
     assert result.status == "ok", result.error
     assert result.epochs == 3 and [e["epoch"] for e in epochs] == [1, 2, 3]
     assert list(result.history) == epochs
@@ -206,7 +228,7 @@ def test_published_genotype_learns_on_a_real_subset(genotype, adrenal):
 def test_published_genotype_generalises_on_a_search_quarter(genotype, adrenal):
     # ~2 minutes on two CPU cores: the search protocol's quarter of train, the full val split
     data = replace(adrenal.search_subset(0.25, seed=0), val=adrenal.val)
-    result = train_candidate(genotype, data, TrainConfig(epochs=12, patience=0))
+    result = train_candidate(genotype, data, TrainingConfig(epochs=12, patience=0))
     assert result.status == "ok"
     assert max(h["val_auc"] for h in result.history) > 0.65
 
@@ -216,8 +238,8 @@ def test_trainer_matches_a_plain_pytorch_loop(genotype, small, channels_last, re
     # Same init, same batch order: the trainer's epoch is exactly Adam + cross-entropy over
     # label-aligned batches. channels_last_3d changes the rounding, and Adam's first step
     # (about lr * sign(grad)) amplifies it for near-zero gradients, hence the looser bound.
-    config = TrainConfig(epochs=1, batch_size=16, seed=3, channels_last=channels_last)
-    result = train_candidate(genotype, small, config)
+    config = TrainingConfig(epochs=1, batch_size=16, channels_last=channels_last)
+    result = train_candidate(genotype, small, config, seed=3)
 
     torch.manual_seed(3)
     net = build_network(genotype, in_channels=1, num_classes=2)
@@ -240,20 +262,20 @@ def test_trainer_matches_a_plain_pytorch_loop(genotype, small, channels_last, re
 
 
 def test_same_seed_same_fitness(genotype, small):
-    config = TrainConfig(epochs=2, batch_size=16, seed=5)
-    a = train_candidate(genotype, small, config)
-    b = train_candidate(genotype, small, config)
+    config = TrainingConfig(epochs=2, batch_size=16)
+    a = train_candidate(genotype, small, config, seed=5)
+    b = train_candidate(genotype, small, config, seed=5)
     assert a.status == b.status == "ok"
     assert a.fitness == b.fitness
     assert [(h["train_loss"], h["val_loss"], h["val_auc"]) for h in a.history] == [
         (h["train_loss"], h["val_loss"], h["val_auc"]) for h in b.history
     ]
-    c = train_candidate(genotype, small, replace(config, seed=6, epochs=1))
+    c = train_candidate(genotype, small, replace(config, epochs=1), seed=6)
     assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
 
 
 def test_fitness_can_be_validation_auc():
-    result = train_candidate(None, synthetic(), replace(FAST, epochs=3, fitness="val_auc"), model_fn=tiny_fn())
+    result = train_candidate(None, synthetic(), replace(FAST, epochs=3), fitness="val_auc", model_fn=tiny_fn())
     assert result.status == "ok"
     assert result.fitness == max(h["val_auc"] for h in result.history)
     best = max(result.history, key=lambda h: h["val_auc"])
@@ -261,7 +283,7 @@ def test_fitness_can_be_validation_auc():
 
 
 def test_undefined_auc_fitness_is_a_failure_not_a_nan():
-    result = train_candidate(None, synthetic(val_label=0), replace(FAST, fitness="val_auc"), model_fn=tiny_fn())
+    result = train_candidate(None, synthetic(val_label=0), FAST, fitness="val_auc", model_fn=tiny_fn())
     assert result.status == "failed" and "undefined" in result.error and result.fitness is None
 
 
@@ -277,10 +299,9 @@ def test_multiclass_and_default_layout():
     assert result.status == "ok" and 0 <= result.fitness <= 1
 
 
-def test_train_config_validates():
-    for bad in (dict(epochs=0), dict(patience=-1), dict(batch_size=0), dict(lr=0.0), dict(loss="mse"), dict(fitness="acc")):
-        with pytest.raises(ValueError):
-            TrainConfig(**bad)
+def test_unknown_fitness_is_refused():
+    with pytest.raises(ValueError, match="fitness"):
+        train_candidate(None, synthetic(), FAST, fitness="acc", model_fn=tiny_fn())
 
 
 # -- OOM and failures -----------------------------------------------------------------------
@@ -403,38 +424,25 @@ def test_pause_blocks_at_a_batch_boundary_and_resume_continues():
 def test_64_cube_run_from_a_synthetic_file(genotype, tmp_path: Path):
     write_npz(tmp_path / "adrenalmnist3d_64.npz", size=64, n=(4, 2, 2))
     data = load_dataset("adrenalmnist3d", size=64, root=tmp_path)
-    result = train_candidate(genotype, data, TrainConfig(epochs=1, batch_size=4))
+    result = train_candidate(genotype, data, TrainingConfig(epochs=1, batch_size=4))
     assert result.status == "ok", result.error
     assert result.epochs == 1
 
 
-def test_final_train_saves_weights_that_reproduce_the_test_metrics(genotype, small, reference, tmp_path: Path):
-    out = tmp_path / "final" / "rank1"
+def test_final_train_returns_weights_that_reproduce_the_test_metrics(genotype, small):
     epochs: list[dict] = []
-    outcome = final_train(genotype, small, TrainConfig(epochs=2, batch_size=16), seed=11, out_dir=out,
-                          on_epoch=epochs.append)
+    outcome = final_train(genotype, small, TrainingConfig(epochs=2, batch_size=16), seed=11, on_epoch=epochs.append)
     assert outcome.epochs == 2 and len(epochs) == 2 and outcome.seed == 11
     assert outcome.val_acc == max(e["val_acc"] for e in epochs)
-    assert outcome.params == reference["params"] == 18042
-    assert outcome.flops == reference["flops_fvcore_28"]
-    assert sorted(p.name for p in out.iterdir()) == ["genotype.json", "weights.pt"]  # no temp files left
-    assert outcome.weights_path == str(out / "weights.pt")
-
-    saved = json.loads(Path(outcome.genotype_path).read_text())
-    assert saved["metrics"]["test_auc"] == outcome.test_auc and saved["metrics"]["test_acc"] == outcome.test_acc
-    assert saved["dataset"] == "adrenalmnist3d" and saved["num_classes"] == 2 and saved["seed"] == 11
-    reloaded_genotype = Genotype.from_dict(saved)
-    assert reloaded_genotype.key == genotype.key
-
-    net = build_network(reloaded_genotype, in_channels=saved["in_channels"], num_classes=saved["num_classes"])
-    net.load_state_dict(torch.load(outcome.weights_path, weights_only=True))
-    auc, acc = evaluate(net, small.test, small.task)
+    net = build_network(genotype, in_channels=1, num_classes=2)
+    net.load_state_dict(outcome.state_dict)
+    auc, acc = score(net, small.test, small.task)
     assert auc == pytest.approx(outcome.test_auc, abs=1e-9)
     assert acc == pytest.approx(outcome.test_acc, abs=1e-9)
 
 
-def test_final_train_keeps_the_best_validation_checkpoint(tmp_path: Path):
-    # With a crafted val curve the best-ACC epoch is the 2nd: the saved weights are from then.
+def test_final_train_keeps_the_best_validation_checkpoint():
+    # With a crafted val curve the best-ACC epoch is the 2nd: the returned weights are from then.
     made: list[Tiny] = []
     snapshots = []
 
@@ -443,20 +451,97 @@ def test_final_train_keeps_the_best_validation_checkpoint(tmp_path: Path):
 
     data = synthetic(n_train=16, n_val=8)
     outcome = final_train(None, data, replace(FAST, epochs=4, patience=0, batch_size=2), seed=0,
-                          model_fn=tiny_fn(made), on_epoch=on_epoch, out_dir=tmp_path)
+                          model_fn=tiny_fn(made), on_epoch=on_epoch)
     best = max(range(4), key=lambda i: (outcome.history[i]["val_acc"], -i))
     assert outcome.best_epoch == best + 1
-    saved = torch.load(outcome.weights_path, weights_only=True)
-    for key, value in saved.items():
+    for key, value in outcome.state_dict.items():
         assert torch.equal(value, snapshots[best][key])
 
 
-def test_final_train_stopped_writes_nothing(genotype, small, tmp_path: Path):
+def test_final_train_stopped_raises_and_keeps_no_result(genotype, small):
     control = Control()
     control.stop()
     with pytest.raises(StopRequested):
-        final_train(genotype, small, FAST, seed=0, control=control, out_dir=tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        final_train(genotype, small, FAST, seed=0, control=control)
+
+
+# -- per-epoch checkpoints ----------------------------------------------------------------------
+
+
+def _stop_after(control: Control, epoch: int):
+    def on_epoch(record):
+        if record["epoch"] == epoch:
+            control.stop()  # raised at the next batch boundary, after the epoch's checkpoint
+
+    return on_epoch
+
+
+def test_a_final_training_stopped_after_epoch_k_resumes_to_the_identical_result(light, small, tmp_path):
+    genotype = light[0]
+    config = TrainingConfig(epochs=4, patience=0, batch_size=16)
+    whole = final_train(genotype, small, config, seed=3)
+    ckpt = tmp_path / "training.ckpt"
+    control = Control()
+    with pytest.raises(StopRequested):
+        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 2), checkpoint=ckpt)
+    assert ckpt.exists()
+    resumed_at, seen = [], []
+    again = final_train(genotype, small, config, seed=3, checkpoint=ckpt, on_resume=resumed_at.append,
+                        on_epoch=seen.append)
+    assert resumed_at == [2] and again.resumed_from == 2 and [r["epoch"] for r in seen] == [3, 4]
+    assert not ckpt.exists(), "the checkpoint is removed once the training finished"
+    assert (again.test_auc, again.test_acc, again.val_acc, again.best_epoch) == (
+        whole.test_auc, whole.test_acc, whole.val_acc, whole.best_epoch)
+    for key, value in whole.state_dict.items():  # bitwise, on the CPU
+        assert torch.equal(value, again.state_dict[key]), key
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in whole.history]
+
+
+def test_a_search_candidate_checkpoints_only_once_it_has_run_long_enough(light, small, tmp_path):
+    genotype = light[0]
+    config = TrainingConfig(epochs=3, patience=0, batch_size=16)
+    ckpt = tmp_path / "c.ckpt"
+    control = Control()
+    slow = replace(config, checkpoint_after_seconds=3600.0)
+    with pytest.raises(StopRequested):
+        train_candidate(genotype, small, slow, seed=1, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+    assert not ckpt.exists(), "a short candidate writes no checkpoint"
+    eager = replace(config, checkpoint_after_seconds=0.0)
+    control = Control()
+    with pytest.raises(StopRequested):
+        train_candidate(genotype, small, eager, seed=1, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+    assert ckpt.exists()
+    resumed = train_candidate(genotype, small, eager, seed=1, checkpoint=ckpt)
+    whole = train_candidate(genotype, small, eager, seed=1)
+    assert resumed.resumed_from == 1 and resumed.fitness == whole.fitness
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in whole.history]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other seed", "other architecture"])
+def test_a_corrupt_or_foreign_checkpoint_restarts_the_training_with_one_line(light, small, tmp_path, damage):
+    genotype = light[0]
+    config = TrainingConfig(epochs=3, patience=0, batch_size=16)
+    ckpt = tmp_path / "training.ckpt"
+    control = Control()
+    with pytest.raises(StopRequested):
+        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+    seed, g = 3, genotype
+    if damage == "garbage":
+        ckpt.write_bytes(b"not a checkpoint at all")
+    elif damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+    elif damage == "other seed":
+        seed = 4
+    else:
+        g = light[1]
+    notices, resumed_at = [], []
+    outcome = final_train(g, small, config, seed=seed, checkpoint=ckpt, on_notice=notices.append,
+                          on_resume=resumed_at.append)
+    assert resumed_at == [] and outcome.resumed_from == 0 and outcome.epochs == 3
+    assert len(notices) == 1 and "\n" not in notices[0]
+    assert str(ckpt) in notices[0] and "restarting this training from epoch 0" in notices[0]
+    fresh = final_train(g, small, config, seed=seed)
+    assert outcome.test_auc == fresh.test_auc and outcome.val_acc == fresh.val_acc
 
 
 def test_published_weights_score_as_published(genotype, adrenal, reference_dir, reference):
@@ -465,7 +550,7 @@ def test_published_weights_score_as_published(genotype, adrenal, reference_dir, 
 
     state = torch.load(reference_dir / reference["weights_file"], map_location="cpu", weights_only=True)
     net = load_reference_weights(build_network(genotype, in_channels=1, num_classes=2), state)
-    auc, acc = evaluate(net, adrenal.test, adrenal.task)
+    auc, acc = score(net, adrenal.test, adrenal.task)
     assert auc == pytest.approx(reference["test_metrics_with_weights"]["auc"], abs=1e-4)
     assert acc == pytest.approx(reference["test_metrics_with_weights"]["acc"], abs=1e-4)
 
@@ -478,6 +563,6 @@ def test_published_weights_score_as_published(genotype, adrenal, reference_dir, 
 @pytest.mark.parametrize("amp", [False, True])
 def test_cuda_training_reports_peak_memory(genotype, amp):
     data = load_dataset("adrenalmnist3d", device="cuda").search_subset(0.1, seed=0)
-    result = train_candidate(genotype, data, TrainConfig(epochs=2, amp=amp), device="cuda")
+    result = train_candidate(genotype, data, TrainingConfig(epochs=2, amp=amp), device="cuda")
     assert result.status == "ok", result.error
     assert result.peak_memory_mb is not None and result.peak_memory_mb > 0

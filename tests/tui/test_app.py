@@ -97,7 +97,7 @@ async def test_pause_waits_for_the_engine(running_journal, ui) -> None:
         await pilot.press("p")
         await ui.settle(app, pilot)
         assert app.state.status == RUNNING and app.state.pending == "pause"
-        assert "pause requested" in ui.screen_text(app)
+        assert "pausing…" in ui.screen_text(app)
         app._sink(ev.Paused(ts=app.state.last_ts + 1))
         await ui.settle(app, pilot)
         assert app.state.status == PAUSED

@@ -163,7 +163,7 @@ def test_unknown_and_partial_events_do_not_break_it() -> None:
     state = DashboardState()
     state.apply(Future(ts=1.0))
     state.apply(ev.EpochFinished(ts=2.0, candidate_id=99, epoch=1, train_loss=1, val_loss=1, val_acc=0.5, val_auc=0.5, seconds=1))
-    state.apply(ev.CandidateFinished(ts=3.0, candidate_id=99, generation=0, phase="init", key="k", genotype={},
-                                     status="failed", error="boom", fitness=float("nan")))
+    state.apply(ev.CandidateFinished.from_fields(dict(ts=3.0, candidate_id=99, generation=0, phase="init", key="k", genotype={},
+                                     status="failed", error="boom", fitness=float("nan"))))
     assert state.candidates[99].status == "failed" and state.candidates[99].fitness is None
     assert state.status == STARTING

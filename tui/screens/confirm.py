@@ -18,16 +18,16 @@ class ConfirmQuit(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Cancel"),
     ]
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, resume_command: str) -> None:
         super().__init__()
-        self.run_dir = run_dir
+        self.resume_command = resume_command
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="dialog"):
             yield Static(
                 "Stop the search and quit?\n\n"
                 "A checkpoint is written first; continue later with\n"
-                f"  nas3d-tui resume {self.run_dir}",
+                f"  {self.resume_command}",
                 id="confirm-text",
             )
             with Horizontal(id="confirm-buttons"):

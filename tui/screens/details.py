@@ -8,7 +8,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from ..fmt import duration, mb, metric
+from engine.leaderboard import mean_std
+
+from ..fmt import duration, mb, metric, pm
 from ..state import CandidateView
 from ..widgets.cell import render_candidate
 
@@ -80,8 +82,7 @@ class CandidateDetails(ModalScreen[None]):
             if f.weights_path:
                 t.append(f"  weights {f.weights_path}\n", style="dim")
         if len(finals) > 1:
-            aucs = [f.test_auc for f in finals]
-            accs = [f.test_acc for f in finals]
-            t.append(f"mean over {len(finals)} seeds: test AUC {metric(sum(aucs) / len(aucs))} · "
-                     f"test ACC {metric(sum(accs) / len(accs))}")
+            auc = pm(*mean_std([f.test_auc for f in finals]))
+            acc = pm(*mean_std([f.test_acc for f in finals]))
+            t.append(f"mean ± std over {len(finals)} seeds: test AUC {auc} · test ACC {acc}")
         return t

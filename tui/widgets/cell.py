@@ -1,4 +1,9 @@
-"""The Cell panel: the decoded cell of the selected (or training) candidate, macro choices and cost."""
+"""The Cell panel: the decoded cell of the selected (or training) candidate, macro choices, cost and training trace.
+
+The trace (``training.render_training``) makes a slow candidate visibly
+alive: it redraws with every epoch and, while the candidate trains, with
+every resource sample (its "training for" time runs on the event clock).
+"""
 from __future__ import annotations
 
 from rich.text import Text
@@ -8,6 +13,7 @@ from textual.widgets import Static
 from ..cellgraph import render_cell
 from ..fmt import metric, si
 from ..state import CandidateView, DashboardState
+from .training import render_training
 
 __all__ = ["CellPanel", "render_candidate"]
 
@@ -63,11 +69,14 @@ class CellPanel(VerticalScroll):
     def sync(self, state: DashboardState) -> None:
         """Redraw if the shown candidate or its data changed since the last call."""
         cand, role = self._target(state)
+        running = cand is not None and cand.status == "running"
         key = (
             cand.candidate_id if cand else None,
             role,
             state.revision["cell"],
-            state.revision["epochs"] if cand is not None and cand.status == "running" else 0,
+            state.revision["epochs"] if running else 0,
+            state.revision["resources"] if running else 0,  # the time spent so far moves with the clock
+            self.scrollable_content_region.width,
         )
         if key == self._seen:
             return
@@ -77,7 +86,14 @@ class CellPanel(VerticalScroll):
             static.update(Text("no candidate yet", style="italic"))
             self.border_subtitle = ""
             return
-        static.update(render_candidate(cand))
+        text = render_candidate(cand)
+        fitness = state.run.fitness if state.run is not None else "val_acc"
+        width = self.scrollable_content_region.width or 42
+        trace = render_training(cand, state.last_ts, fitness=fitness, width=width)
+        if trace:
+            text.append("\n\n")
+            text.append_text(trace)
+        static.update(text)
         self.border_subtitle = f"#{cand.candidate_id} {role}"
 
     def _target(self, state: DashboardState) -> tuple[CandidateView | None, str]:

@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..fmt import duration, metric, si
+from ..fmt import duration, metric, pm, si
 from ..state import DashboardState
 
 __all__ = ["COLUMNS", "LeaderboardTable", "LeaderboardPanel", "sort_rows"]
@@ -30,6 +30,10 @@ class Column:
     fmt: Callable[[Any], str]
     descending: bool = False  # the first click sorts best first
     numeric: bool = True
+    render: Callable[[Any], str] | None = None  # the whole row -> text, when one value is not enough
+
+    def text(self, row: Any) -> str:
+        return self.render(row) if self.render is not None else self.fmt(getattr(row, self.key, None))
 
 
 def _text(v: Any) -> str:
@@ -40,6 +44,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("rank", "rank", _text),
     Column("candidate_id", "id", lambda v: f"#{v}"),
     Column("fitness", "fitness", metric, descending=True),
+    # what placed a row below an equally fit one: val AUC, then FLOPs, then id (search.tie_break)
+    Column("tie_break", "tie", lambda v: v or "", numeric=False),
     Column("val_auc", "val AUC", metric, descending=True),
     Column("params", "params", si),
     Column("flops", "FLOPs", si),
@@ -47,7 +53,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("seconds", "time", duration),
     Column("status", "status", _text, numeric=False),
     Column("worker", "worker", _text, numeric=False),
-    Column("test_auc", "test AUC", metric, descending=True),
+    Column("test_auc", "test AUC", metric, descending=True, render=lambda r: pm(r.test_auc, r.test_auc_std)),
 )
 _BY_KEY = {c.key: c for c in COLUMNS}
 
@@ -212,7 +218,7 @@ class LeaderboardPanel(Vertical):
             cells = []
             for col in COLUMNS:
                 value = getattr(row, col.key, None)
-                cell = Text(col.fmt(value), justify="right" if col.numeric else "left")
+                cell = Text(col.text(row), justify="right" if col.numeric else "left")
                 if col.key == "status" and value not in (None, "ok"):
                     cell.stylize("yellow" if value in ("oom", "duplicate", "running") else "dim")
                 cells.append(cell)

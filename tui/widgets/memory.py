@@ -2,6 +2,12 @@
 
 Without CUDA (the GPU fields of ``ResourceSample`` are None) it shows the
 process memory (RSS) and says so.
+
+The panel owns its inner layout (``DEFAULT_CSS``): the sparkline shares the
+rows the readings leave when the panel has a fixed height (the full layout),
+and takes three rows of its own when the panel is as tall as its content
+(the stacked layout below 110×34), where a ``1fr`` height has nothing to
+share and made the panel taller than what the scrolling column could show.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.events import Mount, Resize
 from textual.widgets import Sparkline, Static
 
 from ..fmt import mb
@@ -34,13 +41,38 @@ def _device_field(d: dict[str, Any], *names: str) -> Any:
 class MemoryPanel(Vertical):
     """Resource readings; redrawn when a new sample arrives."""
 
+    DEFAULT_CSS = """
+    MemoryPanel > #memory-trend {
+        width: 1fr;
+        height: 1fr;
+        min-height: 1;
+        max-height: 3;
+        margin-top: 1;
+    }
+    MemoryPanel.-fit-content > #memory-trend {
+        height: 3;
+    }
+    """
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._seen = -1
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for a resource sample…", id="memory-text")
-        yield Sparkline([], id="memory-spark")
+        yield Sparkline([], id="memory-trend")
+
+    def on_mount(self, event: Mount) -> None:
+        self._fit()
+
+    def on_resize(self, event: Resize) -> None:
+        """The layout may have switched between a fixed height and a content height."""
+        self._fit()
+
+    def _fit(self) -> None:
+        """Give the sparkline rows of its own when the panel's height comes from its content."""
+        height = self.styles.height
+        self.set_class(height is not None and height.is_auto, "-fit-content")
 
     def sync(self, state: DashboardState) -> None:
         """Redraw if a resource sample arrived since the last call."""
@@ -49,7 +81,7 @@ class MemoryPanel(Vertical):
             return
         self._seen = rev
         self.query_one("#memory-text", Static).update(self.render_state(state))
-        self.query_one("#memory-spark", Sparkline).data = list(state.memory_history)
+        self.query_one("#memory-trend", Sparkline).data = list(state.memory_history)
 
     @staticmethod
     def render_state(state: DashboardState) -> Text:

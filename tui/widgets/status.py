@@ -44,7 +44,10 @@ class StatusLine(Static):
         if state.status == FINISHED and state.finish_reason:
             text.append(f" ({state.finish_reason})", style="bold")
         if state.pending and state.status not in (FINISHED, FAILED):
-            text.append(f" {state.pending} requested…", style="italic")
+            verb = {"pause": "pausing", "resume": "resuming", "stop": "stopping"}.get(state.pending, state.pending)
+            text.append(f" {verb}…", style="italic")
+        if state.warming_up and state.status not in (FINISHED, FAILED):
+            text.append(" warming up the GPU…", style="italic")
         sep = (" │ ", "dim")
         run = state.run
         text.append("  ")

@@ -34,29 +34,21 @@ worker logs are not forwarded to the driver's terminal.
 """
 from __future__ import annotations
 
-import collections
-import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Collection, Sequence
 
-from .control import Control, StopRequested
-from .evaluator import Job, OnDone, OnEpoch, OnStart
-from .parallel import (
-    POLL_S,
-    _Task,
-    control_state,
-    failed_result,
-    one_line,
-    pack_dataset,
-    simulated_oom_model,
-    unpack_dataset,
-)
-from .train import TrainConfig
+from ..errors import SessionError, StopRequested, one_line
+from ..training.loop import CandidateResult
+from .base import Callbacks, Job, TrainSpec
+from .packing import pack_dataset, simulated_oom_model, unpack_dataset
+from .tasks import Task, TaskCore, Trace, control_flags, drain_with_grace
 
 __all__ = ["RayEvaluator", "import_ray", "RAY_MISSING"]
+
+POLL_S = 0.05
 
 RAY_MISSING = "executor.kind = 'ray' needs Ray, which is not installed: pip install 'nas3d-tui[ray]' (or 'ray[default]>=2.9')"
 
@@ -65,13 +57,11 @@ def import_ray() -> Any:
     """The ``ray`` module.
 
     Raises:
-        engine.session.SessionError: Ray is not installed (one line, exit code 2 in the CLI).
+        engine.errors.SessionError: Ray is not installed (one line, exit code 2 in the CLI).
     """
     try:
         import ray
     except ImportError:
-        from .session import SessionError
-
         raise SessionError(RAY_MISSING) from None
     return ray
 
@@ -105,10 +95,13 @@ class _Hub:
 
 
 class _HubControl:
-    """``Control``-like object inside a task: reads the hub's flags at batch boundaries (at most every 0.2 s)."""
+    """``Control``-like object inside a task: reads the hub's flags at batch boundaries (at most every 0.2 s)
+    and tells the hub when it waits in a pause."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, cid: int, attempt: int) -> None:
         self.hub = hub
+        self.cid = cid
+        self.attempt = attempt
         self.last = 0.0
         self.flags = (False, False)
 
@@ -123,23 +116,17 @@ class _HubControl:
 
     def checkpoint(self) -> None:
         paused, stopped = self._read()
-        while paused and not stopped:
-            time.sleep(0.2)
-            paused, stopped = self._read()
+        if paused and not stopped:
+            self.hub.push.remote(("paused", self.cid, self.attempt))
+            while paused and not stopped:
+                time.sleep(0.2)
+                paused, stopped = self._read()
+            self.hub.push.remote(("running", self.cid, self.attempt))
         if stopped:
             raise StopRequested()
 
 
-def _ray_train(
-    data_ref: list,
-    config: TrainConfig,
-    cid: int,
-    attempt: int,
-    genotype: Any,
-    seed: int,
-    hub: Any,
-    simulate_oom: bool,
-) -> tuple:
+def _ray_train(data_ref: list, spec: TrainSpec, job: Job, attempt: int, hub: Any, simulate_oom: bool) -> tuple:
     """A Ray task: train one candidate; returns ``(kind, worker, result)``.
 
     ``data_ref`` is a one-element list so that Ray hands over the reference,
@@ -148,15 +135,16 @@ def _ray_train(
     import ray
     import torch
 
-    from .model import build_network
-    from .train import train_candidate
+    from ..model import build_network
+    from ..training.loop import train_candidate
 
     torch.set_num_threads(1)
     gpu_ids = ray.get_gpu_ids()
     device = "cuda:0" if gpu_ids else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it assigned
     node = ray.util.get_node_ip_address()
     worker = f"ray:{node}:cuda:{gpu_ids[0]}" if gpu_ids else f"ray:{node}:cpu"
-    hub.push.remote(("start", cid, attempt, worker))
+    cid = job.candidate_id
+    hub.push.remote(("start", cid, attempt, worker, os.getpid()))
     key = (data_ref[0].hex(), device)
     start = time.perf_counter()
     try:
@@ -164,26 +152,31 @@ def _ray_train(
             _DATA_CACHE.clear()
             _DATA_CACHE[key] = unpack_dataset(ray.get(data_ref[0]), device)
         result = train_candidate(
-            genotype,
+            job.genotype,
             _DATA_CACHE[key],
-            dataclasses.replace(config, seed=seed),
+            spec.config,
+            seed=job.seed,
+            fitness=spec.fitness,
             device=device,
-            control=_HubControl(hub),
+            control=_HubControl(hub, cid, attempt),
             on_epoch=lambda record: hub.push.remote(("epoch", cid, attempt, record)),
             model_fn=simulated_oom_model if simulate_oom else build_network,
+            checkpoint=job.checkpoint,
+            on_resume=lambda epoch: hub.push.remote(("resumed", cid, attempt, epoch)),
+            on_notice=lambda text: hub.push.remote(("notice", cid, attempt, text)),
         )
         return ("done", worker, result)
     except StopRequested:
         return ("stopped", worker, None)
     except Exception as exc:  # noqa: BLE001 - reported as a failed candidate
-        return ("done", worker, failed_result(one_line(exc), time.perf_counter() - start))
+        return ("done", worker, CandidateResult.failure(one_line(exc), time.perf_counter() - start))
 
 
 def _ray_warm() -> int:
     """A Ray task that only imports the trainer (benchmarks time worker startup apart)."""
     import torch  # noqa: F401
 
-    from . import train  # noqa: F401
+    from ..training import loop  # noqa: F401
 
     return os.getpid()
 
@@ -198,18 +191,18 @@ class RayEvaluator:
 
     Args:
         data: the search subset (``engine.data.Dataset``).
-        config: training settings; each job's seed replaces ``config.seed``.
-        device: the session's resolved device (only informs the default of ``use_gpus``).
+        spec: training settings and fitness.
         control: the session's pause / stop flags.
         address: Ray address; empty starts a local instance.
         workers: most candidates in flight (times ``per_gpu`` with GPUs).
         per_gpu: candidates sharing one GPU (``num_gpus = 1 / per_gpu``).
         use_gpus: request GPUs when the cluster has them.
-        simulate_oom: TEST ONLY, see ``engine.parallel.make_parallel_evaluator``.
+        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
+            out-of-memory error whenever they do not run alone.
         stop_grace: seconds to wait for in-flight candidates after a stop.
 
     Raises:
-        engine.session.SessionError: Ray is not installed.
+        engine.errors.SessionError: Ray is not installed.
     """
 
     name = "ray"
@@ -217,9 +210,8 @@ class RayEvaluator:
     def __init__(
         self,
         data: Any,
-        config: TrainConfig,
-        device: str,
-        control: Control | None = None,
+        spec: TrainSpec,
+        control: Any = None,
         address: str = "",
         workers: int = 1,
         per_gpu: int = 1,
@@ -229,8 +221,7 @@ class RayEvaluator:
     ) -> None:
         self.ray = import_ray()
         self.data = data
-        self.config = config
-        self.device = device
+        self.spec = spec
         self.control = control
         self.address = address
         self.workers = max(1, int(workers))
@@ -238,7 +229,7 @@ class RayEvaluator:
         self.use_gpus = use_gpus
         self.simulate_oom = frozenset(int(c) for c in simulate_oom)
         self.stop_grace = stop_grace
-        self.trace: list[tuple[str, int, str, int, bool]] = []
+        self.trace: Trace = []
         self._started = False
         self._owns_ray = False
         self._hub = None
@@ -247,19 +238,20 @@ class RayEvaluator:
         self._gpu_share = 0.0
         self._closed = False
         self._flags = (False, False)
+        self._inflight: dict[Any, Task] = {}
+        self._waiting: set[tuple[int, int]] = set()  # (candidate, attempt) paused at a batch boundary
+        self._pids: dict[int, int] = {}  # candidate id -> pid of the Ray worker training it
 
     # ------------------------------------------------------------------ setup
     def _ensure(self) -> None:
         if self._started:
             return
-        from .session import SessionError
-
         ray = self.ray
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             try:
                 if self.address:
-                    engine_dir = str(Path(__file__).resolve().parent)
+                    engine_dir = str(Path(__file__).resolve().parents[1])
                     ray.init(address=self.address, runtime_env={"py_modules": [engine_dir]}, **kwargs)
                 else:
                     ray.init(**kwargs)
@@ -271,7 +263,8 @@ class RayEvaluator:
         self._gpu_share = (1.0 / self.per_gpu) if (gpus > 0 and self.use_gpus) else 0.0
         self._hub = ray.remote(num_cpus=0)(_Hub).remote()
         self._remote = ray.remote(_ray_train)
-        self._data_ref = ray.put({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in pack_dataset(self.data).items()})
+        packed = pack_dataset(self.data)
+        self._data_ref = ray.put({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in packed.items()})
         self._started = True
 
     def warm_up(self, timeout: float = 300.0) -> float:
@@ -284,6 +277,11 @@ class RayEvaluator:
         warm = self.ray.remote(_ray_warm)
         self.ray.get([warm.options(num_cpus=1).remote() for _ in range(self.max_in_flight)], timeout=timeout)
         return time.perf_counter() - t0
+
+    def pid_of(self, candidate_id: int) -> int | None:
+        """The pid of the Ray worker process training ``candidate_id`` now, if any (diagnostics, tests)."""
+        running = {t.job.candidate_id for t in self._inflight.values() if t.started}
+        return self._pids.get(candidate_id) if candidate_id in running else None
 
     @property
     def max_in_flight(self) -> int:
@@ -304,136 +302,118 @@ class RayEvaluator:
                 ray.shutdown()
 
     # ------------------------------------------------------------------ evaluate
-    def evaluate(self, jobs: Sequence[Job], on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone) -> None:
+    def evaluate(self, jobs: Sequence[Job], callbacks: Callbacks) -> None:
         """Train every job as a Ray task; callbacks run on this thread.
 
         Raises:
             StopRequested: a stop was asked for; candidates that finished were reported.
-            engine.session.SessionError: Ray cannot be started or reached.
+            engine.errors.SessionError: Ray cannot be started or reached.
         """
         if not jobs:
             return
         self._ensure()
-        ray = self.ray
-        paused, stopped = control_state(self.control)
+        paused, stopped = control_flags(self.control)
         if stopped:
             raise StopRequested()
         self._set_flags(paused, False)
-        queue: collections.deque[_Task] = collections.deque(_Task(job) for job in jobs)
-        inflight: dict[Any, _Task] = {}
-        cb = (on_start, on_epoch, on_done)
-        while queue or inflight:
-            paused, stopped = control_state(self.control)
+        core = TaskCore(jobs, callbacks, self.trace)
+        inflight = self._inflight = {}
+        while core.queue or inflight:
+            paused, stopped = control_flags(self.control)
             if stopped:
-                self._abort(inflight, cb)
+                core.stopping = True
+                self._set_flags(False, True)
+                drain_with_grace(lambda: bool(inflight), lambda: self._pump(core), self.stop_grace)
+                for ref in list(inflight):
+                    try:
+                        self.ray.cancel(ref, force=True)
+                    except Exception:
+                        pass
+                    inflight.pop(ref)
                 raise StopRequested()
             self._set_flags(paused, False)
+            self._report_pause(paused)
             if not paused:
-                self._submit(queue, inflight)
-            if inflight:
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
-            else:
-                ready = []
-                time.sleep(POLL_S)
-            self._drain(inflight, cb)
-            for ref in ready:
-                self._finish(ref, inflight, queue, cb)
+                self._submit(core)
+            self._pump(core)
+
+    def _report_pause(self, paused: bool) -> None:
+        if self.control is None:
+            return
+        running = {(t.job.candidate_id, t.attempt) for t in self._inflight.values() if t.started}
+        if paused and running <= self._waiting:
+            self.control.halted()
+        elif not paused:
+            self._waiting.clear()
+            self.control.running()
 
     def _set_flags(self, paused: bool, stopped: bool) -> None:
         if (paused, stopped) != self._flags:
             self._flags = (paused, stopped)
             self.ray.get(self._hub.set_flags.remote(paused, stopped))
 
-    def _submit(self, queue: collections.deque[_Task], inflight: dict[Any, _Task]) -> None:
-        for task in list(queue):
+    def _submit(self, core: TaskCore) -> None:
+        inflight = self._inflight
+        for task in list(core.queue):
             if len(inflight) >= self.max_in_flight:
                 return
             if any(t.alone and not self._gpu_share for t in inflight.values()):
                 return  # a CPU task running alone
             if task.alone and not self._gpu_share and inflight:
                 return  # wait until nothing else runs (and place nothing new meanwhile)
-            queue.remove(task)
-            task.attempt += 1
-            task.started, task.epochs = False, 0
-            task.shared = bool(inflight) if not self._gpu_share else self._gpu_share < 1.0
-            for t in inflight.values():
-                if not self._gpu_share:
+            core.queue.remove(task)
+            shared = bool(inflight) if not self._gpu_share else self._gpu_share < 1.0
+            core.dispatched(task, shared)
+            if not self._gpu_share:
+                for t in inflight.values():
                     t.shared = True
             options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
             if self._gpu_share:
                 options["num_gpus"] = 1.0 if task.alone else self._gpu_share
-            job = task.job
-            simulate = job.candidate_id in self.simulate_oom and not task.alone
+            simulate = task.job.candidate_id in self.simulate_oom and not task.alone
             ref = self._remote.options(**options).remote(
-                [self._data_ref], self.config, job.candidate_id, task.attempt, job.genotype, job.seed, self._hub, simulate
+                [self._data_ref], self.spec, task.job, task.attempt, self._hub, simulate
             )
             inflight[ref] = task
 
-    def _drain(self, inflight: dict[Any, _Task], cb: tuple) -> None:
-        on_start, on_epoch, _ = cb
+    def _pump(self, core: TaskCore) -> None:
+        """Wait briefly for a finished task; hand on progress messages and results."""
+        inflight = self._inflight
+        if inflight:
+            ready, _ = self.ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
+        else:
+            ready = []
+            time.sleep(POLL_S)
         by_id = {(t.job.candidate_id, t.attempt): t for t in inflight.values()}
         for msg in self.ray.get(self._hub.drain.remote()):
             task = by_id.get((msg[1], msg[2]))
             if task is None:
                 continue  # about an attempt that is over
-            if msg[0] == "start" and not task.started:
-                self._started_on(task, msg[3], on_start)
-            elif msg[0] == "epoch" and task.started:
-                task.epochs += 1
-                on_epoch(task.job, msg[3])
+            kind = msg[0]
+            if kind == "start":
+                self._pids[task.job.candidate_id] = msg[4]
+                core.started(task, msg[3])
+            elif kind == "epoch" and task.started:
+                core.epoch(task, msg[3])
+            elif kind == "resumed":
+                core.resumed(task, msg[3])
+            elif kind == "notice":
+                core.notice(task, msg[3])
+            elif kind == "paused":
+                self._waiting.add((msg[1], msg[2]))
+            elif kind == "running":
+                self._waiting.discard((msg[1], msg[2]))
+        for ref in ready:
+            self._finish(ref, core)
 
-    def _started_on(self, task: _Task, worker: str, on_start: OnStart) -> None:
-        task.started = True
-        self.trace.append(("start", task.job.candidate_id, worker, task.attempt, task.alone))
-        on_start(task.job, worker)
-
-    def _finish(self, ref: Any, inflight: dict[Any, _Task], queue: collections.deque[_Task] | None, cb: tuple) -> None:
-        on_start, on_epoch, on_done = cb
-        ray = self.ray
-        task = inflight.pop(ref)
+    def _finish(self, ref: Any, core: TaskCore) -> None:
+        task = self._inflight.pop(ref)
         try:
-            kind, worker, result = ray.get(ref)
+            kind, worker, result = self.ray.get(ref)
         except Exception as exc:  # the task's worker or node died, or Ray killed it (memory monitor)
-            task.deaths += 1
-            self.trace.append(("died", task.job.candidate_id, "ray", task.attempt, task.alone))
-            if queue is None:
-                return
-            if task.deaths >= 2:
-                if not task.started:
-                    self._started_on(task, "ray", on_start)
-                on_done(task.job, failed_result(f"Ray worker lost twice while training it: {one_line(exc)}"), "ray")
-            else:
-                queue.appendleft(task)
+            core.died(task, "ray", f"Ray worker lost: {one_line(exc)}")
             return
         if kind == "stopped":
-            self.trace.append(("stopped", task.job.candidate_id, worker, task.attempt, task.alone))
+            core.stopped(task, worker)
             return
-        if result.status == "oom" and task.shared and not task.alone:
-            if queue is None:
-                return
-            self.trace.append(("oom-retry", task.job.candidate_id, worker, task.attempt, task.alone))
-            task.alone = True
-            queue.appendleft(task)
-            return
-        if not task.started:
-            self._started_on(task, worker, on_start)
-        for record in result.history[task.epochs :]:  # epochs whose messages had not arrived yet
-            on_epoch(task.job, dict(record))
-        self.trace.append(("done", task.job.candidate_id, worker, task.attempt, task.alone))
-        on_done(task.job, result, worker)
-
-    def _abort(self, inflight: dict[Any, _Task], cb: tuple) -> None:
-        ray = self.ray
-        self._set_flags(False, True)
-        deadline = time.monotonic() + self.stop_grace
-        while inflight and time.monotonic() < deadline:
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
-            self._drain(inflight, cb)
-            for ref in ready:
-                self._finish(ref, inflight, None, cb)
-        for ref in list(inflight):
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:
-                pass
-            inflight.pop(ref)
+        core.finished(task, result, worker)

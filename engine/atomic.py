@@ -1,0 +1,86 @@
+"""Crash-safe file writes: a file holds either its old or its new content, never a torn one.
+
+Write to a temporary file beside the target, flush and fsync it, rename it
+over the target, fsync the folder. Every file the engine writes goes through
+here. Pure Python; no other engine import.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync, rename over ``path``, fsync the folder.
+
+    ``path`` then holds either the old or the new content, never a torn file,
+    whenever the process or the machine dies.
+
+    Raises:
+        OSError: the file cannot be written; its ``filename`` is ``path`` (the
+            user's target), never the temporary file.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _about(exc, path) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise _about(exc, path) from None
+        raise
+    _fsync_dir(path.parent)
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """The same error, naming ``path`` (``IsADirectoryError`` when ``path`` is a folder)."""
+    if exc.errno is None:
+        return exc
+    try:
+        is_dir = path.is_dir()
+    except OSError:  # e.g. a name too long to look up
+        is_dir = False
+    if is_dir:
+        import errno
+
+        return IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    return OSError(exc.errno, exc.strerror, str(path))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``atomic_write`` of UTF-8 text (newlines written as given)."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """``atomic_write`` of ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))

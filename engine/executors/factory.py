@@ -1,0 +1,100 @@
+"""Which executor a profile asks for, and whether it can run here.
+
+``executor.kind = "ray"``: Ray tasks. ``executor.kind = "local"``: one
+candidate at a time in the session's thread when ``workers = 1`` and
+``per_gpu = 1`` (or ``per_gpu > 1`` on the CPU, where it means nothing);
+otherwise several at once -- in threads of this process (one CUDA stream
+each) or in worker processes, as ``executor.concurrency`` says (``auto``:
+threads on CUDA, processes on the CPU).
+"""
+from __future__ import annotations
+
+from typing import Any, Collection
+
+from .base import TrainSpec
+from .plan import plan_workers
+
+__all__ = ["make_evaluator", "check_executor", "concurrency_of"]
+
+
+def check_executor(executor: Any) -> None:
+    """Fail early, with one line, when the ``[executor]`` section cannot run here.
+
+    Raises:
+        engine.errors.SessionError: ``kind = "ray"`` and Ray is not installed.
+    """
+    if getattr(executor, "kind", "local") == "ray":
+        from .ray import import_ray
+
+        import_ray()
+
+
+def concurrency_of(executor: Any, device: str) -> str:
+    """``sequential``, ``threads``, ``processes`` or ``ray``: how the executor trains candidates."""
+    if executor.kind == "ray":
+        return "ray"
+    cuda = device.startswith("cuda")
+    several = executor.workers > 1 or (cuda and executor.per_gpu > 1)
+    if not several:
+        return "sequential"
+    if executor.concurrency == "auto":
+        return "threads" if cuda else "processes"
+    return executor.concurrency
+
+
+def make_evaluator(
+    executor: Any,
+    run_device: str,
+    data: Any,
+    spec: TrainSpec,
+    device: str,
+    control: Any = None,
+    *,
+    simulate_oom: Collection[int] = (),
+) -> Any:
+    """The evaluator for the profile's ``[executor]`` section.
+
+    Args:
+        executor: ``profile.executor``.
+        run_device: ``profile.run.device`` (``auto``, ``cuda``, ``cuda:N``, ``cpu``).
+        data: the search subset resident on ``device``.
+        spec: training settings and fitness.
+        device: the session's resolved device.
+        control: pause / stop flags of the session.
+        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
+            out-of-memory error whenever they share their device.
+
+    Raises:
+        engine.errors.SessionError: Ray was asked for and is not installed.
+    """
+    how = concurrency_of(executor, device)
+    if how == "ray":
+        from .ray import RayEvaluator
+
+        return RayEvaluator(
+            data,
+            spec,
+            control,
+            address=executor.address,
+            workers=executor.workers,
+            per_gpu=executor.per_gpu,
+            use_gpus=run_device != "cpu",
+            simulate_oom=simulate_oom,
+        )
+    if how == "sequential":
+        from .sequential import SequentialEvaluator
+
+        return SequentialEvaluator(data, spec, device, control)
+    cuda = 0
+    if device.startswith("cuda"):
+        import torch
+
+        cuda = torch.cuda.device_count()
+    slots = plan_workers(device, executor.workers, executor.per_gpu, run_device, cuda_devices=cuda)
+    if how == "threads":
+        from .threads import ThreadEvaluator
+
+        return ThreadEvaluator(data, spec, control, slots, simulate_oom=simulate_oom)
+    from .pool import LocalPoolEvaluator
+
+    return LocalPoolEvaluator(data, spec, control, slots, simulate_oom=simulate_oom)

@@ -1,0 +1,170 @@
+"""The profile's sections: every key, its default and its check, in one place.
+
+Each section is a frozen dataclass; each field carries its checker in its
+metadata, so the schema the validator enforces and the values the engine
+reads are one definition. Defaults are the published protocol (the paper's).
+``TrainingConfig`` is also what the trainer takes: there is no second copy of
+the training settings.
+
+Pure Python: no torch, no I/O.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..catalog import DATASETS, SIZES
+from . import checks as c
+
+__all__ = [
+    "RunConfig",
+    "DataConfig",
+    "SpaceConfig",
+    "SearchConfig",
+    "TrainingConfig",
+    "FinalConfig",
+    "ExecutorConfig",
+    "SECTIONS",
+    "checker",
+    "keys",
+    "AMP_MODES",
+    "STRATEGIES",
+    "CONCURRENCY",
+]
+
+AMP_MODES = ("auto",)  # besides true / false
+STRATEGIES = ("ode", "random")
+CONCURRENCY = ("auto", "threads", "processes")
+
+
+def key(default: Any, check: c.Checker) -> Any:
+    """A profile key: its default and its checker."""
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults (sections are frozen)")
+    return field(default=default, metadata={"check": check})
+
+
+def checker(section: type, name: str) -> c.Checker:
+    """The checker of ``section.name``."""
+    return next(f.metadata["check"] for f in dataclasses.fields(section) if f.name == name)
+
+
+def keys(section: type) -> list[str]:
+    """The key names of a section, in order."""
+    return [f.name for f in dataclasses.fields(section)]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: identity and placement of a run."""
+
+    name: str = key("quick", c.string(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a non-empty name of letters, digits, '.', '_', '-'"))
+    seed: int = key(42, c.integer(0, 2**63 - 1, "an integer >= 0"))
+    output_dir: str = key("runs", c.string(allowed="a non-empty path", nonempty=True))
+    device: str = key("auto", c.string(r"auto|cpu|cuda|cuda:\d+", 'one of "auto", "cpu", "cuda", "cuda:N"'))
+    description: str = key("", c.string())
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: which dataset, and how much of it the search sees."""
+
+    dataset: str = key("adrenalmnist3d", c.choice(tuple(DATASETS)))
+    size: int = key(28, c.one_of_ints(SIZES, "28 or 64"))
+    # empty: the bundled file (Adrenal 28³) or medmnist's default root
+    root: str = key("", c.string(allowed="a path (empty: the bundled file or medmnist's default root)"))
+    download: bool = key(False, c.boolean())
+    search_fraction: float = key(0.25, c.number(0.0, 1.0, lo_open=True, what="a number > 0 and <= 1"))
+    # an own dataset file (MedMNIST npz layout); replaces dataset / size / root
+    path: str = key("", c.string(allowed="a path to an .npz file in MedMNIST's layout (empty: use data.dataset)"))
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """``[space]``: the search space (the paper's by default)."""
+
+    ops: tuple[int, ...] = key(tuple(range(c.NUM_OPS)), c.operations())
+    stacks: tuple[int, ...] = key((1, 2), c.int_list(1, what="positive integers", example="[1, 2]"))
+    modules: tuple[int, ...] = key((1, 2), c.int_list(1, what="positive integers", example="[1, 2]"))
+    filters: tuple[int, ...] = key((8, 16, 32), c.int_list(1, what="positive integers", example="[8, 16, 32]"))
+    max_edges: int = key(9, c.integer(1, 21))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``[search]``: the strategy's settings and the stopping rules."""
+
+    population: int = key(20, c.integer(4, what="an integer >= 4"))
+    mutation_factor: float = key(0.5, c.number(0.0, 2.0, lo_open=True))
+    crossover_rate: float = key(0.5, c.number(0.0, 1.0))
+    jumping_rate: float = key(0.3, c.number(0.0, 1.0))
+    budget: int = key(200, c.integer(1))
+    time_budget_minutes: float = key(0.0, c.number(0.0, what="a number >= 0 (0: no time limit)"))
+    fitness: str = key("val_acc", c.choice(("val_acc", "val_auc")))
+    tie_break: str = key("val_auc", c.choice(("val_auc", "none")))
+    strategy: str = key("ode", c.choice(STRATEGIES))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """``[training]``: how one candidate is trained (also the trainer's settings).
+
+    ``amp``: bf16 autocast on CUDA (never on the CPU); ``"auto"`` uses it for
+    search candidates and not for final training. ``cudnn_benchmark``: cuDNN
+    autotuning, which costs seconds per new architecture. Search candidates
+    that run longer than ``checkpoint_after_seconds`` write a checkpoint after
+    every epoch (final training always does).
+    """
+
+    epochs: int = key(50, c.integer(1))
+    patience: int = key(5, c.integer(1))
+    batch_size: int = key(128, c.integer(1))
+    lr: float = key(1e-3, c.number(0.0, lo_open=True))
+    loss: str = key("cross_entropy", c.choice(("cross_entropy", "bce")))
+    amp: bool | str = key(False, c.bool_or_choice(AMP_MODES))
+    channels_last: bool = key(True, c.boolean())
+    cudnn_benchmark: bool = key(False, c.boolean())
+    max_batches_per_epoch: int = key(0, c.integer(0, what="an integer >= 0 (0: all batches)"))
+    checkpoint_after_seconds: float = key(
+        120.0, c.number(0.0, what="a number >= 0 (seconds; 0: every epoch of every candidate)")
+    )
+
+    def uses_amp(self, final: bool, device_type: str) -> bool:
+        """Whether bf16 autocast is on for this training (never on the CPU)."""
+        if device_type != "cuda":
+            return False
+        return (not final) if self.amp == "auto" else bool(self.amp)
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """``[final]``: retraining of the top-k on the full training set."""
+
+    top_k: int = key(3, c.integer(0, what="an integer >= 0 (0 skips the final phase)"))
+    epochs: int = key(50, c.integer(1))
+    seeds: tuple[int, ...] = key((0, 1, 2), c.int_list(0, what="integers >= 0", example="[0, 1, 2]"))
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """``[executor]``: where and how many candidates are trained at once."""
+
+    kind: str = key("local", c.choice(("local", "ray")))
+    workers: int = key(1, c.integer(1))
+    per_gpu: int = key(1, c.integer(1))
+    address: str = key("", c.string(allowed='a Ray address such as "auto" or "ray://host:10001" (empty: start locally)'))
+    # how several candidates share a device: threads in this process (one CUDA
+    # stream each) or worker processes; auto = threads on CUDA, processes on CPU
+    concurrency: str = key("auto", c.choice(CONCURRENCY))
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "data": DataConfig,
+    "space": SpaceConfig,
+    "search": SearchConfig,
+    "training": TrainingConfig,
+    "final": FinalConfig,
+    "executor": ExecutorConfig,
+}

@@ -1,0 +1,275 @@
+"""One candidate, one record: the result the session stores, publishes, ranks and shows.
+
+This module owns ``CandidateRecord`` -- the frozen value that crosses every
+boundary (the run directory's ``candidates/NNNNNN.json``, the
+``candidate_finished`` event, the leaderboard, the dashboard) -- its checked
+JSON form, and the ranking of candidates: ``rank_key`` is the single
+definition of "better" used by the search's "best", the finalists, the
+leaderboard and the dashboard.
+
+Ranking: status ``ok`` first; then fitness, higher first; when fitness values
+are exactly equal, the tie-break (``search.tie_break``): ``"val_auc"`` (the
+default) compares validation AUC, higher first, then FLOPs, fewer first;
+``"none"`` (the paper's plain comparison) goes straight to the candidate id.
+The candidate id (lower first) makes the order total.
+
+Pure Python: no torch, no numpy, no I/O.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .errors import CorruptFileError
+
+__all__ = [
+    "STATUSES",
+    "TRAINED_STATUSES",
+    "TIE_BREAKS",
+    "CandidateRecord",
+    "rank_key",
+    "selection_key",
+    "best_record",
+    "ranked",
+]
+
+STATUSES = ("ok", "infeasible", "duplicate", "oom", "failed")
+TRAINED_STATUSES = ("ok", "oom", "failed")  # statuses that spent budget
+TIE_BREAKS = ("val_auc", "none")
+PHASES = ("init", "opposite", "trial", "jump", "random")
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """The result of one proposed candidate.
+
+    Attributes:
+        candidate_id: the strategy's proposal number.
+        generation, phase: where the strategy proposed it.
+        status: one of ``STATUSES``.
+        key: architecture key (``None`` when infeasible).
+        genotype: ``Genotype.to_dict()``.
+        vector: the proposed 29 numbers.
+        fitness: best validation ACC (or AUC) over the epochs; for a duplicate,
+            the result it reuses (None when that one failed); None when it did
+            not train successfully.
+        val_acc, val_auc: validation metrics of the epoch that gave the fitness.
+        params, flops: model size (None when infeasible).
+        epochs, seconds: training effort (0 for infeasible and duplicates).
+        peak_memory_mb: CUDA peak allocation, or RSS growth on the CPU.
+        error: one line for infeasible / oom / failed.
+        worker: who trained it (``local:cpu``, ``w1:cuda:0``, ...).
+        duplicate_of: the candidate whose result a duplicate reuses.
+        trained: candidates trained (budget spent) once this one was recorded.
+        history: one dict per epoch (epoch, train_loss, val_loss, val_acc,
+            val_auc, seconds); kept in the run directory, not in events.
+    """
+
+    candidate_id: int
+    generation: int
+    phase: str
+    status: str
+    key: str | None = None
+    genotype: dict = field(default_factory=dict)
+    vector: list = field(default_factory=list)
+    fitness: float | None = None
+    val_acc: float | None = None
+    val_auc: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    error: str | None = None
+    worker: str = ""
+    duplicate_of: int | None = None
+    trained: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def spent_budget(self) -> bool:
+        """Whether training was attempted (ok, oom or failed)."""
+        return self.status in TRAINED_STATUSES
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def told_fitness(self) -> float:
+        """What the search strategy is told: the fitness, or 0.0 for anything that did not train."""
+        return float(self.fitness) if self.fitness is not None else 0.0
+
+    def replace(self, **changes: Any) -> "CandidateRecord":
+        return dataclasses.replace(self, **changes)
+
+    def reuse(self, original: "CandidateRecord") -> "CandidateRecord":
+        """This candidate as a duplicate of ``original`` (same architecture key): its result, no training."""
+        return self.replace(
+            status="duplicate",
+            fitness=original.fitness,
+            val_acc=original.val_acc,
+            val_auc=original.val_auc,
+            params=original.params,
+            flops=original.flops,
+            duplicate_of=original.candidate_id,
+        )
+
+    def to_dict(self, history: bool = True) -> dict[str, Any]:
+        """JSON-safe form (the candidate file); ``history=False`` leaves the epochs out (events)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["genotype"] = dict(self.genotype)
+        d["vector"] = list(self.vector)
+        d["history"] = [dict(h) for h in self.history] if history else []
+        if not history:
+            del d["history"]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "candidate record") -> "CandidateRecord":
+        """Check and build a record; unknown keys are ignored (a newer version may add some).
+
+        Raises:
+            CorruptFileError: a required field is missing, or any field has the wrong type or value.
+        """
+        if not isinstance(data, Mapping):
+            raise CorruptFileError(f"{where} is corrupt: expected a JSON object, got {_kind(data)}")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                if f.name in _REQUIRED:
+                    raise CorruptFileError(f"{where} is corrupt: field {f.name!r} is missing")
+                continue
+            values[f.name] = _check(f.name, data[f.name], where)
+        record = cls(**values)
+        if record.status not in STATUSES:
+            raise CorruptFileError(
+                f"{where} is corrupt: status = {record.status!r}; expected one of {', '.join(STATUSES)}"
+            )
+        if record.status == "ok" and record.fitness is None:
+            raise CorruptFileError(f"{where} is corrupt: status 'ok' without a fitness")
+        if record.status == "duplicate" and record.duplicate_of is None:
+            raise CorruptFileError(f"{where} is corrupt: a duplicate without duplicate_of")
+        if record.status != "infeasible" and not record.key:
+            raise CorruptFileError(f"{where} is corrupt: status {record.status!r} without an architecture key")
+        return record
+
+
+_REQUIRED = ("candidate_id", "generation", "phase", "status")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TYPES: dict[str, tuple[str, bool]] = {
+    # field: (type, may be None)
+    "candidate_id": ("count", False),
+    "generation": ("count", False),
+    "phase": ("str", False),
+    "status": ("str", False),
+    "key": ("str", True),
+    "genotype": ("dict", False),
+    "vector": ("numbers", False),
+    "fitness": ("number", True),
+    "val_acc": ("number", True),
+    "val_auc": ("number", True),
+    "params": ("count", True),
+    "flops": ("count", True),
+    "epochs": ("count", False),
+    "seconds": ("number", False),
+    "peak_memory_mb": ("number", True),
+    "error": ("str", True),
+    "worker": ("str", False),
+    "duplicate_of": ("count", True),
+    "trained": ("count", False),
+    "history": ("dicts", False),
+}
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    kind, nullable = _TYPES[name]
+    if value is None:
+        if nullable:
+            return None
+        raise CorruptFileError(f"{where} is corrupt: {name} is null")
+    ok = {
+        "count": lambda v: _is_int(v) and v >= 0,
+        "number": _is_number,
+        "str": lambda v: isinstance(v, str),
+        "dict": lambda v: isinstance(v, dict),
+        "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+        "dicts": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    }[kind](value)
+    if not ok:
+        expected = {
+            "count": "an integer >= 0",
+            "number": "a number",
+            "str": "a string",
+            "dict": "an object",
+            "numbers": "a list of numbers",
+            "dicts": "a list of objects",
+        }[kind]
+        raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)} is {_kind(value)}; expected {expected}")
+    return float(value) if kind == "number" else value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --------------------------------------------------------------------------
+# Ranking
+# --------------------------------------------------------------------------
+
+
+def _num(value: float | int | None, missing: float) -> float:
+    if value is None:
+        return missing
+    v = float(value)
+    return missing if math.isnan(v) else v
+
+
+def selection_key(fitness: float | None, val_auc: float | None, flops: int | None, tie_break: str = "val_auc") -> tuple:
+    """Larger is better: what the strategy compares when it selects (without the id).
+
+    ``tie_break="none"`` compares fitness alone (the paper's plain comparison).
+    """
+    f = _num(fitness, -math.inf)
+    if tie_break == "none":
+        return (f,)
+    return (f, _num(val_auc, -math.inf), -_num(flops, math.inf))
+
+
+def rank_key(record: CandidateRecord, tie_break: str = "val_auc") -> tuple:
+    """Smaller is better: sort records with it (``sorted(records, key=...)``).
+
+    Status ``ok`` before everything else; then ``selection_key`` (higher
+    first); then the candidate id, lower first.
+    """
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie_break {tie_break!r}; allowed: {', '.join(TIE_BREAKS)}")
+    key = selection_key(record.fitness, record.val_auc, record.flops, tie_break) if record.ok else ()
+    return (0 if record.ok else 1, tuple(-k for k in key), record.candidate_id)
+
+
+def ranked(records: Iterable[CandidateRecord], tie_break: str = "val_auc") -> list[CandidateRecord]:
+    """The records with status ``ok``, best first."""
+    return sorted((r for r in records if r.ok), key=lambda r: rank_key(r, tie_break))
+
+
+def best_record(records: Iterable[CandidateRecord], tie_break: str = "val_auc") -> CandidateRecord | None:
+    """The best ``ok`` record, or None."""
+    top = ranked(records, tie_break)
+    return top[0] if top else None

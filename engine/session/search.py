@@ -1,0 +1,270 @@
+"""The search phase: ask a batch, triage it, train what is new, record every result, tell the strategy.
+
+This module owns the rules of a search step (SPEC §3 and §7): infeasible
+candidates are recorded and never trained; a candidate whose architecture
+key was already trained reuses that result (a duplicate) and costs nothing;
+only trained candidates spend the budget; every result is made durable (its
+record file) before it is announced (its event) and before the strategy is
+told. Training itself is the executor's business.
+
+Resume: a candidate that has a record is answered from it, so a resumed
+search re-asks the same batch and trains only what was in flight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import events as ev
+from ..executors import Callbacks, Job, candidate_seed
+from ..profile import Profile
+from ..records import TRAINED_STATUSES, CandidateRecord, best_record, selection_key
+from ..rundir import RunDir
+from ..space import SearchSpace
+from ..strategy import NO_TIE_BREAK, Batch
+from .measure import ComplexityCounter
+
+__all__ = ["Search"]
+
+
+@dataclass
+class _Triage:
+    """One batch sorted into what is answered now, what trains, and what waits for a twin in the batch."""
+
+    results: list
+    jobs: list = field(default_factory=list)
+    drafts: dict = field(default_factory=dict)  # candidate id -> (index in batch, draft record)
+    first_of_key: dict = field(default_factory=dict)  # key -> index of its first occurrence in the batch
+    later_twins: list = field(default_factory=list)  # (index, draft) repeating an earlier key of the batch
+    budget_hit: bool = False
+
+
+class Search:
+    """The search loop of one session.
+
+    Args:
+        profile: the resolved profile.
+        space: its search space.
+        run_dir: where records are written.
+        records: candidates finished so far (a resumed run's records).
+        data: the search subset (its shape and classes size the networks).
+        publish: where events go.
+        control: pause / stop flags.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        space: SearchSpace,
+        run_dir: RunDir,
+        records: dict[int, CandidateRecord],
+        data: Any,
+        publish: Callable[[ev.Event], None],
+        control: Any,
+    ) -> None:
+        self.profile = profile
+        self.space = space
+        self.run_dir = run_dir
+        self.records = records
+        self.publish = publish
+        self.control = control
+        self.tie_break = profile.search.tie_break
+        self.archive: dict[str, CandidateRecord] = {}
+        for cid in sorted(records):
+            if records[cid].status in TRAINED_STATUSES:
+                self.archive.setdefault(records[cid].key, records[cid])
+        self.trained = sum(1 for r in records.values() if r.status in TRAINED_STATUSES)
+        size = data.shape if len(set(data.shape)) > 1 else data.shape[0]
+        self.counter = ComplexityCounter(data.channels, data.num_classes, size)
+        self.current_peak: float | None = None
+
+    def close(self) -> None:
+        self.counter.close()
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self,
+        strategy: Any,
+        evaluator: Any,
+        save_checkpoint: Callable[[], None],
+        elapsed: Callable[[], float],
+    ) -> str:
+        """Search until the budget or the time budget is spent; returns ``budget`` or ``time``.
+
+        ``save_checkpoint`` is called before every ``ask`` (the resume point).
+
+        Raises:
+            engine.errors.StopRequested: a stop was asked for (at a batch boundary).
+        """
+        s = self.profile.search
+        time_budget = s.time_budget_minutes * 60.0
+        while True:
+            if self.trained >= s.budget:
+                return "budget"
+            if time_budget and elapsed() >= time_budget:
+                return "time"
+            save_checkpoint()
+            self.control.checkpoint()
+            batch = strategy.ask()
+            if batch.phase == "jump":
+                self.publish(ev.Jump(generation=batch.generation, proposed=len(batch)))
+            results = self.evaluate(batch, evaluator)
+            if results is None:
+                return "budget"
+            secondary = None if self.tie_break == "none" else [self._secondary(r) for r in results]
+            strategy.tell([r.told_fitness for r in results], secondary)
+            if getattr(strategy, "phase", "") in ("trial", "random"):  # a generation (or the init) is complete
+                self._generation_finished(strategy, batch.generation)
+
+    def _secondary(self, record: CandidateRecord) -> list[float]:
+        """The tie-break values the strategy compares equal fitnesses by (finite; higher is better)."""
+        if record.fitness is None:
+            return [NO_TIE_BREAK, NO_TIE_BREAK]
+        key = selection_key(record.fitness, record.val_auc, record.flops, self.tie_break)[1:]
+        return [max(float(v), NO_TIE_BREAK) for v in key]
+
+    def _generation_finished(self, strategy: Any, generation: int) -> None:
+        fit = strategy.fitness
+        members = [self.records[i] for i in strategy.population_ids if i in self.records]
+        best = best_record(members, self.tie_break)
+        self.publish(
+            ev.GenerationFinished(
+                generation=generation,
+                best=float(fit.max()),
+                mean=float(fit.mean()),
+                worst=float(fit.min()),
+                trained=self.trained,
+                budget=self.profile.search.budget,
+                best_candidate_id=best.candidate_id if best else None,
+            )
+        )
+
+    # ------------------------------------------------------------------ one batch
+    def evaluate(self, batch: Batch, evaluator: Any) -> list[CandidateRecord] | None:
+        """Answer every candidate of ``batch``; None when the budget ran out inside it."""
+        triage = self._triage(batch)
+        if triage.jobs:
+            evaluator.evaluate(triage.jobs, self._callbacks(triage))
+        for i, draft in triage.later_twins:
+            original = triage.results[triage.first_of_key[draft.key]]
+            if original is None:  # its twin was cut by the budget
+                triage.budget_hit = True
+                continue
+            triage.results[i] = self.finish(draft.reuse(original))
+        if triage.budget_hit or any(r is None for r in triage.results):
+            return None
+        return triage.results
+
+    def _triage(self, batch: Batch) -> _Triage:
+        p = self.profile
+        t = _Triage(results=[None] * len(batch))
+        for i, vector in enumerate(batch.vectors):
+            cid = batch.first_id + i
+            if cid in self.records:  # finished before a crash or stop
+                t.results[i] = self.records[cid]
+                continue
+            g = self.space.decode(vector)
+            draft = CandidateRecord(
+                candidate_id=cid,
+                generation=batch.generation,
+                phase=batch.phase,
+                status="",
+                key=g.key,
+                genotype=g.to_dict(),
+                vector=list(vector),
+            )
+            if not g.feasible:
+                t.results[i] = self.finish(draft.replace(status="infeasible", error=g.reason))
+            elif g.key in self.archive:
+                t.results[i] = self.finish(draft.reuse(self.archive[g.key]))
+            elif g.key in t.first_of_key:
+                t.later_twins.append((i, draft))
+            elif self.trained + len(t.jobs) >= p.search.budget:
+                t.budget_hit = True
+                break
+            else:
+                t.first_of_key[g.key] = i
+                self.counter.submit(g)
+                checkpoint = str(self.run_dir.candidate_checkpoint_path(cid))
+                t.jobs.append(Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint))
+                t.drafts[cid] = (i, draft)
+        return t
+
+    def _callbacks(self, t: _Triage) -> Callbacks:
+        max_epochs = self.profile.training.epochs
+
+        def on_start(job: Job, worker: str) -> None:
+            params, flops = self.counter.get(job.genotype)
+            _, draft = t.drafts[job.candidate_id]
+            self.current_peak = None
+            self.publish(
+                ev.CandidateStarted(
+                    candidate_id=job.candidate_id,
+                    generation=draft.generation,
+                    phase=draft.phase,
+                    key=draft.key,
+                    genotype=draft.genotype,
+                    vector=draft.vector,
+                    params=params,
+                    flops=flops,
+                    worker=worker,
+                )
+            )
+
+        def on_epoch(job: Job, r: dict) -> None:
+            self.publish(epoch_event(job.candidate_id, r, max_epochs))
+
+        def on_resume(job: Job, epoch: int) -> None:
+            self.publish(ev.TrainingResumed(candidate_id=job.candidate_id, epoch=epoch, max_epochs=max_epochs))
+
+        def on_notice(job: Job, text: str) -> None:
+            self.publish(ev.Log(message=f"#{job.candidate_id}: {text}", level="warning"))
+
+        def on_done(job: Job, result: Any, worker: str) -> None:
+            i, draft = t.drafts[job.candidate_id]
+            params, flops = self.counter.get(job.genotype)
+            self.current_peak = result.peak_memory_mb
+            t.results[i] = self.finish(
+                draft.replace(
+                    status=result.status,
+                    fitness=result.fitness,
+                    val_acc=result.val_acc,
+                    val_auc=result.val_auc,
+                    params=params,
+                    flops=flops,
+                    epochs=result.epochs,
+                    seconds=result.seconds,
+                    peak_memory_mb=result.peak_memory_mb,
+                    error=result.error,
+                    worker=worker,
+                    history=[dict(h) for h in result.history],
+                )
+            )
+
+        return Callbacks(on_start, on_epoch, on_done, on_resume, on_notice)
+
+    def finish(self, record: CandidateRecord) -> CandidateRecord:
+        """Make a candidate's result durable, then announce it; returns the stored record."""
+        if record.status in TRAINED_STATUSES:
+            self.trained += 1
+            self.archive.setdefault(record.key, record)
+        record = record.replace(trained=self.trained)
+        self.run_dir.write_record(record)
+        self.records[record.candidate_id] = record
+        self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=self.profile.search.budget))
+        return record
+
+
+def epoch_event(candidate_id: int, r: dict, max_epochs: int, phase: str = "search") -> ev.EpochFinished:
+    """The event for one epoch record of the trainer (``on_epoch``)."""
+    return ev.EpochFinished(
+        candidate_id=candidate_id,
+        epoch=int(r["epoch"]),
+        train_loss=float(r["train_loss"]),
+        val_loss=float(r["val_loss"]),
+        val_acc=float(r["val_acc"]),
+        val_auc=float(r["val_auc"]),
+        seconds=float(r["seconds"]),
+        max_epochs=max_epochs,
+        phase=phase,
+    )

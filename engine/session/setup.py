@@ -1,0 +1,97 @@
+"""What a session needs before it runs: a device, a run directory name, the data, a strategy.
+
+Helpers the session (and the ``train`` command and the benchmarks) share; each
+turns a profile into one ready object and raises one-line user errors.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import CorruptFileError
+from ..ode import ODE
+from ..ode import STATE_FORMAT as ODE_FORMAT
+from ..profile import Profile
+from ..random_search import STATE_FORMAT as RANDOM_FORMAT
+from ..random_search import RandomSearch
+from ..rundir import run_dir_name
+from ..space import SearchSpace
+
+__all__ = ["resolve_device", "new_run_dir", "space_of", "make_strategy", "restore_strategy", "load_data"]
+
+
+def resolve_device(device: str) -> str:
+    """Map a profile's ``run.device`` to a torch device string (``engine.training.resolve_device``).
+
+    Raises:
+        SessionError: CUDA was asked for and is not available, or no such GPU.
+    """
+    from ..training.device import resolve_device as resolve
+
+    return resolve(device, "run.device")
+
+
+def new_run_dir(profile: Profile, output_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A fresh directory name ``<output_dir>/<name>-YYYYmmdd-HHMMSS`` (suffixed if taken)."""
+    return run_dir_name(output_dir or profile.run.output_dir, profile.run.name)
+
+
+def space_of(profile: Profile) -> SearchSpace:
+    """The search space a profile's ``[space]`` section describes."""
+    s = profile.space
+    return SearchSpace(ops=s.ops, stacks=s.stacks, modules=s.modules, filters=s.filters, max_edges=s.max_edges)
+
+
+def make_strategy(profile: Profile, space: SearchSpace) -> ODE | RandomSearch:
+    """A fresh search strategy for ``search.strategy`` (ODE, or the random-search baseline)."""
+    s = profile.search
+    if s.strategy == "random":
+        return RandomSearch(dim=space.dim, population=s.population, seed=profile.run.seed)
+    return ODE(
+        dim=space.dim,
+        population=s.population,
+        mutation_factor=s.mutation_factor,
+        crossover_rate=s.crossover_rate,
+        jumping_rate=s.jumping_rate,
+        seed=profile.run.seed,
+        key_fn=space.key_of,
+    )
+
+
+def restore_strategy(state: dict, space: SearchSpace, where: str) -> ODE | RandomSearch:
+    """The strategy saved in a checkpoint, checked field by field.
+
+    Raises:
+        CorruptFileError: the saved state is not a valid strategy state (names ``where``).
+    """
+    fmt = state.get("format") if isinstance(state, dict) else None
+    try:
+        if fmt == RANDOM_FORMAT:
+            return RandomSearch.from_state(state, key_fn=space.key_of)
+        if fmt == ODE_FORMAT:
+            return ODE.from_state(state, key_fn=space.key_of)
+    except ValueError as exc:
+        raise CorruptFileError(f"{where} is corrupt: {exc}; cannot resume") from None
+    raise CorruptFileError(f"{where} is corrupt: unknown search state format {fmt!r}; cannot resume")
+
+
+def load_data(profile: Profile, device: str) -> Any:
+    """The profile's dataset, all splits resident on ``device``.
+
+    Raises:
+        engine.data.DataError: missing, malformed or unsuitable file (one line).
+    """
+    from ..data import DataError, load_datafile, load_dataset
+    from ..datafile import min_size_for_stacks
+
+    d = profile.data
+    if not d.path:
+        return load_dataset(d.dataset, d.size, d.root, d.download, device=device)
+    data = load_datafile(d.path, device=device, min_size=min_size_for_stacks(max(profile.space.stacks)))
+    if profile.training.loss == "bce" and data.num_classes != 2:
+        raise DataError(
+            f'training.loss = "bce" needs a binary dataset; {d.path} has {data.num_classes} classes '
+            '(use "cross_entropy")'
+        )
+    return data

@@ -1,0 +1,468 @@
+"""Training one candidate (search) and retraining a finalist (final phase), paper §3.2.
+
+This module owns the epoch loop both share: seeding, Adam, early stopping on
+validation loss, the best epoch (by validation ACC or AUC), per-epoch
+checkpoints and resuming from them, CUDA out-of-memory handling. The search
+version (``train_candidate``) turns every error into a recorded result; the
+final version (``final_train``) keeps the best epoch's weights, scores them on
+the test split and returns them (the run directory writes them).
+
+It must not publish events or write anything but its own checkpoint file:
+progress goes out through plain callbacks, and pause / stop through
+``control.checkpoint()`` at every batch boundary (``StopRequested``
+propagates to the caller).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..errors import StopRequested, one_line
+from ..model import INIT_LOCK, build_network
+from ..profile.sections import TrainingConfig
+from .checkpoint import EpochCheckpoint
+from .device import is_out_of_memory, prepare_device, release
+from .fitter import Fitter
+from .memory import PeakMemory
+
+__all__ = [
+    "FITNESSES",
+    "CandidateResult",
+    "FinalOutcome",
+    "EarlyStopping",
+    "train_candidate",
+    "final_train",
+]
+
+FITNESSES = ("val_acc", "val_auc")
+
+OnEpoch = Callable[[dict], None]
+OnResume = Callable[[int], None]
+OnNotice = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """Outcome of training one candidate.
+
+    Attributes:
+        status: ``"ok"``, ``"oom"`` (CUDA out of memory; memory was released)
+            or ``"failed"`` (any other error, see ``error``).
+        fitness: best validation ACC (or AUC) over the epochs; None unless ok.
+        val_acc, val_auc: validation metrics of the epoch that gave the fitness.
+        epochs: epochs completed.
+        seconds: wall time of the whole call.
+        peak_memory_mb: CUDA peak allocated memory, or on CPU the growth of the
+            process resident set over the run (approximate); None if unknown.
+        error: one-line message for oom / failed.
+        history: one dict per epoch (as passed to ``on_epoch``).
+        resumed_from: the epoch a checkpoint let it start after (0: from scratch).
+    """
+
+    status: str
+    fitness: float | None
+    val_acc: float | None
+    val_auc: float | None
+    epochs: int
+    seconds: float
+    peak_memory_mb: float | None
+    error: str | None
+    history: tuple[dict, ...] = ()
+    resumed_from: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def failure(cls, message: str, seconds: float = 0.0, status: str = "failed") -> "CandidateResult":
+        """A result for a candidate that could not be trained (``failed`` or ``oom``)."""
+        return cls(status, None, None, None, 0, seconds, None, message, ())
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    """One retraining of a finalist: test metrics of its best-validation-ACC epoch, and those weights."""
+
+    test_auc: float
+    test_acc: float
+    val_acc: float
+    epochs: int
+    best_epoch: int
+    seconds: float
+    seed: int
+    peak_memory_mb: float | None = None
+    resumed_from: int = 0
+    history: tuple[dict, ...] = field(default=(), repr=False)
+    state_dict: dict = field(default_factory=dict, repr=False)
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved for ``patience`` consecutive epochs.
+
+    An epoch improves when its loss is strictly below the best so far; a nan
+    loss never improves. ``patience=0`` never stops.
+
+    >>> stopper = EarlyStopping(2)
+    >>> [stopper.update(v) for v in (1.0, 0.9, 0.95, 0.91)]
+    [False, False, False, True]
+    """
+
+    def __init__(self, patience: int) -> None:
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        self.patience = patience
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def update(self, val_loss: float) -> bool:
+        """Record one epoch's validation loss; True when training should stop now."""
+        if val_loss < self.best:  # False for nan
+            self.best = val_loss
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+
+class _CallbackError(Exception):
+    """Wraps an exception raised by a callback so it is not recorded as a failed candidate."""
+
+    def __init__(self, inner: BaseException) -> None:
+        super().__init__(str(inner))
+        self.inner = inner
+
+
+@dataclass
+class _Progress:
+    """The loop's state after some epochs (what a checkpoint holds besides the fitter)."""
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    stop_best: float = math.inf
+    stop_bad: int = 0
+    best_value: float | None = None
+    best_acc: float | None = None
+    best_auc: float | None = None
+    best_epoch: int = 0
+    best_state: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "_Progress":
+        return cls(**{f.name: d.get(f.name, f.default) for f in dataclasses.fields(cls) if f.name in d})
+
+
+class _ResumeNote:
+    """Remembers the epoch a checkpoint resumed after, and passes it on."""
+
+    def __init__(self, on_resume: OnResume | None) -> None:
+        self.on_resume = on_resume
+        self.epoch = 0
+
+    def __call__(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.on_resume is not None:
+            self.on_resume(epoch)
+
+
+def _check(data: Dataset, config: TrainingConfig, fitness: str) -> None:
+    if fitness not in FITNESSES:
+        raise ValueError(f"fitness must be one of {', '.join(FITNESSES)}, got {fitness!r}")
+    if config.loss == "bce" and data.task != "binary-class":
+        raise ValueError(f"loss 'bce' needs a binary-class task; {data.flag} is {data.task}")
+
+
+def _build(model_fn: Callable[..., nn.Module], genotype: Any, data: Dataset, seed: int) -> nn.Module:
+    with INIT_LOCK:
+        torch.manual_seed(seed)
+        return model_fn(genotype, in_channels=int(data.train.x.shape[1]), num_classes=data.num_classes)
+
+
+def _better(value: float, best: float | None) -> bool:
+    return not math.isnan(value) and (best is None or value > best)
+
+
+def _call(fn: Callable | None, *args: Any) -> None:
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - re-raised unchanged by the caller
+        raise _CallbackError(exc) from None
+
+
+def _identity(genotype: Any, data: Dataset, config: TrainingConfig, seed: int, select: str, keep_best: bool) -> dict:
+    """What a checkpoint must match to be resumed: the architecture, the data, the seed and the settings."""
+    settings = dataclasses.asdict(config)
+    for volatile in ("cudnn_benchmark", "checkpoint_after_seconds"):  # do not change the result on the CPU
+        settings.pop(volatile, None)
+    return {
+        "key": getattr(genotype, "key", None),
+        "data": [data.flag, int(data.size), len(data.train), len(data.val)],
+        "seed": int(seed),
+        "select": select,
+        "final": keep_best,
+        "settings": settings,
+    }
+
+
+def _fit(
+    make_fitter: Callable[[], Fitter],
+    config: TrainingConfig,
+    *,
+    select: str,
+    keep_best_state: bool,
+    control: Any,
+    on_epoch: OnEpoch | None,
+    checkpoint: EpochCheckpoint | None,
+    on_resume: OnResume | None,
+    on_notice: OnNotice | None,
+    memory: PeakMemory,
+) -> tuple[Fitter, _Progress]:
+    """Run epochs until early stopping or ``config.epochs``, resuming from ``checkpoint`` when it holds one."""
+    start = time.perf_counter()
+    fitter = make_fitter()
+    progress = _Progress()
+    if checkpoint is not None:
+        payload, reason = checkpoint.load()
+        if payload is not None:
+            try:
+                fitter.load_state_dict(payload["fitter"])
+                progress = _Progress.from_dict(payload["loop"])
+                torch.set_rng_state(payload["rng_cpu"])
+            except Exception as exc:  # noqa: BLE001 - weights that do not fit: never trust it half-read
+                reason = f"{checkpoint.path} does not fit this training ({type(exc).__name__})"
+                fitter, progress = make_fitter(), _Progress()
+        if reason:
+            checkpoint.remove()
+            _call(on_notice, f"{reason}; restarting this training from epoch 0")
+        elif progress.epoch:
+            _call(on_resume, progress.epoch)
+    stopper = EarlyStopping(config.patience)
+    stopper.best, stopper.bad_epochs = progress.stop_best, progress.stop_bad
+    for epoch in range(progress.epoch + 1, config.epochs + 1):
+        record = fitter.run_epoch(epoch, control, memory)
+        progress.history.append(record)
+        value = record[select]
+        if _better(value, progress.best_value) or (keep_best_state and progress.best_state is None):
+            progress.best_value, progress.best_epoch = value, epoch
+            progress.best_acc, progress.best_auc = record["val_acc"], record["val_auc"]
+            if keep_best_state:
+                progress.best_state = fitter.weights()
+        _call(on_epoch, dict(record))
+        stop = stopper.update(record["val_loss"])
+        progress.epoch, progress.stop_best, progress.stop_bad = epoch, stopper.best, stopper.bad_epochs
+        if stop:
+            break
+        if checkpoint is not None and epoch < config.epochs and checkpoint.due(time.perf_counter() - start):
+            checkpoint.save(fitter.state_dict(), progress.to_dict())
+    return fitter, progress
+
+
+def train_candidate(
+    genotype: Any,
+    data: Dataset,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    seed: int = 0,
+    fitness: str = "val_acc",
+    device: str | torch.device = "cpu",
+    control: Any = None,
+    on_epoch: OnEpoch | None = None,
+    model_fn: Callable[..., nn.Module] = build_network,
+    checkpoint: str | Path | None = None,
+    on_resume: OnResume | None = None,
+    on_notice: OnNotice | None = None,
+) -> CandidateResult:
+    """Train one candidate on ``data.train`` and score it on ``data.val``.
+
+    Seeds torch with ``seed`` (on the CPU two runs give the same fitness),
+    builds the network with ``model_fn``, trains with Adam for up to
+    ``config.epochs`` epochs with early stopping on validation loss.
+
+    Args:
+        genotype: a feasible ``Genotype`` (passed to ``model_fn``).
+        data: the (search-subset) dataset, resident on ``device``.
+        config: training settings (bf16 when ``config.uses_amp(final=False)``).
+        seed: seeds the initialisation and the batch order.
+        fitness: ``"val_acc"`` or ``"val_auc"``: the best value over the epochs.
+        device: where to train (the device ``data`` lives on).
+        control: checked at every batch boundary (pause blocks, stop raises).
+        on_epoch: called after every epoch with ``dict(epoch, train_loss,
+            val_loss, val_acc, val_auc, seconds)``; its exceptions propagate.
+        model_fn: ``(genotype, in_channels=, num_classes=) -> nn.Module``.
+        checkpoint: a per-epoch checkpoint file; written once the training has
+            run ``config.checkpoint_after_seconds``, resumed when it matches,
+            removed when the training ends.
+        on_resume: called with the epoch a checkpoint resumed after.
+        on_notice: called with one line when a checkpoint was refused.
+
+    Returns:
+        A ``CandidateResult``: ``ok`` with the fitness; ``oom`` when the GPU
+        ran out of memory (memory is released first); ``failed`` with a
+        one-line error for any other exception.
+
+    Raises:
+        StopRequested: ``control`` was stopped (at a batch boundary); the checkpoint stays.
+        ValueError: ``config`` does not fit ``data`` (BCE on a multi-class task).
+    """
+    _check(data, config, fitness)
+    start = time.perf_counter()
+    dev = prepare_device(device, config.cudnn_benchmark)
+    memory = PeakMemory(dev)
+    amp = config.uses_amp(final=False, device_type=dev.type)
+    ckpt = None
+    if checkpoint is not None:
+        identity = _identity(genotype, data, config, seed, fitness, keep_best=False)
+        ckpt = EpochCheckpoint(Path(checkpoint), identity, config.checkpoint_after_seconds)
+    progress = _Progress()
+    resumed = _ResumeNote(on_resume)
+    status, error = "ok", None
+    fitter: Fitter | None = None
+    try:
+        fitter, progress = _fit(
+            lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, dev, seed, amp),
+            config,
+            select=fitness,
+            keep_best_state=False,
+            control=control,
+            on_epoch=on_epoch,
+            checkpoint=ckpt,
+            on_resume=resumed,
+            on_notice=on_notice,
+            memory=memory,
+        )
+        if progress.best_value is None:
+            status, error = "failed", f"{fitness} was undefined in every epoch (one class in the validation split?)"
+    except _CallbackError as exc:
+        raise exc.inner from None
+    except StopRequested:
+        raise
+    except Exception as exc:  # recorded, never raised through the search loop
+        status = "oom" if is_out_of_memory(exc) else "failed"
+        error = one_line(exc)
+        # The traceback's frames hold the model and its activations; whoever else keeps
+        # this exception object (a hook, a logger) must not pin that memory.
+        exc.__traceback__ = None
+    finally:
+        fitter = None  # noqa: F841 - drop the model, optimizer and traceback frames before freeing
+        if status != "ok" or dev.type == "cuda":
+            release(dev)
+    if ckpt is not None:
+        ckpt.remove()
+    ok = status == "ok"
+    return CandidateResult(
+        status=status,
+        fitness=progress.best_value if ok else None,
+        val_acc=progress.best_acc if ok else None,
+        val_auc=progress.best_auc if ok else None,
+        epochs=len(progress.history),
+        seconds=time.perf_counter() - start,
+        peak_memory_mb=memory.megabytes(),
+        error=error,
+        history=tuple(progress.history),
+        resumed_from=resumed.epoch,
+    )
+
+
+def final_train(
+    genotype: Any,
+    data: Dataset,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    control: Any = None,
+    on_epoch: OnEpoch | None = None,
+    model_fn: Callable[..., nn.Module] = build_network,
+    checkpoint: str | Path | None = None,
+    on_resume: OnResume | None = None,
+    on_notice: OnNotice | None = None,
+) -> FinalOutcome:
+    """Retrain a finalist from scratch on the full training split and test it.
+
+    Trains like ``train_candidate`` (bf16 when ``config.uses_amp(final=True)``),
+    keeps a CPU copy of the weights of the epoch with the best validation ACC
+    (the paper's rule), reloads them and evaluates them on ``data.test``.
+
+    Args:
+        genotype: a feasible ``Genotype``.
+        data: the full dataset (not the search subset), resident on ``device``.
+        config: training settings (``epochs`` is the final phase's).
+        seed: the seed of this retraining.
+        device: where to train.
+        control: checked at every batch boundary.
+        on_epoch: called after every epoch, as in ``train_candidate``.
+        model_fn: as in ``train_candidate``.
+        checkpoint: a per-epoch checkpoint file (written after every epoch,
+            resumed when it matches, removed at the end).
+        on_resume, on_notice: as in ``train_candidate``.
+
+    Returns:
+        ``FinalOutcome`` with the test AUC / ACC of the best-validation epoch
+        and its weights (``state_dict``).
+
+    Raises:
+        StopRequested: ``control`` was stopped; the checkpoint stays for a resume.
+        torch.OutOfMemoryError, RuntimeError, ...: training errors propagate
+            (the caller records them); the cache is emptied on the way out.
+        ValueError: ``config`` does not fit ``data``.
+    """
+    _check(data, config, "val_acc")
+    start = time.perf_counter()
+    dev = prepare_device(device, config.cudnn_benchmark)
+    memory = PeakMemory(dev)
+    amp = config.uses_amp(final=True, device_type=dev.type)
+    ckpt = None
+    if checkpoint is not None:
+        identity = _identity(genotype, data, config, seed, "val_acc", keep_best=True)
+        ckpt = EpochCheckpoint(Path(checkpoint), identity, 0.0)
+    resumed = _ResumeNote(on_resume)
+    fitter: Fitter | None = None
+    try:
+        fitter, progress = _fit(
+            lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, dev, seed, amp),
+            config,
+            select="val_acc",
+            keep_best_state=True,
+            control=control,
+            on_epoch=on_epoch,
+            checkpoint=ckpt,
+            on_resume=resumed,
+            on_notice=on_notice,
+            memory=memory,
+        )
+        assert progress.best_state is not None
+        fitter.model.load_state_dict(progress.best_state)
+        _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)
+    except _CallbackError as exc:
+        raise exc.inner from None
+    finally:
+        fitter = None
+        release(dev)
+    if ckpt is not None:
+        ckpt.remove()
+    return FinalOutcome(
+        test_auc=test_auc,
+        test_acc=test_acc,
+        val_acc=float(progress.best_acc),
+        epochs=len(progress.history),
+        best_epoch=progress.best_epoch,
+        seconds=time.perf_counter() - start,
+        seed=int(seed),
+        peak_memory_mb=memory.megabytes(),
+        resumed_from=resumed.epoch,
+        history=tuple(progress.history),
+        state_dict=progress.best_state,
+    )

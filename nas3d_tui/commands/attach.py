@@ -1,0 +1,31 @@
+"""``nas3d-tui attach RUN_DIR``: watch and steer a run another process drives (``q`` detaches)."""
+from __future__ import annotations
+
+import argparse
+
+from .. import hints
+
+NAME = "attach"
+HELP = "watch and steer a run started elsewhere (q detaches)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="the run directory")
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine import events as ev
+    from engine.rundir import RunDir
+    from tui.app import run_dashboard
+    from tui.attach import AttachHandle
+    from tui.replay import ReplayHandle
+
+    handle = AttachHandle(args.run_dir)  # checks the directory and its journal
+    resume = hints.command("resume", handle.run_dir)
+    journal = ev.read_journal(handle.run_dir / "events.jsonl")
+    ended = bool(journal) and isinstance(journal[-1], (ev.RunFinished, ev.RunFailed))
+    if not ended and RunDir(handle.run_dir).locked_by_other() is None:
+        # Nobody drives this run and it never ended: it crashed or was killed.
+        gone = ev.RunFailed(error=f"no process is driving this run (crashed or killed); continue it with `{resume}`")
+        return run_dashboard(ReplayHandle(journal + [gone], run_dir=handle.run_dir, echo_commands=False), resume_command=resume)
+    return run_dashboard(handle, resume_command=resume)

@@ -1,0 +1,78 @@
+"""``nas3d-tui predict BUNDLE INPUT...``: classify volumes with a found model.
+
+BUNDLE is a model bundle (a run's ``final/<id>-seed<k>/`` folder). INPUTs are
+``.nii`` / ``.nii.gz`` (raw volumes, put through the NIfTI import's recipe),
+``.npy`` / ``.npz`` (volumes already preprocessed like the training file) or
+folders of them (``--recursive`` for sub-folders). Prints a table (input,
+predicted class, probability per class), or writes CSV / JSON with ``-o``.
+
+Exit codes: 0 every input was classified; 2 a bad bundle, device or output
+(nothing classified), or some inputs failed -- each failed input gets one line
+on stderr and the others are still classified and written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "predict"
+HELP = "classify .nii/.nii.gz/.npy/.npz volumes with a found model (a bundle folder)"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="the model bundle folder (final/<id>-seed<k>/ of a run)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".nii/.nii.gz/.npy/.npz files or folders")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE.csv|FILE.json",
+                        help="write the predictions there instead of printing a table")
+    parser.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="volumes per forward pass (32)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also classify files in sub-folders")
+
+
+def _table(report):
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("input", overflow="fold")
+    table.add_column("predicted")
+    for label in report.labels:
+        table.add_column(f"p({label})", justify="right")
+    for pr in report.predictions:
+        table.add_row(pr.input, report.label(pr.predicted), *(f"{q:.4f}" for q in pr.probabilities))
+    return table
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from engine.bundle import read_bundle
+    from engine.predict import check_output, predict, write_predictions
+
+    bundle = read_bundle(args.bundle)
+    if args.output is not None:
+        check_output(args.output)
+    report = predict(bundle, args.inputs, device=args.device, batch_size=args.batch_size, recursive=args.recursive)
+    for failure in report.failures:
+        print(f"nas3d-tui: error: {failure.message}", file=sys.stderr)
+    if args.output is not None:
+        write_predictions(report, args.output)
+        print(f"wrote {len(report.predictions)} prediction(s) to {args.output}", file=sys.stderr)
+    elif report.predictions:
+        out = Console()
+        out.print(f"model {report.bundle}", soft_wrap=True, highlight=False)
+        out.print(_table(report))
+    if report.failures:
+        print(f"nas3d-tui: {len(report.failures)} input(s) failed, {len(report.predictions)} volume(s) classified",
+              file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,20 @@
+"""``nas3d-tui resume RUN_DIR``: continue a stopped or crashed run from its checkpoint."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "resume"
+HELP = "continue a stopped or crashed run"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--headless", action="store_true", help="no dashboard: rich progress output for batch jobs")
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine.session import Session
+
+    from .run import drive
+
+    return drive(Session.resume_from(args.run_dir), args.headless)

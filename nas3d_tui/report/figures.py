@@ -1,0 +1,195 @@
+"""The report's figures, drawn with matplotlib and written as PNG and SVG.
+
+This module owns the pictures: fitness per generation (generation jumps
+marked), the anytime curve (best fitness against trained candidates),
+fitness against FLOPs and against parameters with the Pareto front
+highlighted, and the top-k cells (through ``cellplot``). Every figure has a
+fixed pixel size (``CHART_SIZE`` / ``CELL_SIZE`` at ``DPI``) so pages and
+tests can rely on it.
+
+It draws on ``matplotlib.figure.Figure`` objects with the Agg canvas and
+never uses pyplot, so it changes no global backend and is safe in any
+process. It reads only a ``RunSummary``; no torch, no Textual.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from tui.fmt import si
+
+from .cellplot import cost_line, draw_cell
+from .summary import RunSummary, pareto_mask
+
+__all__ = ["FigureFile", "DPI", "CHART_SIZE", "CELL_SIZE", "pixel_size", "write_figures", "draw_chart"]
+
+DPI = 100
+CHART_SIZE = (8.0, 4.5)  # inches: 800 × 450 px
+CELL_SIZE = (5.6, 6.4)  # inches: 560 × 640 px
+BEST, MEAN, WORST, FRONT, CLOUD = "#15803d", "#1d4ed8", "#b91c1c", "#dc2626", "#9ca3af"
+CHARTS = ("fitness_by_generation", "anytime", "pareto_flops", "pareto_params")
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """One written figure: its PNG and SVG files, pixel size, title and caption."""
+
+    name: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+    size: tuple[int, int]  # PNG width × height in pixels
+
+
+def pixel_size(figsize: tuple[float, float]) -> tuple[int, int]:
+    """Width and height in pixels of a figure of ``figsize`` inches at ``DPI``."""
+    return round(figsize[0] * DPI), round(figsize[1] * DPI)
+
+
+def _new(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#6b7280", fontsize=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _plot_generations(fig: Figure, s: RunSummary) -> str:
+    ax = fig.add_subplot()
+    ax.set_title("Population fitness per generation")
+    ax.set_xlabel("generation (0 = opposition-based initialisation)")
+    ax.set_ylabel(s.fitness_metric)
+    if not s.generations:
+        _empty(ax, "no generation finished yet")
+        return "No generation finished before the journal ends."
+    gens = [g.generation for g in s.generations]
+    ax.plot(gens, [g.best for g in s.generations], "o-", color=BEST, label="best")
+    ax.plot(gens, [g.mean for g in s.generations], "s--", color=MEAN, label="mean")
+    ax.plot(gens, [g.worst for g in s.generations], "^:", color=WORST, label="worst")
+    jumped = sorted({j.generation for j in s.jumps})
+    for k, g in enumerate(jumped):
+        ax.axvline(g, color="#7c3aed", ls="-.", lw=1.2, alpha=0.8, label="generation jump" if k == 0 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(min(gens) - 0.5, max(gens) + 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    jumps = f" Generation jumps in generation {', '.join(map(str, jumped))}." if jumped else " No generation jump."
+    return f"Best, mean and worst {s.fitness_metric} of the population after each of {len(gens)} generations.{jumps}"
+
+
+def _plot_anytime(fig: Figure, s: RunSummary) -> str:
+    ax = fig.add_subplot()
+    ax.set_title("Best fitness so far (anytime curve)")
+    ax.set_xlabel("trained candidates")
+    ax.set_ylabel(s.fitness_metric)
+    if not s.anytime:
+        _empty(ax, "no candidate trained yet")
+        return "No candidate was trained before the journal ends."
+    xs = [p.trained for p in s.anytime]
+    ax.scatter(xs, [p.fitness for p in s.anytime], s=14, color=CLOUD, label="each candidate", zorder=2)
+    ax.step(xs, [p.best for p in s.anytime], where="post", color=BEST, lw=2, label="best so far", zorder=3)
+    if s.budget:
+        ax.axvline(s.budget, color="#6b7280", ls=":", lw=1, label=f"budget {s.budget}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    last = s.anytime[-1]
+    best = max(s.anytime, key=lambda p: (p.fitness, -p.trained))
+    return (
+        f"Best {s.fitness_metric} found against the number of trained candidates: "
+        f"{last.best:.4f} after {last.trained}, first reached by #{best.candidate_id}."
+    )
+
+
+def _plot_pareto(fig: Figure, s: RunSummary, cost: str) -> str:
+    label = "FLOPs" if cost == "flops" else "parameters"
+    ax = fig.add_subplot()
+    ax.set_title(f"Fitness against {label}")
+    ax.set_ylabel(s.fitness_metric)
+    pts = [
+        (float(getattr(e, cost)), float(e.fitness), e.candidate_id)
+        for e in s.ranked
+        if getattr(e, cost) is not None and float(getattr(e, cost)) > 0
+    ]
+    if not pts:
+        ax.set_xlabel(label)
+        _empty(ax, "no trained candidate yet")
+        return f"No trained candidate with a {label} count before the journal ends."
+    mask = pareto_mask([p[0] for p in pts], [p[1] for p in pts])
+    front = sorted((p for p, m in zip(pts, mask, strict=True) if m), key=lambda p: (p[0], -p[1]))
+    rest = [p for p, m in zip(pts, mask, strict=True) if not m]
+    ax.scatter([p[0] for p in rest], [p[1] for p in rest], s=18, color=CLOUD, label="trained candidate", zorder=2)
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=FRONT, lw=1.2, alpha=0.7, zorder=3)
+    ax.scatter([p[0] for p in front], [p[1] for p in front], s=42, color=FRONT, edgecolor="black",
+               label="Pareto front", zorder=4)
+    for c, f, cid in front:
+        ax.annotate(f"#{cid}", (c, f), textcoords="offset points", xytext=(4, 5), fontsize=8, zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{label} (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best", fontsize=9)
+    ids = ", ".join(f"#{cid} ({si(c)}, {f:.4f})" for c, f, cid in front)
+    return (
+        f"{s.fitness_metric} of {len(pts)} trained candidates against {label}; the Pareto front "
+        f"(highest fitness for its cost) is {ids}."
+    )
+
+
+_CHARTS = {
+    "fitness_by_generation": ("Fitness per generation", _plot_generations),
+    "anytime": ("Anytime curve", _plot_anytime),
+    "pareto_flops": ("Fitness against FLOPs", lambda fig, s: _plot_pareto(fig, s, "flops")),
+    "pareto_params": ("Fitness against parameters", lambda fig, s: _plot_pareto(fig, s, "params")),
+}
+
+
+def draw_chart(name: str, summary: RunSummary) -> tuple[Figure, str, str]:
+    """The figure, title and caption of chart ``name`` (one of ``CHARTS``)."""
+    title, plot = _CHARTS[name]
+    fig = _new(CHART_SIZE)
+    caption = plot(fig, summary)
+    fig.tight_layout()
+    return fig, title, caption
+
+
+def _save(fig: Figure, out_dir: Path, name: str, title: str, caption: str) -> FigureFile:
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    with matplotlib.rc_context({"svg.hashsalt": "nas3d-tui", "svg.fonttype": "path"}):
+        fig.savefig(svg, format="svg", dpi=DPI, metadata={"Date": None})
+    w, h = fig.get_size_inches()
+    return FigureFile(name, title, caption, png, svg, pixel_size((w, h)))
+
+
+def write_figures(summary: RunSummary, out_dir: Path, top_k: int = 5) -> list[FigureFile]:
+    """Write every chart and the top-``top_k`` cells into ``out_dir`` (which must exist).
+
+    Returns the figures in report order: the four charts, then ``cell_rank1`` … .
+
+    Raises:
+        OSError: a file cannot be written.
+    """
+    files = []
+    for name in CHARTS:
+        fig, title, caption = draw_chart(name, summary)
+        files.append(_save(fig, out_dir, name, title, caption))
+    for rank, e in enumerate(summary.top(top_k), start=1):
+        fig = _new(CELL_SIZE)
+        title = f"rank {rank} · #{e.candidate_id} · gen {e.generation} {e.phase}"
+        fitness = float(e.fitness) if e.fitness is not None and math.isfinite(e.fitness) else None
+        draw_cell(fig, dict(e.genotype or {}), title=title,
+                  footer=cost_line(e.params, e.flops, fitness, summary.fitness_metric))
+        caption = f"Cell of candidate #{e.candidate_id}, rank {rank} by {summary.fitness_metric}."
+        files.append(_save(fig, out_dir, f"cell_rank{rank}", f"Rank {rank}: #{e.candidate_id}", caption))
+    return files
