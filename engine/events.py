@@ -87,6 +87,7 @@ class RunStarted(Event):
     resumed: bool = False
     pid: int = 0
     profile: dict = field(default_factory=dict)
+    run_kind: str = "search"  # search | train (one architecture retrained over seeds)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,11 @@ class RunDir:
         """The bundle folder of one retraining of a finalist."""
         return self.final_dir / f"{candidate_id:06d}-seed{seed}"
 
+    @property
+    def train_plan_path(self) -> Path:
+        """What a ``nas3d-tui train`` run retrains (its architecture and seeds)."""
+        return self.path / "train.json"
+
     # -- state of the folder ------------------------------------------------------------
     def holds_run(self) -> bool:
         """Whether a run has started here (a journal with content, or a checkpoint)."""
@@ -386,11 +391,6 @@ class RunDir:
             path = folder / "result.json"
             if path.exists():
                 yield path, _read_json(path)
-
-    def write_final_result(self, candidate_id: int, seed: int, data: dict) -> Path:
-        path = self.finalist_dir(candidate_id, seed) / "result.json"
-        atomic_write_json(path, data)
-        return path
 
 
 def count_trained(records: dict[int, CandidateRecord]) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -301,6 +302,40 @@ class Genotype:
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_compact(cls, text: str, max_edges: int = 9) -> "Genotype":
+        """Parse the one-line form ``compact`` gives (``S1M1F8 4,9,10 01 02 13 24 34``).
+
+        The macro choices, the operations of the pruned cell's nodes in order,
+        then its edges as ``ij`` (or ``i-j`` for cells of more than ten nodes).
+
+        Raises:
+            ValueError: not that form, or a cell ``from_cell`` refuses.
+        """
+        parts = str(text).split()
+        macro = re.fullmatch(r"S(\d+)M(\d+)F(\d+)", parts[0]) if parts else None
+        if macro is None or len(parts) < 3:
+            raise ValueError(
+                f"not a compact genotype: {text!r}; expected e.g. 'S1M1F8 4,9,10 01 02 13 24 34' "
+                "(stacks/modules/filters, operations, edges)"
+            )
+        try:
+            ops = [int(o) for o in parts[1].split(",")]
+        except ValueError:
+            raise ValueError(f"not a compact genotype: operations {parts[1]!r} must be integers separated by commas") from None
+        n = len(ops) + 2
+        matrix = np.zeros((n, n), dtype=np.int64)
+        for edge in parts[2:]:
+            pair = edge.split("-") if "-" in edge else list(edge)
+            if len(pair) != 2 or not all(p.isdigit() for p in pair):
+                raise ValueError(f"not a compact genotype: edge {edge!r} must be 'ij' (or 'i-j')")
+            i, j = (int(p) for p in pair)
+            if not (0 <= i < j < n):
+                raise ValueError(f"not a compact genotype: edge {edge!r} outside a {n}-node cell (i < j < {n})")
+            matrix[i, j] = 1
+        s, m, f = (int(x) for x in macro.groups())
+        return cls.from_cell(matrix, ops, n_stacks=s, n_modules=m, n_filters=f, max_edges=max_edges)
 
 
 @dataclass(frozen=True)

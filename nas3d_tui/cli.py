@@ -17,7 +17,6 @@ Library warnings never reach the terminal (``NAS3D_WARNINGS=1`` shows them).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -54,13 +53,6 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     return code
 
 
-def _quiet_warnings() -> None:
-    if os.environ.get("NAS3D_WARNINGS"):
-        return
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").addHandler(logging.NullHandler())
-    logging.getLogger("py.warnings").propagate = False
-    warnings.simplefilter("ignore")
 
 
 def _internal_error(exc: BaseException) -> int:
@@ -79,7 +71,13 @@ def _internal_error(exc: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (see the module docstring)."""
-    _quiet_warnings()
+    with warnings.catch_warnings():
+        if not os.environ.get("NAS3D_WARNINGS"):
+            warnings.simplefilter("ignore")  # library warnings never reach the terminal
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # plain `nas3d-tui`: the default profile in the dashboard
         args = build_parser().parse_args(["run"])

@@ -16,15 +16,27 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
     """(level, text) of the log line for an event, or None for high-rate events."""
     if isinstance(event, ev.RunStarted):
         verb = "resumed" if event.resumed else "started"
+        if event.run_kind == "train":
+            return "info", (
+                f"training {event.run_name} {verb}: one architecture over {event.budget} seed(s) on "
+                f"{event.dataset} {event.size}³, {event.device}"
+            )
         return "info", (
             f"run {event.run_name} {verb}: {event.dataset} {event.size}³ on {event.device}, "
             f"budget {event.budget}, population {event.population}, fitness {event.fitness}"
         )
+    if isinstance(event, ev.CandidateStarted) and event.phase == "seed":
+        return "info", f"seed {event.candidate_id} started: {event.genotype.get('compact', event.key[:12])}"
     if isinstance(event, ev.CandidateStarted):
         cost = f" · {si(event.params)} params" if event.params else ""
         return "info", (
             f"#{event.candidate_id} started: gen {event.generation} {event.phase} · "
             f"{event.genotype.get('compact', event.key[:12])}{cost} · {event.worker}"
+        )
+    if isinstance(event, ev.CandidateFinished) and event.phase == "seed" and event.status == "ok":
+        return "info", (
+            f"seed {event.candidate_id} trained: best val ACC {metric(event.fitness)} · {event.epochs} ep in "
+            f"{duration(event.seconds)} · {event.trained}/{event.budget} seeds"
         )
     if isinstance(event, ev.CandidateFinished):
         cid = f"#{event.candidate_id}"

@@ -9,9 +9,11 @@ continues from its per-epoch checkpoint.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from .. import events as ev
+from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile
 from ..records import CandidateRecord, ranked
@@ -19,7 +21,7 @@ from ..rundir import RunDir
 from ..space import Genotype
 from .search import epoch_event
 
-__all__ = ["FinalPhase", "finalists", "preprocessing_of"]
+__all__ = ["FinalPhase", "finalists", "final_config", "preprocessing_of", "retrain"]
 
 
 def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[CandidateRecord]:
@@ -27,6 +29,16 @@ def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[Can
     if profile.final.top_k <= 0:
         return []
     return ranked(records.values(), profile.search.tie_break)[: profile.final.top_k]
+
+
+def final_config(profile: Profile) -> Any:
+    """The training settings of a retraining: ``final.epochs`` on the full data, never capped.
+
+    The best epoch is chosen by validation ACC, as in the paper (``final_train``).
+    """
+    from dataclasses import replace
+
+    return replace(profile.training, epochs=profile.final.epochs, max_batches_per_epoch=0)
 
 
 def preprocessing_of(data: Any) -> Preprocessing:
@@ -39,6 +51,85 @@ def preprocessing_of(data: Any) -> Preprocessing:
         task=data.task,
         source=dict(data.source),
     )
+
+
+def retrain(
+    genotype: Genotype,
+    data: Any,
+    config: Any,
+    seed: int,
+    out: Path,
+    *,
+    candidate_id: int,
+    key: str,
+    params: int | None,
+    flops: int | None,
+    device: str,
+    control: Any,
+    publish: Callable[[ev.Event], None],
+) -> tuple[ev.FinalResult, Any]:
+    """One retraining from scratch: train (resuming its per-epoch checkpoint), write the bundle and result.json.
+
+    Publishes the epochs, a resume and refused checkpoints; returns the
+    ``FinalResult`` (written to ``out/result.json``, not yet published) and the
+    trainer's ``FinalOutcome``.
+
+    Raises:
+        engine.errors.StopRequested: a stop was asked for; the checkpoint stays.
+    """
+    from ..training import final_train
+
+    out.mkdir(parents=True, exist_ok=True)
+    outcome = final_train(
+        genotype,
+        data,
+        config,
+        seed=seed,
+        device=device,
+        control=control,
+        on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
+        checkpoint=out / "training.ckpt",
+        on_resume=lambda epoch: publish(
+            ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
+        ),
+        on_notice=lambda text: publish(ev.Log(message=f"#{candidate_id} seed {seed}: {text}", level="warning")),
+    )
+    metrics = dict(
+        test_auc=outcome.test_auc,
+        test_acc=outcome.test_acc,
+        val_acc=outcome.val_acc,
+        best_epoch=outcome.best_epoch,
+        epochs=outcome.epochs,
+        params=params,
+        flops=flops,
+        seconds=outcome.seconds,
+    )
+    weights, meta = write_bundle(
+        out,
+        genotype,
+        outcome.state_dict,
+        preprocessing_of(data),
+        num_classes=data.num_classes,
+        dataset=data.flag,
+        seed=seed,
+        metrics=metrics,
+    )
+    event = ev.FinalResult(
+        candidate_id=candidate_id,
+        key=key,
+        seed=seed,
+        test_auc=outcome.test_auc,
+        test_acc=outcome.test_acc,
+        val_acc=outcome.val_acc,
+        params=int(params or 0),
+        flops=int(flops or 0),
+        epochs=outcome.epochs,
+        seconds=outcome.seconds,
+        weights_path=str(weights),
+        genotype_path=str(meta),
+    )
+    atomic_write_json(out / "result.json", event.to_dict())
+    return event, outcome
 
 
 class FinalPhase:
@@ -82,17 +173,12 @@ class FinalPhase:
             engine.errors.StopRequested: a stop was asked for; the current
                 retraining's checkpoint stays for a resume.
         """
-        from dataclasses import replace
-
-        from ..training import final_train
-
         f = self.profile.final
         chosen = finalists(self.records, self.profile)
         if not chosen:
             return
         self.publish(ev.FinalStarted(candidate_ids=[r.candidate_id for r in chosen], epochs=f.epochs, seeds=list(f.seeds)))
-        # Finalists train for final.epochs on the full data, chosen by val ACC as in the paper, never capped.
-        config = replace(self.profile.training, epochs=f.epochs, max_batches_per_epoch=0)
+        config = final_config(self.profile)
         for record in chosen:
             genotype = Genotype.from_dict(record.genotype, max_edges=self.profile.space.max_edges)
             cid = record.candidate_id
@@ -100,56 +186,19 @@ class FinalPhase:
                 if (cid, seed) in self.done:
                     continue
                 self.control.checkpoint()
-                out = self.run_dir.finalist_dir(cid, seed)
-                out.mkdir(parents=True, exist_ok=True)
-                outcome = final_train(
+                event, _ = retrain(
                     genotype,
                     self.data,
                     config,
-                    seed=seed,
-                    device=self.device,
-                    control=self.control,
-                    on_epoch=lambda r, cid=cid: self.publish(epoch_event(cid, r, f.epochs, phase="final")),
-                    checkpoint=out / "training.ckpt",
-                    on_resume=lambda epoch, cid=cid, seed=seed: self.publish(
-                        ev.TrainingResumed(candidate_id=cid, epoch=epoch, max_epochs=f.epochs, phase="final", seed=seed)
-                    ),
-                    on_notice=lambda text, cid=cid: self.publish(ev.Log(message=f"final #{cid}: {text}", level="warning")),
-                )
-                metrics = dict(
-                    test_auc=outcome.test_auc,
-                    test_acc=outcome.test_acc,
-                    val_acc=outcome.val_acc,
-                    best_epoch=outcome.best_epoch,
-                    epochs=outcome.epochs,
-                    params=record.params,
-                    flops=record.flops,
-                    seconds=outcome.seconds,
-                )
-                weights, meta = write_bundle(
-                    out,
-                    genotype,
-                    outcome.state_dict,
-                    preprocessing_of(self.data),
-                    num_classes=self.data.num_classes,
-                    dataset=self.data.flag,
-                    seed=seed,
-                    metrics=metrics,
-                )
-                event = ev.FinalResult(
+                    seed,
+                    self.run_dir.finalist_dir(cid, seed),
                     candidate_id=cid,
                     key=record.key or "",
-                    seed=seed,
-                    test_auc=outcome.test_auc,
-                    test_acc=outcome.test_acc,
-                    val_acc=outcome.val_acc,
-                    params=int(record.params or 0),
-                    flops=int(record.flops or 0),
-                    epochs=outcome.epochs,
-                    seconds=outcome.seconds,
-                    weights_path=str(weights),
-                    genotype_path=str(meta),
+                    params=record.params,
+                    flops=record.flops,
+                    device=self.device,
+                    control=self.control,
+                    publish=self.publish,
                 )
-                self.run_dir.write_final_result(cid, seed, event.to_dict())
                 self.done.add((cid, seed))
                 self.publish(event)

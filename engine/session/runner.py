@@ -1,12 +1,9 @@
-"""The session: the one place that combines strategy, evaluation, persistence and events.
+"""The search session: the one place that combines strategy, evaluation, persistence and events.
 
-A ``Session`` drives one run directory through its life: *prepare* (every
-check, nothing written: the device, the executor, the data, and on resume
-every file the run trusts), *start* (create or lock the directory, save the
-profile, open the journal, warm the device up), the *search*
-(``engine.session.search``), the *final phase* (``engine.session.final``),
-and the end (finished, stopped with a checkpoint, or failed with its finished
-work kept).
+A ``Session`` is the life of a search run directory (``RunLifecycle``):
+*prepare* checks the device, the executor, the data and, on resume, every
+file the run trusts; then the *search* (``engine.session.search``) and the
+*final phase* (``engine.session.final``).
 
 Resume guarantee: the checkpoint holds the strategy's state *before* each
 ``ask``; candidate ids are proposal numbers; every finished candidate has an
@@ -18,36 +15,21 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .. import events as ev
 from ..control import Control
-from ..errors import CorruptFileError, SessionError, StopRequested, one_line
+from ..errors import CorruptFileError, SessionError, StopRequested
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord, best_record
 from ..rundir import RunDir, SearchCheckpoint
 from .final import FinalPhase
+from .lifecycle import RunLifecycle, SessionOutcome
 from .search import Search
 from .setup import load_data, make_strategy, new_run_dir, resolve_device, restore_strategy, space_of
 
 __all__ = ["Session", "SessionOutcome"]
-
-
-@dataclass(frozen=True)
-class SessionOutcome:
-    """How ``Session.run`` ended: ``finished`` / ``stopped`` / ``failed``."""
-
-    state: str
-    reason: str
-    run_dir: Path
-    error: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return {"finished": 0, "stopped": 130}.get(self.state, 1)
 
 
 @dataclass
@@ -63,8 +45,8 @@ class _Prepared:
     strategy: Any = None
 
 
-class Session:
-    """One search run bound to a run directory.
+class Session(RunLifecycle):
+    """One search run bound to a run directory (see ``RunLifecycle`` for its life).
 
     Args:
         profile: the resolved profile.
@@ -83,20 +65,11 @@ class Session:
         control: Control | None = None,
         resume: bool = False,
     ) -> None:
-        self.profile = profile
-        self.run_dir = RunDir(run_dir)
-        self.bus = bus or ev.EventBus()
-        self.control = control or Control()
-        self.control.watch(self.run_dir.path)
-        self.control.on_change = self._on_control
-        self.resumed = resume
+        super().__init__(profile, run_dir, bus=bus, control=control, resume=resume)
         self.space = space_of(profile)
-        self.device = "cpu"
         self.records: dict[int, CandidateRecord] = {}
         self._search: Search | None = None
         self._strategy: Any = None
-        self._started = time.monotonic()
-        self._elapsed_before = 0.0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -133,66 +106,14 @@ class Session:
         """Candidates trained so far (budget spent)."""
         return self._search.trained if self._search is not None else 0
 
-    def publish(self, event: ev.Event) -> None:
-        self.bus.publish(event)
+    def _current_peak(self) -> float | None:
+        return self._search.current_peak if self._search is not None else None
 
-    def _on_control(self, what: str) -> None:
-        if what == "paused":
-            self.publish(ev.Paused())
-        elif what == "resumed":
-            self.publish(ev.Resumed())
-        elif what == "stop":
-            self.publish(ev.Stopping())
-
-    def _elapsed(self) -> float:
-        return self._elapsed_before + time.monotonic() - self._started
+    def _close(self) -> None:
+        if self._search is not None:
+            self._search.close()
 
     # ------------------------------------------------------------------ the run
-    def run(self) -> SessionOutcome:
-        """Run (or continue) the search and the final phase; blocking.
-
-        Returns the outcome; problems found before the run starts raise instead,
-        and then nothing was written (a fresh run leaves no directory behind).
-
-        Raises:
-            engine.errors.UserError (SessionError, RunDirError, CorruptFileError,
-                DataError, ProfileError): bad input (the CLI prints the line, exits 2).
-        """
-        rd = self.run_dir
-        fresh_dir = not self.resumed and not rd.path.exists()
-        if self.resumed:
-            rd.acquire(announce=False)  # no second driver while the files are checked
-        try:
-            prepared = self._prepare()
-            if not self.resumed:
-                rd.create()
-                rd.acquire()
-            else:
-                rd.announce()
-            journal = ev.JournalSink(rd.journal_path)
-        except BaseException:
-            rd.release()
-            if fresh_dir and rd.path.exists():
-                rd.discard()  # nothing ran: leave no run directory that looks resumable
-            raise
-        self.bus.subscribe(journal)
-        sampler = None
-        try:
-            if not self.resumed:
-                self.profile.save(rd.profile_path)
-            self._announce(prepared)
-            sampler = self._sample_resources()
-            self._warm_up()
-            return self._run_phases(prepared)
-        finally:
-            if sampler is not None:
-                sampler.stop()
-            if self._search is not None:
-                self._search.close()
-            self.bus.unsubscribe(journal)
-            journal.close()
-            rd.release()
-
     def _prepare(self) -> _Prepared:
         """Every check a run needs, in the order a user would fix them; writes nothing."""
         rd = self.run_dir
@@ -245,9 +166,10 @@ class Session:
                 f"{where} counts {checkpoint.trained} trained candidates but {self.run_dir.candidates_dir} "
                 f"holds {trained}; records are missing, cannot resume"
             )
-        pending = strategy.pending
-        next_id = (pending.first_id + len(pending)) if pending is not None else None
-        beyond = [c for c in records if next_id is not None and c >= next_id]
+        # The checkpoint comes before an ask: the batch asked next holds at most a population's worth.
+        state = checkpoint.strategy
+        limit = state["next_id"] + (len(strategy.pending) if strategy.pending is not None else strategy.np)
+        beyond = sorted(c for c in records if c >= limit)
         if beyond:
             raise CorruptFileError(
                 f"{where} is corrupt: candidate {beyond[0]} has a record but was never proposed; cannot resume"
@@ -277,24 +199,6 @@ class Session:
             )
         )
 
-    def _sample_resources(self) -> Any:
-        from ..resources import ResourceSampler
-
-        return ResourceSampler(self.publish, self.device, peak_fn=self._current_peak).start()
-
-    def _current_peak(self) -> float | None:
-        return self._search.current_peak if self._search is not None else None
-
-    def _warm_up(self) -> None:
-        """CUDA context and kernel loading once, before the first candidate (a no-op on the CPU)."""
-        if not self.device.startswith("cuda"):
-            return
-        from ..training import warm_up
-
-        self.publish(ev.WarmupStarted(device=self.device))
-        seconds = warm_up(self.device)
-        self.publish(ev.WarmupFinished(device=self.device, seconds=seconds))
-
     def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
         rd = self.run_dir
         checkpoint = prepared.checkpoint
@@ -317,13 +221,7 @@ class Session:
             self._finished("stopped")
             return SessionOutcome("stopped", "stopped", rd.path)
         except Exception as exc:  # an engine failure: finished work is on disk; say so and stop
-            message = one_line(exc)
-            self.publish(ev.RunFailed(error=message))
-            try:
-                (rd.path / "error.log").write_text(traceback.format_exc())
-            except OSError:
-                pass
-            return SessionOutcome("failed", "error", rd.path, error=message)
+            return self._failed(exc)
 
     def _run_search(self, search_data: Any) -> str:
         from ..executors import TrainSpec, make_evaluator

@@ -20,6 +20,7 @@ COMMANDS = (
     "resume",
     "attach",
     "export",
+    "train",
     "profiles",
     "report",
     "serve",

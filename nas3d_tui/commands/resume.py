@@ -14,7 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from engine.session import Session
+    from engine.session.retrain import Retrain, is_train_run
 
     from .run import drive
 
+    if is_train_run(args.run_dir):  # a `nas3d-tui train` run: its seeds left to retrain
+        from .train import drive as drive_train
+
+        return drive_train(Retrain.resume_from(args.run_dir), dashboard=not args.headless)
     return drive(Session.resume_from(args.run_dir), args.headless)

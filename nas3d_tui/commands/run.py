@@ -34,7 +34,7 @@ def stopped_hint(run_dir) -> None:
 def drive(session, headless: bool) -> int:
     """Run a session headless or in the dashboard; returns the exit code."""
     if headless:
-        return _headless(session)
+        return run_headless(session)
     from ..handle import SessionHandle
     from tui.app import run_dashboard
 
@@ -49,10 +49,11 @@ def drive(session, headless: bool) -> int:
     return code
 
 
-def _headless(session) -> int:
+def run_headless(session, sink=None) -> int:
+    """Run with rich progress on the console (stdout, or ``sink``'s console); Ctrl-C / TERM stop with a checkpoint."""
     from ..console import ConsoleSink
 
-    sink = ConsoleSink()
+    sink = sink or ConsoleSink()
     session.bus.subscribe(sink)
     interrupted = {"n": 0}
 

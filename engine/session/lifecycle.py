@@ -1,0 +1,188 @@
+"""The life of a run directory, whatever runs in it: prepare, start, run, end.
+
+``RunLifecycle`` is what a search (``engine.session.runner.Session``) and a
+retraining (``engine.session.retrain.Retrain``, ``nas3d-tui train``) share:
+
+* *prepare* -- every check, in the order a user would fix them, with nothing
+  written (a resume locks the directory first, without announcing itself, so
+  no second driver changes files while they are checked);
+* *start* -- create (or announce in) the directory, save the profile, open the
+  journal, sample resources, warm the device up once;
+* *run* -- the subclass's phases;
+* *end* -- finished, stopped (the last checkpoint stays the resume point) or
+  failed (finished work kept, ``error.log`` written); the lock is released.
+
+A fresh run that cannot start leaves no directory behind.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import events as ev
+from ..control import Control
+from ..errors import one_line
+from ..profile import Profile
+from ..rundir import RunDir
+
+__all__ = ["RunLifecycle", "SessionOutcome"]
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """How a run ended: ``finished`` / ``stopped`` / ``failed``."""
+
+    state: str
+    reason: str
+    run_dir: Path
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"finished": 0, "stopped": 130}.get(self.state, 1)
+
+
+class RunLifecycle:
+    """The common life of a run directory (see the module docstring).
+
+    Args:
+        profile: the resolved profile.
+        run_dir: where the run lives (created once the run can start).
+        bus: the event bus (a new one when None).
+        control: pause / stop flags (a new one when None); it also obeys
+            ``RUN_DIR/control.json`` written by an attached dashboard.
+        resume: continue the run already in ``run_dir``.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        run_dir: str | os.PathLike[str],
+        bus: ev.EventBus | None = None,
+        control: Control | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.run_dir = RunDir(run_dir)
+        self.bus = bus or ev.EventBus()
+        self.control = control or Control()
+        self.control.watch(self.run_dir.path)
+        self.control.on_change = self._on_control
+        self.resumed = resume
+        self.device = "cpu"
+        self._started = time.monotonic()
+        self._elapsed_before = 0.0
+
+    # ------------------------------------------------------------------ events
+    def publish(self, event: ev.Event) -> None:
+        self.bus.publish(event)
+
+    def _on_control(self, what: str) -> None:
+        if what == "paused":
+            self.publish(ev.Paused())
+        elif what == "resumed":
+            self.publish(ev.Resumed())
+        elif what == "stop":
+            self.publish(ev.Stopping())
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._started
+
+    # ------------------------------------------------------------------ the life
+    def run(self) -> SessionOutcome:
+        """Run (or continue) until finished, stopped or failed; blocking.
+
+        Problems found before the run starts raise instead, and then nothing
+        was written (a fresh run leaves no directory behind).
+
+        Raises:
+            engine.errors.UserError (SessionError, RunDirError, CorruptFileError,
+                DataError, ProfileError): bad input (the CLI prints the line, exits 2).
+        """
+        rd = self.run_dir
+        fresh_dir = not self.resumed and not rd.path.exists()
+        if self.resumed:
+            rd.acquire(announce=False)  # no second driver while the files are checked
+        try:
+            prepared = self._prepare()
+            if not self.resumed:
+                rd.create()
+                rd.acquire()
+            else:
+                rd.announce()
+            journal = ev.JournalSink(rd.journal_path)
+        except BaseException:
+            rd.release()
+            if fresh_dir and rd.path.exists():
+                rd.discard()  # nothing ran: leave no run directory that looks resumable
+            raise
+        self.bus.subscribe(journal)
+        sampler = None
+        try:
+            if not self.resumed:
+                self._write_new_run(prepared)
+            self._announce(prepared)
+            sampler = self._sample_resources()
+            self._warm_up()
+            return self._run_phases(prepared)
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            self._close()
+            self.bus.unsubscribe(journal)
+            journal.close()
+            rd.release()
+
+    # ------------------------------------------------------------------ hooks
+    def _prepare(self) -> Any:
+        """Every check; writes nothing; returns what the run needs."""
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def _write_new_run(self, prepared: Any) -> None:
+        """A fresh run's first files (the resolved profile)."""
+        self.profile.save(self.run_dir.profile_path)
+
+    def _announce(self, prepared: Any) -> None:
+        """Publish ``RunStarted``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _run_phases(self, prepared: Any) -> SessionOutcome:
+        """The run itself; returns how it ended."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _current_peak(self) -> float | None:
+        """Peak memory of what trains now, for the resource samples."""
+        return None
+
+    def _close(self) -> None:
+        """Free what the phases held (threads, pools)."""
+
+    # ------------------------------------------------------------------ shared steps
+    def _sample_resources(self) -> Any:
+        from ..resources import ResourceSampler
+
+        return ResourceSampler(self.publish, self.device, peak_fn=self._current_peak).start()
+
+    def _warm_up(self) -> None:
+        """CUDA context and kernel loading once, before the first training (a no-op on the CPU)."""
+        if not self.device.startswith("cuda"):
+            return
+        from ..training import warm_up
+
+        self.publish(ev.WarmupStarted(device=self.device))
+        seconds = warm_up(self.device)
+        self.publish(ev.WarmupFinished(device=self.device, seconds=seconds))
+
+    def _failed(self, exc: BaseException) -> SessionOutcome:
+        """An engine failure: finished work is on disk; say so, keep the traceback, stop."""
+        message = one_line(exc)
+        self.publish(ev.RunFailed(error=message))
+        try:
+            (self.run_dir.path / "error.log").write_text(traceback.format_exc())
+        except OSError:
+            pass
+        return SessionOutcome("failed", "error", self.run_dir.path, error=message)

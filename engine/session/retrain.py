@@ -1,0 +1,237 @@
+"""Retraining one architecture over seeds: what ``nas3d-tui train`` runs (paper §3.2 protocol).
+
+A ``Retrain`` is the life of a run directory (``RunLifecycle``) whose work is
+one architecture retrained from scratch on the full training set once per
+seed, each scored on the test split and left as a model bundle -- exactly as
+the final phase retrains a finalist. Its run directory looks like a search's,
+so the dashboard, ``attach``, ``export``, ``report`` and ``resume`` work on it:
+each seed is a leaderboard row (candidate id = the seed) whose fitness is the
+best validation ACC and whose test metrics come from its ``FinalResult``.
+
+Files besides the usual: ``train.json`` (the architecture and the seeds), and
+per seed ``final/seed<k>/`` (bundle, ``result.json``, and ``training.ckpt``
+while it trains: a crash loses at most one epoch).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import events as ev
+from ..atomic import atomic_write_json
+from ..control import Control
+from ..errors import CorruptFileError, SessionError, StopRequested
+from ..leaderboard import mean_std
+from ..profile import Profile, load_profile
+from ..records import CandidateRecord
+from ..rundir import RunDir
+from ..space import Genotype
+from .final import final_config, retrain
+from .lifecycle import RunLifecycle, SessionOutcome
+from .measure import count_complexity
+from .setup import load_data, resolve_device
+
+__all__ = ["Retrain", "RetrainSummary", "PLAN_FORMAT", "is_train_run"]
+
+PLAN_FORMAT = "nas3d-tui/train/1"
+
+
+def is_train_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``run_dir`` holds a ``nas3d-tui train`` run (rather than a search)."""
+    try:
+        return RunDir(run_dir).train_plan_path.is_file()
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    """Test metrics over seeds (what ``nas3d-tui train --format json`` prints)."""
+
+    results: tuple = ()  # FinalResult per seed, in seed order
+    params: int = 0
+    flops: int = 0
+    best_epochs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        auc, auc_std = mean_std([r.test_auc for r in self.results])
+        acc, acc_std = mean_std([r.test_acc for r in self.results])
+        return {
+            "seeds": [
+                {"seed": r.seed, "test_auc": r.test_auc, "test_acc": r.test_acc, "epochs": r.epochs,
+                 "val_acc": r.val_acc, "weights": r.weights_path}
+                for r in self.results
+            ],
+            "mean": {"test_auc": auc, "test_acc": acc},
+            "std": {"test_auc": auc_std, "test_acc": acc_std},
+            "params": self.params,
+            "flops": self.flops,
+        }
+
+
+@dataclass
+class _Prepared:
+    device: str
+    data: Any
+    done: dict  # seed -> FinalResult of a retraining that already finished
+
+
+class Retrain(RunLifecycle):
+    """``genotype`` retrained for every seed of ``profile.final.seeds`` (``final.epochs`` each).
+
+    Args:
+        profile: the resolved profile (data, training, ``final.epochs`` and ``final.seeds``).
+        genotype: the architecture.
+        run_dir: where the run lives.
+        source: where the architecture came from (shown and saved), e.g. ``RUN_DIR:ID``.
+        bus, control, resume: as for a search.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        genotype: Genotype,
+        run_dir: str | os.PathLike[str],
+        source: str = "",
+        bus: ev.EventBus | None = None,
+        control: Control | None = None,
+        resume: bool = False,
+    ) -> None:
+        super().__init__(profile, run_dir, bus=bus, control=control, resume=resume)
+        if not genotype.feasible:
+            raise SessionError(f"cannot train an infeasible architecture: {genotype.reason}")
+        self.genotype = genotype
+        self.source = source
+        self.summary = RetrainSummary()
+        self._current = None
+
+    @classmethod
+    def resume_from(
+        cls, run_dir: str | os.PathLike[str], bus: ev.EventBus | None = None, control: Control | None = None
+    ) -> "Retrain":
+        """Continue the ``train`` run in ``run_dir``.
+
+        Raises:
+            engine.errors.RunDirError / CorruptFileError: not such a run, or its plan is corrupt.
+        """
+        rd = RunDir(run_dir)
+        rd.check_is_run()
+        plan = rd.train_plan_path
+        try:
+            data = json.loads(plan.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+                raise ValueError(f"format is not {PLAN_FORMAT!r}")
+            genotype = Genotype.from_dict(data["genotype"])
+            source = data.get("source", "")
+            if not isinstance(source, str):
+                raise ValueError("source is not a string")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptFileError(f"{plan} is corrupt ({exc}); cannot resume") from None
+        return cls(load_profile(rd.profile_path), genotype, rd.path, source=source, bus=bus, control=control, resume=True)
+
+    # ------------------------------------------------------------------ lifecycle hooks
+    def _prepare(self) -> _Prepared:
+        rd = self.run_dir
+        done: dict[int, ev.FinalResult] = {}
+        if self.resumed:
+            ev.read_journal(rd.journal_path, strict=True)
+            for seed in self.profile.final.seeds:
+                path = self._seed_dir(seed) / "result.json"
+                if not path.exists():
+                    continue
+                try:
+                    event = ev.event_from_dict(json.loads(path.read_text(encoding="utf-8")))
+                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                    raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
+                if not isinstance(event, ev.FinalResult) or event.seed != seed:
+                    raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")
+                done[seed] = event
+            if len(done) == len(self.profile.final.seeds):
+                raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
+        elif rd.holds_run():
+            raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
+        device = resolve_device(self.profile.run.device)
+        data = load_data(self.profile, device)
+        return _Prepared(device, data, done)
+
+    def _write_new_run(self, prepared: _Prepared) -> None:
+        super()._write_new_run(prepared)
+        atomic_write_json(
+            self.run_dir.train_plan_path,
+            {"format": PLAN_FORMAT, "genotype": self.genotype.to_dict(), "seeds": list(self.profile.final.seeds),
+             "source": self.source},
+        )
+
+    def _announce(self, prepared: _Prepared) -> None:
+        p = self.profile
+        self.device = prepared.device
+        self.publish(
+            ev.RunStarted(
+                run_name=p.run.name,
+                run_dir=str(self.run_dir.path),
+                dataset=prepared.data.flag,
+                size=prepared.data.size,
+                device=prepared.device,
+                budget=len(p.final.seeds),
+                population=1,
+                num_classes=prepared.data.num_classes,
+                task=prepared.data.task,
+                fitness="val_acc",
+                resumed=self.resumed,
+                pid=os.getpid(),
+                profile=p.to_dict(),
+                run_kind="train",
+            )
+        )
+
+    def _seed_dir(self, seed: int) -> Path:
+        return self.run_dir.final_dir / f"seed{seed}"
+
+    def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
+        p = self.profile
+        data = prepared.data
+        config = final_config(p)
+        g = self.genotype
+        params, flops = count_complexity(g, data.channels, data.num_classes, data.shape if len(set(data.shape)) > 1 else data.shape[0])
+        results = dict(prepared.done)
+        try:
+            self.publish(ev.FinalStarted(candidate_ids=list(p.final.seeds), epochs=p.final.epochs, seeds=list(p.final.seeds)))
+            for n, seed in enumerate(p.final.seeds, 1):
+                if seed in results:
+                    continue
+                self.control.checkpoint()
+                self.publish(
+                    ev.CandidateStarted(candidate_id=seed, generation=0, phase="seed", key=g.key, genotype=g.to_dict(),
+                                        params=params, flops=flops, worker=f"local:{self.device}")
+                )
+                event, outcome = retrain(
+                    g, data, config, seed, self._seed_dir(seed), candidate_id=seed, key=g.key, params=params,
+                    flops=flops, device=self.device, control=self.control, publish=self.publish,
+                )
+                self._current = outcome.peak_memory_mb
+                best = outcome.history[outcome.best_epoch - 1] if outcome.history else {}
+                record = CandidateRecord(
+                    candidate_id=seed, generation=0, phase="seed", status="ok", key=g.key, genotype=g.to_dict(),
+                    fitness=outcome.val_acc, val_acc=outcome.val_acc, val_auc=best.get("val_auc"), params=params,
+                    flops=flops, epochs=outcome.epochs, seconds=outcome.seconds, peak_memory_mb=outcome.peak_memory_mb,
+                    worker=f"local:{self.device}", trained=len(results) + 1, history=[dict(h) for h in outcome.history],
+                )
+                self.run_dir.write_record(record)
+                self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=len(p.final.seeds)))
+                results[seed] = event
+                self.publish(event)
+            self.summary = RetrainSummary(tuple(results[s] for s in p.final.seeds), params, flops)
+            self.publish(ev.RunFinished(reason="seeds", trained=len(results), seconds=self._elapsed()))
+            return SessionOutcome("finished", "seeds", self.run_dir.path)
+        except StopRequested:
+            self.summary = RetrainSummary(tuple(results[s] for s in p.final.seeds if s in results), params, flops)
+            self.publish(ev.RunFinished(reason="stopped", trained=len(results), seconds=self._elapsed()))
+            return SessionOutcome("stopped", "stopped", self.run_dir.path)
+        except Exception as exc:  # noqa: BLE001 - finished seeds are kept
+            return self._failed(exc)
+
+    def _current_peak(self) -> float | None:
+        return self._current
