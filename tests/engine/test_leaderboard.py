@@ -211,3 +211,48 @@ def test_export_overwrites_atomically_and_leaves_no_temp(rows, tmp_path):
     export(rows[:1], "md", path)
     assert path.read_text(encoding="utf-8") == export(rows[:1], "md")
     assert [p.name for p in path.parent.iterdir()] == ["board.md"]
+
+
+# ---------------------------------------------------------------- tie-breaks (search.tie_break)
+
+
+def _run_started(tie_break: str):
+    from engine.events import RunStarted
+
+    return RunStarted(run_name="t", run_dir="/r", dataset="adrenalmnist3d", size=28, device="cpu", budget=9,
+                      population=4, num_classes=2, task="binary-class", profile={"search": {"tie_break": tie_break}})
+
+
+def tied_events():
+    # four candidates at exactly the same validation ACC (the majority class, say)
+    return [
+        finished(10, 0.8333, val_auc=0.61, flops=5000),
+        finished(11, 0.8333, val_auc=0.74, flops=9000),  # best AUC: first
+        finished(12, 0.8333, val_auc=0.61, flops=3000),  # same AUC as 10, fewer FLOPs: before 10
+        finished(13, 0.8333, val_auc=0.61, flops=3000),  # equal to 12 in everything: after it, by id
+        finished(14, 0.9000, val_auc=0.50, flops=9999),  # higher fitness beats every tie-break
+    ]
+
+
+def test_ties_are_broken_by_val_auc_then_flops_then_id_and_the_column_says_so():
+    rows = Leaderboard.from_events([_run_started("val_auc"), *tied_events()]).rows()
+    assert [r.candidate_id for r in rows] == [14, 11, 12, 13, 10]
+    # each row says what placed it below the equally fit row above it
+    assert [r.tie_break for r in rows] == ["", "", "val_auc", "id", "flops"]
+
+
+def test_tie_break_none_keeps_the_papers_order_by_id():
+    rows = Leaderboard.from_events([_run_started("none"), *tied_events()]).rows()
+    assert [r.candidate_id for r in rows] == [14, 10, 11, 12, 13]
+    assert [r.tie_break for r in rows] == ["", "", "id", "id", "id"]
+
+
+def test_the_dashboard_best_and_the_finalists_use_the_same_ranking(tmp_path):
+    from engine.profile import load_profile
+    from engine.session.final import finalists
+
+    board = Leaderboard.from_events([_run_started("val_auc"), *tied_events()])
+    records = {r.candidate_id: r for r in board.records()}
+    profile = load_profile("quick", ["final.top_k=3"])
+    assert [r.candidate_id for r in finalists(records, profile)] == [r.candidate_id for r in board.rows()[:3]]
+    assert board.best().candidate_id == 14

@@ -420,3 +420,81 @@ def test_from_state_rejects_foreign_state():
     del state["rng"]
     with pytest.raises(ValueError, match="malformed"):
         ODE.from_state(state)
+
+
+# ---------------------------------------------------------------- tie-breaks (search.tie_break)
+
+
+def _after_opposition(population: int = 5) -> ODE:
+    """An ODE whose population has been told, every member with fitness 0.5 and secondary (0.5, -100)."""
+    ode = ODE(population=population, jumping_rate=0.0, seed=4)
+    for _ in range(2):
+        batch = ode.ask()
+        ode.tell([0.5] * len(batch), [[0.5, -100.0]] * len(batch))
+    return ode
+
+
+def test_equal_fitness_with_a_better_tie_break_replaces_the_target():
+    ode = _after_opposition()
+    pop = ode.population
+    trial = ode.ask()
+    # targets 0, 2: better val AUC; 1: worse val AUC; 3: same AUC, fewer FLOPs; 4: same AUC, more FLOPs
+    ode.tell([0.5] * 5, [[0.6, -100.0], [0.4, -100.0], [0.9, -1.0], [0.5, -50.0], [0.5, -200.0]])
+    got = ode.population
+    for j, wins in enumerate([True, False, True, True, False]):
+        expected = trial.vectors[j] if wins else pop[j]
+        assert np.array_equal(got[j], np.array(expected)), j
+
+
+def test_complete_ties_and_no_tie_break_go_to_the_trial_as_in_the_paper():
+    ode = _after_opposition()
+    trial = ode.ask()
+    ode.tell([0.5] * 5, [[0.5, -100.0]] * 5)  # equal in everything: >= keeps the paper's rule
+    assert np.array_equal(ode.population, np.array(trial.vectors))
+    plain = ODE(population=5, jumping_rate=0.0, seed=4)
+    run_batches(plain, 2)
+    fit = plain.fitness
+    trial = plain.ask()
+    plain.tell(list(fit))  # no secondary values at all (search.tie_break = "none")
+    assert np.array_equal(plain.population, np.array(trial.vectors))
+
+
+def test_a_higher_fitness_wins_whatever_the_tie_break():
+    ode = _after_opposition()
+    pop = ode.population
+    trial = ode.ask()
+    ode.tell([0.51, 0.49, 0.5, 0.5, 0.5], [[0.0, -1e9], [1.0, 0.0], [0.5, -100.0], [0.5, -100.0], [0.5, -100.0]])
+    assert np.array_equal(ode.population[0], np.array(trial.vectors[0]))
+    assert np.array_equal(ode.population[1], pop[1])
+
+
+def test_opposition_keeps_the_best_by_tie_break_among_equal_fitness():
+    ode = ODE(population=4, jumping_rate=0.0, seed=1)
+    init = ode.ask()
+    ode.tell([0.5] * 4, [[0.1, 0], [0.2, 0], [0.3, 0], [0.4, 0]])
+    opp = ode.ask()
+    ode.tell([0.5] * 4, [[0.9, 0], [0.05, 0], [0.35, 0], [0.3, -5]])
+    # best 4 by (fitness, auc, -flops): opp0 (0.9), init3 (0.4), opp2 (0.35), then init2 (0.3, 0) before opp3 (0.3, -5)
+    assert ode.population_ids == [opp.first_id + 0, 3, opp.first_id + 2, 2]
+
+
+def test_select_best_orders_ties_by_the_secondary_columns():
+    fit = np.array([1.0, 1.0, 1.0, 2.0, 1.0])
+    sec = np.array([[0.1, 0.0], [0.3, -9.0], [0.3, -1.0], [0.0, 0.0], [0.1, 0.0]])
+    assert select_best(fit, 5, sec).tolist() == [3, 2, 1, 0, 4]
+    assert select_best(fit, 5).tolist() == [3, 0, 1, 2, 4]
+
+
+def test_tie_break_values_survive_a_state_round_trip_and_old_states_load():
+    ode = _after_opposition()
+    state = json.loads(json.dumps(ode.state_dict()))
+    assert state["secondary"] == [[0.5, -100.0]] * 5
+    again = ODE.from_state(state)
+    a, b = ode.ask(), again.ask()
+    assert a.vectors == b.vectors
+    old = dict(state)
+    del old["secondary"]  # a checkpoint written before tie-breaks existed
+    restored = ODE.from_state(old)
+    restored.ask()
+    restored.tell([0.5] * 5, [[0.0, -1e9]] * 5)  # any tie-break value beats "unknown": the trial wins, as before
+    assert restored.population_ids == list(range(b.first_id, b.first_id + 5))
