@@ -248,7 +248,9 @@ async def test_sorting_by_header_and_key(journal, ui) -> None:
         await pilot.press("r")
         await pilot.pause()
         assert board.sort_key == "flops" and board.descending
-        await pilot.click("#leaderboard-table", offset=(12, 0))  # the "id" header
+        table = board.table
+        rank_width = table.columns["rank"].get_render_width(table)
+        await pilot.click("#leaderboard-table", offset=(rank_width + 1, 0))  # the "id" header
         await pilot.pause()
         assert board.sort_key == "candidate_id"
         assert board.row_ids == sorted(board.row_ids)

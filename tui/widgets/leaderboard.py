@@ -180,6 +180,9 @@ class LeaderboardPanel(Vertical):
         return self.query_one(LeaderboardTable)
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         table = self.table
         for col in COLUMNS:
             table.add_column(self._label(col), key=col.key)
@@ -196,11 +199,7 @@ class LeaderboardPanel(Vertical):
         if descending is None:
             descending = (not self.descending) if key == self.sort_key else _BY_KEY[key].descending
         self.sort_key, self.descending = key, descending
-        table = self.table
-        for col in COLUMNS:
-            table.columns[col.key].label = self._label(col)  # type: ignore[index]
-        table.refresh()
-        self._seen = -1
+        self._seen = -1  # the next sync rebuilds rows and headers (with the sort arrow)
         self.sync(state)
 
     def sync(self, state: DashboardState, keep: int | None = None) -> None:
@@ -212,7 +211,10 @@ class LeaderboardPanel(Vertical):
         table = self.table
         current = keep if keep is not None else table.current_candidate()
         rows = sort_rows(list(state.leaderboard.rows()), self.sort_key, self.descending)
-        table.clear()
+        # Columns are rebuilt too: a DataTable only ever widens a column, so widths would depend
+        # on which rows an earlier redraw happened to show (and screens on timing).
+        table.clear(columns=True)
+        self._add_columns()
         self.row_ids = []
         for row in rows:
             cells = []
