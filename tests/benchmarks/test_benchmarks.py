@@ -1,0 +1,54 @@
+"""The benchmark scripts run on the CPU with small settings and end with their promised last line.
+
+These check that the scripts work, not how fast anything is (speed is what
+the scripts themselves measure, on a quiet machine or a GPU).
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from tiny_search import TINY
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_sets(*extra: str) -> list[str]:
+    out: list[str] = []
+    for s in [*TINY, *extra]:
+        if s.split("=")[0] in ("search.budget", "final.top_k"):
+            continue  # the scripts set these themselves
+        out += ["--set", s]
+    return out
+
+
+@pytest.mark.timeout(600)
+def test_search_quality_compares_ode_with_random_search(capsys):
+    code = load("search_quality").main(
+        ["--profile", "quick", "--budget", "2", "--every", "1", "--top-k", "1", "--seeds", "0", "--device", "cpu",
+         *tiny_sets("final.epochs=1")]
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any(line.startswith("ode: ") for line in out) and any(line.startswith("random: ") for line in out)
+    assert sum("finalist #" in line for line in out) == 2
+    assert re.fullmatch(r"ode_minus_random_auc: [+-]\d+\.\d{4}", out[-1]), out[-1]
+
+
+@pytest.mark.timeout(600)
+def test_search_speed_projects_the_200_candidate_search(capsys):
+    code = load("search_speed").main(["--profile", "quick", "--device", "cpu", "--candidates", "2", *tiny_sets()])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any("candidates/hour" in line for line in out)
+    assert re.fullmatch(r"projected_minutes_200: \d+\.\d", out[-1]), out[-1]
