@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.session import Session, SessionOutcome
 
 __all__ = ["SessionHandle"]
@@ -27,7 +29,7 @@ class SessionHandle:
         self._thread: threading.Thread | None = None
 
     def start(self, sink) -> None:
-        for event in ev.read_journal(self.session.run_dir.journal_path):
+        for event in read_journal(self.session.run_dir.journal_path):
             sink(event)
         self.session.bus.subscribe(sink)
         self._thread = threading.Thread(target=self._run, name="nas3d-engine", daemon=True)

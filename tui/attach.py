@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine import control
 from engine import events as ev
+from engine.journal import tail_journal
 
 from .handle import HandleError, Sink
 
@@ -52,7 +53,7 @@ class AttachHandle:
 
     def _tail(self, sink: Sink) -> None:
         try:
-            for event in ev.tail_journal(self.run_dir / JOURNAL, self._stop, poll=self.poll, from_start=True):
+            for event in tail_journal(self.run_dir / JOURNAL, self._stop, poll=self.poll, from_start=True):
                 sink(event)
                 # Keep tailing after the end: a `resume` of this run appends to the same journal.
                 if isinstance(event, (ev.RunFinished, ev.RunFailed)):

@@ -13,6 +13,8 @@ from typing import Iterable
 
 from engine import events as ev
 
+from engine.journal import read_journal
+
 from .handle import HandleError, Sink
 
 __all__ = ["ReplayHandle"]
@@ -65,7 +67,7 @@ class ReplayHandle:
         journal = path / "events.jsonl"
         if not journal.is_file():
             raise HandleError(f"{path} has no events.jsonl: not a run directory")
-        return cls(ev.read_journal(journal), delay=delay, run_dir=path, echo_commands=False)
+        return cls(read_journal(journal), delay=delay, run_dir=path, echo_commands=False)
 
     # -- RunHandle ------------------------------------------------------------------
     def start(self, sink: Sink) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..journal import JournalSink
 from ..control import Control
 from ..errors import one_line
 from ..profile import Profile
@@ -114,7 +115,7 @@ class RunLifecycle:
                 rd.acquire()
             else:
                 rd.announce()
-            journal = ev.JournalSink(rd.journal_path)
+            journal = JournalSink(rd.journal_path)
         except BaseException:
             rd.release()
             if fresh_dir and rd.path.exists():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..journal import read_journal
 from ..atomic import atomic_write_json
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
@@ -137,7 +138,7 @@ class Retrain(RunLifecycle):
         rd = self.run_dir
         done: dict[int, ev.FinalResult] = {}
         if self.resumed:
-            ev.read_journal(rd.journal_path, strict=True)
+            read_journal(rd.journal_path, strict=True)
             for seed in self.profile.final.seeds:
                 path = self._seed_dir(seed) / "result.json"
                 if not path.exists():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import events as ev
+from ..journal import read_journal
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
 from ..profile import Profile, load_profile
@@ -126,7 +127,7 @@ class Session(RunLifecycle):
             checkpoint = rd.read_checkpoint()
             records = rd.read_records()
             finals = self._read_finals()
-            ev.read_journal(rd.journal_path, strict=True)
+            read_journal(rd.journal_path, strict=True)
             if checkpoint is None and records:
                 raise SessionError(f"{rd.path} has candidate records but no checkpoint; cannot resume safely")
             if checkpoint is not None and checkpoint.state == "finished":

@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from engine import events as ev
+    from engine.journal import read_journal
     from engine.rundir import RunDir
     from tui.app import run_dashboard
     from tui.attach import AttachHandle
@@ -22,7 +23,7 @@ def main(args: argparse.Namespace) -> int:
 
     handle = AttachHandle(args.run_dir)  # checks the directory and its journal
     resume = hints.command("resume", handle.run_dir)
-    journal = ev.read_journal(handle.run_dir / "events.jsonl")
+    journal = read_journal(handle.run_dir / "events.jsonl")
     ended = bool(journal) and isinstance(journal[-1], (ev.RunFinished, ev.RunFailed))
     if not ended and RunDir(handle.run_dir).locked_by_other() is None:
         # Nobody drives this run and it never ended: it crashed or was killed.

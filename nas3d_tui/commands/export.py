@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from engine.errors import RunDirError
-    from engine.events import read_journal
+    from engine.journal import read_journal
     from engine.leaderboard import Leaderboard, export
 
     run_dir = Path(args.run_dir)

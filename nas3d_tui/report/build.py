@@ -1,7 +1,7 @@
 """``build_report``: from a run directory's journal to ``report.html``, ``report.md`` and figures.
 
 This module owns the report's inputs and outputs: it checks the run
-directory and its ``events.jsonl`` (read with ``engine.events.read_journal``,
+directory and its ``events.jsonl`` (read with ``engine.read_journal``,
 which skips the torn last line of a crashed run), prepares the output folder,
 and writes the two documents and the ``figures/`` beside them. Every problem
 a user can cause is an ``engine.errors.UserError`` naming the path.
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.errors import UserError, os_error_message
 
 from .figures import FigureFile, write_figures
@@ -57,7 +59,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[Path, list[ev.Event]]:
     if not journal.is_file():
         raise UserError(f"{journal} is not a file")
     try:
-        events = ev.read_journal(journal, strict=True)  # a corrupt line is an error; a torn last one is not
+        events = read_journal(journal, strict=True)  # a corrupt line is an error; a torn last one is not
     except OSError as exc:
         raise UserError(f"cannot read the journal: {os_error_message(exc, journal)}") from None
     if not events:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -25,6 +24,8 @@ import pytest
 from safetensors.torch import load_file
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.leaderboard import Leaderboard
 from engine.profile import load_profile
 from engine.session import Session
@@ -71,7 +72,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def board(run_dir: Path) -> list[tuple]:
-    rows = Leaderboard.from_events(ev.read_journal(run_dir / "events.jsonl", strict=True)).rows()
+    rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl", strict=True)).rows()
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status, r.test_auc, r.test_acc) for r in rows]
 
 
@@ -116,7 +117,7 @@ def test_ten_random_kills_then_resume_end_as_an_uninterrupted_run(reference, tmp
     assert kills >= 10 or (run_dir / "checkpoint.json").exists()
     assert board(run_dir) == board(reference)
     assert same_weights(weights(run_dir), weights(reference))
-    journal = ev.read_journal(run_dir / "events.jsonl", strict=True)  # every complete line parses
+    journal = read_journal(run_dir / "events.jsonl", strict=True)  # every complete line parses
     assert isinstance(journal[-1], ev.RunFinished) and journal[-1].reason == "budget"
     assert sum(isinstance(e, ev.RunStarted) for e in journal) >= 2
 
@@ -124,7 +125,7 @@ def test_ten_random_kills_then_resume_end_as_an_uninterrupted_run(reference, tmp
 def _final_epochs(run_dir: Path) -> int:
     if not (run_dir / "events.jsonl").exists():
         return 0
-    return sum(1 for e in ev.read_journal(run_dir / "events.jsonl") if isinstance(e, ev.EpochFinished) and e.phase == "final")
+    return sum(1 for e in read_journal(run_dir / "events.jsonl") if isinstance(e, ev.EpochFinished) and e.phase == "final")
 
 
 def test_a_final_retraining_killed_after_an_epoch_resumes_from_it(reference, tmp_path):
@@ -136,7 +137,7 @@ def test_a_final_retraining_killed_after_an_epoch_resumes_from_it(reference, tmp
     resumed = subprocess.run(cli("resume", str(run_dir), "--headless"), cwd=REPO, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    journal = ev.read_journal(run_dir / "events.jsonl", strict=True)
+    journal = read_journal(run_dir / "events.jsonl", strict=True)
     again = [e for e in journal if isinstance(e, ev.TrainingResumed) and e.phase == "final"]
     assert again and again[0].epoch >= 1 and again[0].max_epochs == 3
     assert not any(run_dir.glob("final/*/training.ckpt")), "the checkpoint is removed once the training finished"
@@ -176,7 +177,7 @@ def test_a_train_run_killed_after_an_epoch_resumes_from_it(tmp_path):
     resumed = subprocess.run(cli("resume", str(run_dir), "--headless"), cwd=REPO, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    journal = ev.read_journal(run_dir / "events.jsonl", strict=True)
+    journal = read_journal(run_dir / "events.jsonl", strict=True)
     assert any(isinstance(e, ev.TrainingResumed) and e.epoch >= 1 for e in journal)
     got = json.loads((run_dir / "final" / "seed0" / "result.json").read_text())
     want = json.loads((reference / "final" / "seed0" / "result.json").read_text())

@@ -28,6 +28,8 @@ import pytest
 import torch
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.control import Control
 from engine.data import load_dataset
 from engine.errors import SessionError, StopRequested
@@ -294,11 +296,20 @@ def test_pause_holds_new_candidates_and_is_reported_when_the_engine_waits(backen
     rec = Recorder()
     paused_at = {}
 
+    def resume_once_paused():
+        deadline = time.monotonic() + 120
+        while "paused" not in said and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # held while paused: no new candidate may start meanwhile
+        paused_at["starts"] = len([e for e in rec.log if e[0] == "start"])
+        control.resume()
+
     def pause_once(job, record):
         if not paused_at:
             paused_at["epochs"] = len([e for e in rec.log if e[0] == "epoch"])
+            paused_at["starts_at_pause"] = len([e for e in rec.log if e[0] == "start"])
             control.pause()
-            threading.Timer(1.5, control.resume).start()
+            threading.Thread(target=resume_once_paused, daemon=True).start()
 
     rec.hooks["epoch"] = pause_once
     try:
@@ -307,6 +318,7 @@ def test_pause_holds_new_candidates_and_is_reported_when_the_engine_waits(backen
         evaluator.control = None
     assert sorted(rec.results) == [600, 601, 602]
     assert said[:2] == ["paused", "resumed"], said
+    assert paused_at["starts"] == paused_at["starts_at_pause"], "a candidate started while paused"
     assert said.count("paused") == 1
 
 
@@ -318,7 +330,7 @@ def tiny_profile(*extra: str):
 
 
 def board(run_dir: Path) -> list[tuple]:
-    rows = Leaderboard.from_events(ev.read_journal(run_dir / "events.jsonl")).rows()
+    rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl")).rows()
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status) for r in rows]
 
 

@@ -470,7 +470,7 @@ def test_a_higher_fitness_wins_whatever_the_tie_break():
 
 def test_opposition_keeps_the_best_by_tie_break_among_equal_fitness():
     ode = ODE(population=4, jumping_rate=0.0, seed=1)
-    init = ode.ask()
+    ode.ask()
     ode.tell([0.5] * 4, [[0.1, 0], [0.2, 0], [0.3, 0], [0.4, 0]])
     opp = ode.ask()
     ode.tell([0.5] * 4, [[0.9, 0], [0.05, 0], [0.35, 0], [0.3, -5]])

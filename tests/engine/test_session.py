@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.control import Control
 from engine.leaderboard import Leaderboard, export
 from engine.profile import load_profile
@@ -44,7 +46,7 @@ def proposals(run_dir: Path) -> dict[int, list[float]]:
 
 
 def board(run_dir: Path) -> list[tuple]:
-    rows = Leaderboard.from_events(ev.read_journal(run_dir / "events.jsonl")).rows()
+    rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl")).rows()
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status) for r in rows]
 
 
@@ -67,12 +69,12 @@ def test_journal_replays_into_the_same_leaderboard(reference_run):
     live = Leaderboard()
     for e in events:
         live.update(e)
-    assert Leaderboard.from_events(ev.read_journal(run_dir / "events.jsonl")).rows() == live.rows()
+    assert Leaderboard.from_events(read_journal(run_dir / "events.jsonl")).rows() == live.rows()
 
 
 def test_exports_parse(reference_run, tmp_path):
     run_dir, _ = reference_run
-    rows = Leaderboard.from_events(ev.read_journal(run_dir / "events.jsonl")).rows()
+    rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl")).rows()
     parsed = list(csv.DictReader(io.StringIO(export(rows, "csv", tmp_path / "lb.csv"))))
     assert len(parsed) == len(rows) and parsed[0]["rank"] == "1"
     data = json.loads(export(rows, "json"))
@@ -104,7 +106,7 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -
 
 
 def _started_ids(run_dir: Path) -> list[int]:
-    return [e.candidate_id for e in ev.read_journal(run_dir / "events.jsonl") if isinstance(e, ev.CandidateStarted)]
+    return [e.candidate_id for e in read_journal(run_dir / "events.jsonl") if isinstance(e, ev.CandidateStarted)]
 
 
 @pytest.mark.timeout(600)
@@ -154,7 +156,7 @@ def test_stop_then_resume_equals_uninterrupted(reference_run, tmp_path, tiny_pro
     session.bus.subscribe(stop_after_two)
     outcome = session.run()
     assert outcome.state == "stopped" and outcome.exit_code == 130
-    assert ev.read_journal(run_dir / "events.jsonl")[-1].reason == "stopped"
+    assert read_journal(run_dir / "events.jsonl")[-1].reason == "stopped"
     assert Session.resume_from(run_dir).run().state == "finished"
     assert proposals(run_dir) == proposals(ref_dir)
     assert board(run_dir) == board(ref_dir)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import events as ev
+
 from engine.space import SearchSpace
 from tiny_search import TINY
 
@@ -66,7 +67,7 @@ def synthetic_lines(final: bool = True, seeds: tuple[int, ...] = SEEDS, seed: in
     """The journal of a small search as the JSON objects of its lines (see the module docstring).
 
     Plain dicts in the journal's own format, so the same lines are read by
-    ``engine.events.read_journal`` whatever the in-memory event classes are.
+    ``engine.read_journal`` whatever the in-memory event classes are.
     """
     rng = np.random.default_rng(seed)
     genos = _genotypes(20, seed)

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.control import write_command
 from engine.errors import UserError
 from headless_chromium import Browser, require_chromium
@@ -130,7 +132,7 @@ class TestBackgroundSearch:
         run_dir = tmp_path / "run"
         search = BackgroundSearch([sys.executable, "-c", STAND_IN, str(run_dir)], run_dir).start(timeout=60)
         assert search.running
-        started = [e for e in ev.read_journal(run_dir / "events.jsonl") if isinstance(e, ev.RunStarted)]
+        started = [e for e in read_journal(run_dir / "events.jsonl") if isinstance(e, ev.RunStarted)]
         assert [e.pid for e in started] == [search.process.pid]
         assert search.stop() == 130
         assert json.loads((run_dir / "control.json").read_text())["command"] == "stop"
@@ -197,7 +199,7 @@ def stop_everything(proc: subprocess.Popen, run_dir: Path) -> None:
     if not (run_dir / "events.jsonl").is_file():
         return
     write_command(run_dir, "stop")  # obeyed by a search that outlived its serve process
-    pids = {e.pid for e in ev.read_journal(run_dir / "events.jsonl") if isinstance(e, ev.RunStarted)}
+    pids = {e.pid for e in read_journal(run_dir / "events.jsonl") if isinstance(e, ev.RunStarted)}
     deadline = time.monotonic() + 60
     while pids and time.monotonic() < deadline:
         pids = {pid for pid in pids if _alive(pid)}
@@ -228,7 +230,7 @@ def test_serve_run_in_a_browser(tmp_path: Path) -> None:
         first, again = asyncio.run(drive(url, tmp_path))
         for screen in (first, again):
             assert all(title in screen for title in PANELS)
-        journal = ev.read_journal(run_dir / "events.jsonl")
+        journal = read_journal(run_dir / "events.jsonl")
         assert sum(isinstance(e, ev.RunStarted) for e in journal) == 1  # two connections, one search
         assert any(isinstance(e, ev.Paused) for e in journal)
         proc.send_signal(signal.SIGINT)  # Ctrl-C in the serving terminal
@@ -238,7 +240,7 @@ def test_serve_run_in_a_browser(tmp_path: Path) -> None:
     output = log.read_text(errors="replace")
     assert code == 130, output[-3000:]
     assert f"nas3d-tui serve resume {run_dir}" in output
-    journal = ev.read_journal(run_dir / "events.jsonl")
+    journal = read_journal(run_dir / "events.jsonl")
     assert isinstance(journal[-1], ev.RunFinished) and journal[-1].reason == "stopped"
     assert (run_dir / "checkpoint.json").exists()
     assert (run_dir / "serve.log").read_text(errors="replace").strip()

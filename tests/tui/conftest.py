@@ -19,6 +19,8 @@ import pytest
 
 from engine import events as ev
 
+from engine.journal import JournalSink
+
 T0 = 1_700_000_000.0
 
 
@@ -265,7 +267,7 @@ def failed_journal() -> list[ev.Event]:
 def write_run_dir(path: Path, events: list[ev.Event]) -> Path:
     """A run directory holding ``events`` as its journal."""
     path.mkdir(parents=True, exist_ok=True)
-    sink = ev.JournalSink(path / "events.jsonl")
+    sink = JournalSink(path / "events.jsonl")
     for e in events:
         sink(e)
     sink.close()

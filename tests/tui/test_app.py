@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine import events as ev
+
+from engine.journal import JournalSink
 from engine.leaderboard import Leaderboard
 from tui.app import NasApp
 from tui.replay import ReplayHandle
@@ -390,7 +392,7 @@ async def test_attached_dashboard_follows_a_growing_journal(tmp_path: Path, jour
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    writer = ev.JournalSink(run_dir / "events.jsonl")
+    writer = JournalSink(run_dir / "events.jsonl")
     half = len(journal) // 2
     for e in journal[:half]:
         writer(e)

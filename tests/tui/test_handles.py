@@ -10,6 +10,7 @@ import pytest
 
 from engine import control
 from engine import events as ev
+from engine.journal import JournalSink
 from tui.attach import AttachError, AttachHandle
 from tui.handle import HandleError, RunHandle
 from tui.replay import ReplayHandle
@@ -92,7 +93,7 @@ def test_attach_errors_are_one_line_value_errors(tmp_path: Path) -> None:
 def test_attach_tails_a_growing_journal(tmp_path: Path, journal) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    sink_file = ev.JournalSink(run_dir / "events.jsonl")
+    sink_file = JournalSink(run_dir / "events.jsonl")
     half = len(journal) // 2
     for e in journal[:half]:
         sink_file(e)

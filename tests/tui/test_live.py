@@ -7,6 +7,8 @@ import time
 import pytest
 
 from engine import events as ev
+
+from engine.journal import read_journal
 from engine.session import Session
 from nas3d_tui.handle import SessionHandle
 from tui.app import NasApp
@@ -42,7 +44,7 @@ async def test_live_search_populates_pauses_exports_and_quits_resumably(tmp_path
 
         await pilot.press("p")
         await wait_until(app, pilot, lambda: app.state.status == PAUSED, timeout=60)
-        paused_at = len(ev.read_journal(run_dir / "events.jsonl"))
+        paused_at = len(read_journal(run_dir / "events.jsonl"))
         await pilot.press("p")
         await wait_until(app, pilot, lambda: app.state.status == RUNNING, timeout=60)
         assert paused_at > 0
@@ -55,7 +57,7 @@ async def test_live_search_populates_pauses_exports_and_quits_resumably(tmp_path
         await pilot.pause()
         await pilot.press("y")
         await wait_until(app, pilot, lambda: handle.finished, timeout=120)
-    journal = ev.read_journal(run_dir / "events.jsonl")
+    journal = read_journal(run_dir / "events.jsonl")
     kinds = [e.kind for e in journal]
     assert "paused" in kinds and "resumed" in kinds
     assert handle.outcome.state == "stopped" and journal[-1].reason == "stopped"
@@ -65,7 +67,7 @@ async def test_live_search_populates_pauses_exports_and_quits_resumably(tmp_path
     resumed = Session.resume_from(run_dir)
     resumed.bus.subscribe(lambda e: resumed.control.stop() if isinstance(e, ev.CandidateFinished) and e.status == "ok" else None)
     assert resumed.run().state == "stopped"
-    assert ev.read_journal(run_dir / "events.jsonl")[-1].trained == trained_before + 1
+    assert read_journal(run_dir / "events.jsonl")[-1].trained == trained_before + 1
 
 
 async def test_live_run_finishes_and_shows_finished(tmp_path, tiny_profile, ui) -> None:

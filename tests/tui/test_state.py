@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from engine import events as ev
+from engine.journal import read_journal
 from engine.leaderboard import Leaderboard
 from tui.state import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPING, DashboardState
 
@@ -14,7 +15,7 @@ def test_replayed_journal_equals_live_state(tmp_path: Path, journal, make_run_di
     for event in journal:
         live.apply(event)
     run_dir = make_run_dir(tmp_path / "run", journal)
-    replayed = DashboardState.from_events(ev.read_journal(run_dir / "events.jsonl"))
+    replayed = DashboardState.from_events(read_journal(run_dir / "events.jsonl"))
     assert replayed.snapshot() == live.snapshot()
     assert replayed.revision.keys() == live.revision.keys()
 

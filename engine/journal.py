@@ -1,0 +1,154 @@
+"""The journal: every event of a run as one JSON line of ``RUN_DIR/events.jsonl``.
+
+This module owns writing the journal (``JournalSink``: append, flush every
+event, fsync the ones whose loss would lose finished work) and reading it back
+(``read_journal`` for a whole file, ``tail_journal`` for a growing one).
+A crash can tear the last line; torn lines are skipped, and a line that is
+JSON but not a valid event is corrupt (an error for strict readers).
+
+No torch, no UI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from .errors import CorruptFileError, RunDirError
+from .events import EVENT_TYPES, Event, event_from_dict
+
+__all__ = ["JournalSink", "read_journal", "tail_journal"]
+
+
+# Events after which the journal is fsynced: losing them would lose finished work.
+_DURABLE = {"candidate_finished", "checkpoint_saved", "final_result", "run_finished", "run_failed"}
+
+
+class JournalSink:
+    """Appends every event as one JSON line to ``events.jsonl``; flushes each, fsyncs durable ones."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fh = open(self.path, "a", encoding="utf-8")
+        # A crash mid-write can leave a partial last line; start on a fresh line.
+        if self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self._fh.write("\n")
+                    self._fh.flush()
+
+    def __call__(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=True)
+        with self._lock:
+            if self._fh.closed:
+                return
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            if event.kind in _DURABLE:
+                os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+
+
+class _Torn(Exception):
+    """A line that is not JSON: the partial last write of a process that died."""
+
+
+def _parse_line(line: str) -> Event | None:
+    """The event of one journal line; None for a blank line or an event kind from a newer version.
+
+    Raises:
+        _Torn: the line is not JSON (a torn write).
+        ValueError: the line is JSON but not a valid event (corrupt).
+    """
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise _Torn() from None
+    if isinstance(data, dict) and data.get("kind") not in EVENT_TYPES and isinstance(data.get("kind"), str):
+        return None  # written by a newer version: not ours to judge
+    return event_from_dict(data)
+
+
+def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Event]:
+    """The events of a journal, in order.
+
+    Lines that are not JSON -- the torn last write of a process that was
+    killed -- are skipped, and so are event kinds from a newer version. A line
+    that is JSON but not a valid event is corrupt: skipped too unless
+    ``strict`` (export, report and resume use strict reads).
+
+    Raises:
+        CorruptFileError: ``strict`` and a line is a malformed event (names the line).
+        RunDirError: the journal cannot be read (a directory, no permission, ...).
+    """
+    p = Path(path)
+    events: list[Event] = []
+    try:
+        if not p.exists():
+            return []
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                try:
+                    event = _parse_line(line)
+                except _Torn:
+                    continue
+                except (ValueError, TypeError, CorruptFileError) as exc:
+                    if strict:
+                        raise CorruptFileError(f"{p} line {n} is corrupt: {exc}") from None
+                    continue
+                if event is not None:
+                    events.append(event)
+    except OSError as exc:
+        raise RunDirError(f"cannot read {p}: {exc.strerror or exc}") from None
+    return events
+
+
+def tail_journal(
+    path: str | os.PathLike[str],
+    stop: threading.Event,
+    poll: float = 0.2,
+    from_start: bool = True,
+) -> Iterator[Event]:
+    """Yield events of a growing journal until ``stop`` is set (used by ``attach``).
+
+    Only complete lines are parsed, so a line being written is never torn.
+    """
+    p = Path(path)
+    pos = 0
+    buf = ""
+    while not stop.is_set():
+        if not p.exists():
+            stop.wait(poll)
+            continue
+        if not from_start and pos == 0:
+            pos = p.stat().st_size
+            from_start = True
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            fh.seek(pos)
+            chunk = fh.read()
+            pos = fh.tell()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            for line in lines:
+                try:
+                    ev = _parse_line(line)
+                except (_Torn, ValueError, TypeError, CorruptFileError):
+                    continue  # a watcher shows what it can
+                if ev is not None:
+                    yield ev
+        else:
+            stop.wait(poll)
