@@ -157,12 +157,14 @@ async def test_q_detaches_when_attached(running_journal, ui) -> None:
 
 async def test_q_confirms_then_closes_an_in_process_run(running_journal, ui) -> None:
     handle = InProcessReplay(running_journal)
-    app = NasApp(handle)
+    hint = ".venv/bin/nas3d-tui resume runs/quick-0001"  # what `make run` users can type where they stand
+    app = NasApp(handle, resume_command=hint)
     async with app.run_test(size=(120, 40)) as pilot:
         await ui.settle(app, pilot)
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmQuit)
+        assert hint in ui.screen_text(app)
         await pilot.press("n")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmQuit) and not handle.closed
