@@ -163,6 +163,28 @@ class RunLifecycle:
         """Free what the phases held (threads, pools)."""
 
     # ------------------------------------------------------------------ shared steps
+    def _run_started(self, data: Any, budget: int, population: int, fitness: str, run_kind: str) -> None:
+        """Publish ``RunStarted`` for this run on ``data``."""
+        p = self.profile
+        self.publish(
+            ev.RunStarted(
+                run_name=p.run.name,
+                run_dir=str(self.run_dir.path),
+                dataset=data.flag,
+                size=data.size,
+                device=self.device,
+                budget=budget,
+                population=population,
+                num_classes=data.num_classes,
+                task=data.task,
+                fitness=fitness,
+                resumed=self.resumed,
+                pid=os.getpid(),
+                profile=p.to_dict(),
+                run_kind=run_kind,
+            )
+        )
+
     def _sample_resources(self) -> Any:
         from ..resources import ResourceSampler
 

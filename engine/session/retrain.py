@@ -169,24 +169,7 @@ class Retrain(RunLifecycle):
     def _announce(self, prepared: _Prepared) -> None:
         p = self.profile
         self.device = prepared.device
-        self.publish(
-            ev.RunStarted(
-                run_name=p.run.name,
-                run_dir=str(self.run_dir.path),
-                dataset=prepared.data.flag,
-                size=prepared.data.size,
-                device=prepared.device,
-                budget=len(p.final.seeds),
-                population=1,
-                num_classes=prepared.data.num_classes,
-                task=prepared.data.task,
-                fitness="val_acc",
-                resumed=self.resumed,
-                pid=os.getpid(),
-                profile=p.to_dict(),
-                run_kind="train",
-            )
-        )
+        self._run_started(prepared.data, len(p.final.seeds), 1, "val_acc", "train")
 
     def _seed_dir(self, seed: int) -> Path:
         return self.run_dir.final_dir / f"seed{seed}"

@@ -182,23 +182,7 @@ class Session(RunLifecycle):
         self.records = prepared.records
         if prepared.checkpoint is not None:
             self._elapsed_before = prepared.checkpoint.elapsed
-        self.publish(
-            ev.RunStarted(
-                run_name=p.run.name,
-                run_dir=str(self.run_dir.path),
-                dataset=prepared.data.flag,
-                size=prepared.data.size,
-                device=prepared.device,
-                budget=p.search.budget,
-                population=p.search.population,
-                num_classes=prepared.data.num_classes,
-                task=prepared.data.task,
-                fitness=p.search.fitness,
-                resumed=self.resumed,
-                pid=os.getpid(),
-                profile=p.to_dict(),
-            )
-        )
+        self._run_started(prepared.data, p.search.budget, p.search.population, p.search.fitness, "search")
 
     def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
         rd = self.run_dir

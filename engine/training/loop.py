@@ -270,6 +270,56 @@ def _fit(
     return fitter, progress
 
 
+class _Training:
+    """One training's setup -- device, peak memory, bf16, its per-epoch checkpoint -- and its loop."""
+
+    def __init__(
+        self,
+        genotype: Any,
+        data: Dataset,
+        config: TrainingConfig,
+        seed: int,
+        device: str | torch.device,
+        *,
+        select: str,
+        final: bool,
+        model_fn: Callable[..., nn.Module],
+        checkpoint: str | Path | None,
+        on_resume: OnResume | None,
+    ) -> None:
+        _check(data, config, select)
+        self.start = time.perf_counter()
+        self.config, self.select, self.final = config, select, final
+        self.dev = prepare_device(device, config.cudnn_benchmark)
+        self.memory = PeakMemory(self.dev)
+        amp = config.uses_amp(final=final, device_type=self.dev.type)
+        self.make = lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, self.dev, seed, amp)
+        self.ckpt = None
+        if checkpoint is not None:  # finals checkpoint every epoch; search candidates once they run long
+            identity = _identity(genotype, data, config, seed, select, keep_best=final)
+            self.ckpt = EpochCheckpoint(Path(checkpoint), identity, 0.0 if final else config.checkpoint_after_seconds)
+        self.resumed = _ResumeNote(on_resume)
+
+    def fit(self, control: Any, on_epoch: OnEpoch | None, on_notice: OnNotice | None) -> tuple[Fitter, _Progress]:
+        return _fit(
+            self.make,
+            self.config,
+            select=self.select,
+            keep_best_state=self.final,
+            control=control,
+            on_epoch=on_epoch,
+            checkpoint=self.ckpt,
+            on_resume=self.resumed,
+            on_notice=on_notice,
+            memory=self.memory,
+        )
+
+    def finished(self) -> None:
+        """The training ended (not stopped): its checkpoint is no longer needed."""
+        if self.ckpt is not None:
+            self.ckpt.remove()
+
+
 def train_candidate(
     genotype: Any,
     data: Dataset,
@@ -317,32 +367,14 @@ def train_candidate(
         StopRequested: ``control`` was stopped (at a batch boundary); the checkpoint stays.
         ValueError: ``config`` does not fit ``data`` (BCE on a multi-class task).
     """
-    _check(data, config, fitness)
-    start = time.perf_counter()
-    dev = prepare_device(device, config.cudnn_benchmark)
-    memory = PeakMemory(dev)
-    amp = config.uses_amp(final=False, device_type=dev.type)
-    ckpt = None
-    if checkpoint is not None:
-        identity = _identity(genotype, data, config, seed, fitness, keep_best=False)
-        ckpt = EpochCheckpoint(Path(checkpoint), identity, config.checkpoint_after_seconds)
+    run = _Training(genotype, data, config, seed, device, select=fitness, final=False, model_fn=model_fn,
+                    checkpoint=checkpoint, on_resume=on_resume)
+    dev = run.dev
     progress = _Progress()
-    resumed = _ResumeNote(on_resume)
     status, error = "ok", None
     fitter: Fitter | None = None
     try:
-        fitter, progress = _fit(
-            lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, dev, seed, amp),
-            config,
-            select=fitness,
-            keep_best_state=False,
-            control=control,
-            on_epoch=on_epoch,
-            checkpoint=ckpt,
-            on_resume=resumed,
-            on_notice=on_notice,
-            memory=memory,
-        )
+        fitter, progress = run.fit(control, on_epoch, on_notice)
         if progress.best_value is None:
             status, error = "failed", f"{fitness} was undefined in every epoch (one class in the validation split?)"
     except _CallbackError as exc:
@@ -359,8 +391,7 @@ def train_candidate(
         fitter = None  # noqa: F841 - drop the model, optimizer and traceback frames before freeing
         if status != "ok" or dev.type == "cuda":
             release(dev)
-    if ckpt is not None:
-        ckpt.remove()
+    run.finished()
     ok = status == "ok"
     return CandidateResult(
         status=status,
@@ -368,11 +399,11 @@ def train_candidate(
         val_acc=progress.best_acc if ok else None,
         val_auc=progress.best_auc if ok else None,
         epochs=len(progress.history),
-        seconds=time.perf_counter() - start,
-        peak_memory_mb=memory.megabytes(),
+        seconds=time.perf_counter() - run.start,
+        peak_memory_mb=run.memory.megabytes(),
         error=error,
         history=tuple(progress.history),
-        resumed_from=resumed.epoch,
+        resumed_from=run.resumed.epoch,
     )
 
 
@@ -419,50 +450,30 @@ def final_train(
             (the caller records them); the cache is emptied on the way out.
         ValueError: ``config`` does not fit ``data``.
     """
-    _check(data, config, "val_acc")
-    start = time.perf_counter()
-    dev = prepare_device(device, config.cudnn_benchmark)
-    memory = PeakMemory(dev)
-    amp = config.uses_amp(final=True, device_type=dev.type)
-    ckpt = None
-    if checkpoint is not None:
-        identity = _identity(genotype, data, config, seed, "val_acc", keep_best=True)
-        ckpt = EpochCheckpoint(Path(checkpoint), identity, 0.0)
-    resumed = _ResumeNote(on_resume)
+    run = _Training(genotype, data, config, seed, device, select="val_acc", final=True, model_fn=model_fn,
+                    checkpoint=checkpoint, on_resume=on_resume)
     fitter: Fitter | None = None
     try:
-        fitter, progress = _fit(
-            lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, dev, seed, amp),
-            config,
-            select="val_acc",
-            keep_best_state=True,
-            control=control,
-            on_epoch=on_epoch,
-            checkpoint=ckpt,
-            on_resume=resumed,
-            on_notice=on_notice,
-            memory=memory,
-        )
+        fitter, progress = run.fit(control, on_epoch, on_notice)
         assert progress.best_state is not None
         fitter.model.load_state_dict(progress.best_state)
         _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)
     except _CallbackError as exc:
         raise exc.inner from None
     finally:
-        fitter = None
-        release(dev)
-    if ckpt is not None:
-        ckpt.remove()
+        fitter = None  # noqa: F841 - drop the model before freeing
+        release(run.dev)
+    run.finished()
     return FinalOutcome(
         test_auc=test_auc,
         test_acc=test_acc,
         val_acc=float(progress.best_acc),
         epochs=len(progress.history),
         best_epoch=progress.best_epoch,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - run.start,
         seed=int(seed),
-        peak_memory_mb=memory.megabytes(),
-        resumed_from=resumed.epoch,
+        peak_memory_mb=run.memory.megabytes(),
+        resumed_from=run.resumed.epoch,
         history=tuple(progress.history),
         state_dict=progress.best_state,
     )
