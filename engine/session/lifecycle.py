@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class SessionOutcome:
         return {"finished": 0, "stopped": 130}.get(self.state, 1)
 
 
-class RunLifecycle:
+class RunLifecycle(ABC):
     """The common life of a run directory (see the module docstring).
 
     Args:
@@ -139,21 +140,21 @@ class RunLifecycle:
             rd.release()
 
     # ------------------------------------------------------------------ hooks
+    @abstractmethod
     def _prepare(self) -> Any:
         """Every check; writes nothing; returns what the run needs."""
-        raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def _write_new_run(self, prepared: Any) -> None:
         """A fresh run's first files (the resolved profile)."""
         self.profile.save(self.run_dir.profile_path)
 
+    @abstractmethod
     def _announce(self, prepared: Any) -> None:
         """Publish ``RunStarted``."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abstractmethod
     def _run_phases(self, prepared: Any) -> SessionOutcome:
         """The run itself; returns how it ended."""
-        raise NotImplementedError  # pragma: no cover
 
     def _current_peak(self) -> float | None:
         """Peak memory of what trains now, for the resource samples."""
