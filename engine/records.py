@@ -33,6 +33,7 @@ __all__ = [
     "selection_key",
     "best_record",
     "ranked",
+    "finite_or_none",
 ]
 
 STATUSES = ("ok", "infeasible", "duplicate", "oom", "failed")
@@ -232,6 +233,15 @@ def _short(value: Any) -> str:
 # --------------------------------------------------------------------------
 # Ranking
 # --------------------------------------------------------------------------
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (missing, NaN, text)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _num(value: float | int | None, missing: float) -> float:

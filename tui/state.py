@@ -9,14 +9,13 @@ No Textual, no torch: this module is tested on its own.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine import events as ev
 from engine.leaderboard import Leaderboard
-from engine.records import CandidateRecord
+from engine.records import CandidateRecord, finite_or_none as _finite
 
 from .fmt import elapsed
 from .narrate import describe
@@ -167,14 +166,6 @@ class LogLine:
     ts: float
     level: str  # info | warning | error
     text: str
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 class DashboardState:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from engine import events as ev
-from engine.records import TIE_BREAKS, rank_key
+from engine.records import TIE_BREAKS, finite_or_none as _finite, rank_key
 
 __all__ = [
     "STATUSES",
@@ -97,14 +97,6 @@ class RunSummary:
     def top(self, k: int) -> tuple[ev.CandidateFinished, ...]:
         """The ``k`` best trained candidates."""
         return self.ranked[: max(0, k)]
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def rank_candidates(finished: Iterable[ev.CandidateFinished], tie_break: str = "val_auc") -> list[ev.CandidateFinished]:
