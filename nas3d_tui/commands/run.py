@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from .. import hints
 
@@ -31,6 +34,35 @@ def stopped_hint(run_dir) -> None:
     print(f"checkpoint written; continue with: {hints.command('resume', run_dir)}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def stop_on_signals(control) -> Iterator[None]:
+    """While inside: the first Ctrl-C / TERM asks ``control`` to stop (with a checkpoint); a second one leaves now.
+
+    A Python signal handler runs on the main thread between two bytecodes of
+    whatever it was doing -- possibly inside the journal's or the console's
+    lock, while it writes an event. Asking to stop publishes an event, which
+    needs those locks: done in the handler, that deadlocks (seen as a run that
+    never ends after Ctrl-C). So the handler only counts and hands the request
+    to a short-lived thread, which takes the locks once the main thread lets go.
+    """
+    interrupted = 0
+
+    def on_signal(signum, frame):
+        nonlocal interrupted
+        interrupted += 1
+        if interrupted > 1:
+            raise KeyboardInterrupt
+        threading.Thread(target=control.stop, name="stop-request", daemon=True).start()
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
 def drive(session, headless: bool) -> int:
     """Run a session headless or in the dashboard; returns the exit code."""
     if headless:
@@ -55,21 +87,10 @@ def run_headless(session, sink=None) -> int:
 
     sink = sink or ConsoleSink()
     session.bus.subscribe(sink)
-    interrupted = {"n": 0}
-
-    def on_signal(signum, frame):  # first Ctrl-C / TERM: stop with a checkpoint; second: leave now
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
-            raise KeyboardInterrupt
-        session.control.stop()
-
-    old_int = signal.signal(signal.SIGINT, on_signal)
-    old_term = signal.signal(signal.SIGTERM, on_signal)
     try:
-        outcome = session.run()
+        with stop_on_signals(session.control):
+            outcome = session.run()
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
         sink.close()
     if outcome.state == "stopped":
         stopped_hint(outcome.run_dir)
