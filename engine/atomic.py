@@ -76,8 +76,12 @@ def _about(exc: OSError, path: Path) -> OSError:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """``atomic_write`` of UTF-8 text (newlines written as given)."""
-    data = text.encode("utf-8")
+    """``atomic_write`` of UTF-8 text (newlines written as given).
+
+    File names that are not UTF-8 reach Python as lone surrogates
+    (``os.fsdecode``); they are written back as the bytes they came from.
+    """
+    data = text.encode("utf-8", errors="surrogateescape")
     atomic_write(path, lambda fh: fh.write(data))
 
 

@@ -97,7 +97,8 @@ class Preprocessing:
         if not isinstance(data, dict):
             raise BundleError(f"{where}: expected an object, got {type(data).__name__}")
         shape = data.get("shape")
-        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)):
+        if not (isinstance(shape, list) and len(shape) == 3
+                and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise BundleError(f"{where}.shape = {shape!r}: expected three positive integers [D, H, W]")
         channels = data.get("channels", 1)
         if not (isinstance(channels, int) and not isinstance(channels, bool) and channels > 0):
@@ -152,18 +153,44 @@ class Bundle:
     def build_model(self, device: str = "cpu"):
         """The network with the bundle's weights, in eval mode, on ``device``.
 
+        The weights are checked against the genotype's network built without
+        memory (torch's meta device) first, so a genotype edited to absurd sizes
+        is refused in one line instead of exhausting memory.
+
         Raises:
-            BundleError: the weights do not fit the genotype.
+            BundleError: the weights do not fit the genotype, or hold NaN / infinite values.
         """
+        import torch
+
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in self._network().state_dict().items()}
+        weights = self.state_dict()
+        found = {k: tuple(v.shape) for k, v in weights.items()}
+        if found != shapes:
+            raise BundleError(f"{self.weights_path}: the weights do not fit the genotype ({_first_difference(shapes, found)})")
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise BundleError(f"{self.weights_path}: the weights hold NaN or infinite values (in {bad[0]})")
+        net = self._network()
+        net.load_state_dict(weights, strict=True)
+        return net.to(device).eval()
+
+    def _network(self):
         from .model import build_network
 
-        net = build_network(self.genotype, in_channels=self.in_channels, num_classes=self.num_classes)
-        try:
-            net.load_state_dict(self.state_dict(), strict=True)
-        except RuntimeError as exc:
-            first = " ".join(str(exc).split())[:200]
-            raise BundleError(f"{self.weights_path}: the weights do not fit the genotype ({first})") from None
-        return net.to(device).eval()
+        return build_network(self.genotype, in_channels=self.in_channels, num_classes=self.num_classes)
+
+
+def _first_difference(expected: dict, found: dict) -> str:
+    """The first tensor name whose presence or shape differs, for a one-line error."""
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            return f"{name} is missing"
+        if name not in expected:
+            return f"unexpected tensor {name}"
+        if expected[name] != found[name]:
+            return f"{name} has shape {list(found[name])}, the genotype needs {list(expected[name])}"
+    return "no difference"
 
 
 def write_bundle(
@@ -225,7 +252,7 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
             raise BundleError(f"{folder}: not a model bundle (no {GENOTYPE_FILE})")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise BundleError(f"{meta_path}: not valid JSON ({type(exc).__name__})") from None
     except OSError as exc:
         raise BundleError(f"{p}: {exc.strerror or exc}") from None
@@ -237,6 +264,9 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{meta_path}: {exc}") from None
     if not genotype.feasible:
         raise BundleError(f"{meta_path}: the genotype is infeasible ({genotype.reason})")
+    fmt = meta.get("format")
+    if fmt is not None and fmt != BUNDLE_FORMAT:
+        raise BundleError(f"{meta_path}: format = {fmt!r}: expected {BUNDLE_FORMAT!r} (a bundle from a newer version?)")
     num_classes = meta.get("num_classes")
     if not (isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 2):
         raise BundleError(f"{meta_path}: num_classes = {num_classes!r}: expected an integer >= 2")
@@ -248,6 +278,13 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         if not (isinstance(size, int) and size > 0 and isinstance(channels, int) and channels > 0):
             raise BundleError(f"{meta_path}: size / in_channels missing or invalid")
         pre = Preprocessing((size, size, size), channels, "divide-255", (), meta.get("task", "binary-class"))
+    from .datafile import min_size_for_stacks
+
+    if min(pre.shape) < min_size_for_stacks(genotype.n_stacks):
+        raise BundleError(
+            f"{meta_path}: preprocessing.shape = {list(pre.shape)} is too small for {genotype.n_stacks} stacks "
+            f"(each side needs at least {min_size_for_stacks(genotype.n_stacks)})"
+        )
     name = meta.get("weights") or (WEIGHTS_FILE if (folder / WEIGHTS_FILE).exists() else LEGACY_WEIGHTS_FILE)
     if not isinstance(name, str) or "/" in name or name not in (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE):
         raise BundleError(f"{meta_path}: weights = {name!r}: expected {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")

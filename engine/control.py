@@ -43,7 +43,7 @@ def read_command(run_dir: str | os.PathLike[str]) -> tuple[str, float] | None:
     try:
         data = json.loads((Path(run_dir) / CONTROL_FILE).read_text())
         return str(data["command"]), float(data["ts"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

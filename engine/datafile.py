@@ -261,7 +261,7 @@ def _parse_meta(value: np.ndarray, where: str) -> tuple[tuple[str, ...], dict]:
             raise _fail(where, f"{META_KEY} is not UTF-8 text; {hint}") from None
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _fail(where, f"{META_KEY} is not valid JSON ({one_line(exc, 120)})") from None
     if not isinstance(obj, dict):
         raise _fail(where, f"{META_KEY} holds a JSON {type(obj).__name__}; {hint}")
@@ -353,6 +353,10 @@ def _num_classes(
         k = len(names)
     if k < 2:
         raise _fail(where, f"every label is {top}: a classifier needs at least two classes")
+    n_train = len(splits["train"].labels)
+    if k > n_train:  # every class needs a training volume: also keeps bincount's array small
+        raise _fail(where, f"labels go up to {top} but train_labels has only {n_train} volumes; "
+                           f"class indices must be 0..K-1 with every class in train_labels")
     counts = np.bincount(splits["train"].labels, minlength=k)
     absent = [i for i in range(k) if counts[i] == 0]
     if absent:

@@ -11,6 +11,7 @@ It must not import torch or any UI library.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 import typing
@@ -398,8 +399,33 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         value = data[f.name]
         if not _accepts(hints[f.name], value):
             raise ValueError(f"{kind}: {f.name} = {value!r:.40} has the wrong type")
+        problem = _out_of_range(f.name, value)
+        if problem:
+            raise ValueError(f"{kind}: {f.name} = {value!r:.40} is out of range ({problem})")
         values[f.name] = float(value) if hints[f.name] is float and value is not None else value
     return cls(**values)
+
+
+# Every number an event carries is a count, a time, a size or a metric: none is
+# negative or infinite; a metric or loss may be NaN (undefined), and metrics lie in [0, 1].
+_UNIT = frozenset({"best", "mean", "worst", "val_acc", "val_auc", "test_acc", "test_auc", "best_fitness"})
+_LATEST_TS = 1e10  # the year 2286: a later time stamp is damage, not a clock
+
+
+def _out_of_range(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    if isinstance(value, int):
+        return "expected an integer >= 0" if value < 0 or value >= 2**63 else ""
+    if math.isnan(value):
+        return "" if name != "ts" else "expected a time stamp"
+    if math.isinf(value) or value < 0:
+        return "expected a finite number >= 0"
+    if name in _UNIT and value > 1:
+        return "expected a number in [0, 1]"
+    if name == "ts" and value > _LATEST_TS:
+        return "expected a time stamp"
+    return ""
 
 
 Subscriber = Callable[[Event], None]

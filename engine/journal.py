@@ -60,23 +60,27 @@ class JournalSink:
 
 
 class _Torn(Exception):
-    """A line that is not JSON: the partial last write of a process that died."""
+    """A line that starts an event but is not JSON: the partial last write of a process that died."""
 
 
 def _parse_line(line: str) -> Event | None:
     """The event of one journal line; None for a blank line or an event kind from a newer version.
 
     Raises:
-        _Torn: the line is not JSON (a torn write).
-        ValueError: the line is JSON but not a valid event (corrupt).
+        _Torn: the line starts like an event but is not JSON (a torn write).
+        ValueError: any other line that is not a valid event (corrupt).
     """
-    line = line.strip()
+    line = line.strip().strip("\x00")  # a crash of the machine can leave NUL bytes where a write was
     if not line:
         return None
     try:
         data = json.loads(line)
     except ValueError:
-        raise _Torn() from None
+        if line.startswith("{"):
+            raise _Torn() from None  # the start of one of our lines: a write cut short
+        raise ValueError("not an event line (not JSON)") from None
+    except RecursionError:
+        raise ValueError("a line nested too deeply to be an event") from None
     if isinstance(data, dict) and data.get("kind") not in EVENT_TYPES and isinstance(data.get("kind"), str):
         return None  # written by a newer version: not ours to judge
     return event_from_dict(data)
@@ -85,10 +89,11 @@ def _parse_line(line: str) -> Event | None:
 def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Event]:
     """The events of a journal, in order.
 
-    Lines that are not JSON -- the torn last write of a process that was
-    killed -- are skipped, and so are event kinds from a newer version. A line
-    that is JSON but not a valid event is corrupt: skipped too unless
-    ``strict`` (export, report and resume use strict reads).
+    A line that starts an event but is cut short -- the torn last write of a
+    process that was killed -- is skipped, and so are event kinds from a newer
+    version. Any other line (not JSON, or JSON but not a valid event) is
+    corrupt: skipped too unless ``strict`` (export, report and resume use
+    strict reads).
 
     Raises:
         CorruptFileError: ``strict`` and a line is a malformed event (names the line).
@@ -97,7 +102,7 @@ def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Eve
     p = Path(path)
     events: list[Event] = []
     try:
-        if not p.exists():
+        if not os.path.lexists(p):  # (exists() is False for a link loop too: let open() say what is wrong)
             return []
         with open(p, encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):

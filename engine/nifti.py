@@ -382,18 +382,19 @@ def read_labels_csv(path: str | os.PathLike[str], folder: str | os.PathLike[str]
         rows.append(LabelRow(target, file, label, split, n))
     texts = [r.label for r in rows]
     if all(re.fullmatch(r"[+-]?\d+", t) for t in texts):
-        labels = np.array([int(t) for t in texts], dtype=np.int64)
-        if labels.min() < 0:
-            row = rows[int(np.argmin(labels))]
+        ints = [int(t) for t in texts]
+        if min(ints) < 0:
+            row = rows[ints.index(min(ints))]
             raise NiftiError(f"{where}: line {row.line} ({row.file}) has label {row.label}; class indices must be >= 0")
-        names: tuple[str, ...] = ()
-        counts = np.bincount(labels)
-        absent = [k for k in range(len(counts)) if counts[k] == 0]
-        if absent:
+        present = set(ints)
+        absent = next((k for k in range(max(ints)) if k not in present), None)  # at most len(rows) steps
+        if absent is not None:
             raise NiftiError(
-                f"{where}: no volume has class {absent[0]} although labels go up to {len(counts) - 1}; "
+                f"{where}: no volume has class {absent} although labels go up to {max(ints)}; "
                 "use indices 0..K-1 without gaps (or class names)"
             )
+        labels = np.array(ints, dtype=np.int64)
+        names: tuple[str, ...] = ()
     else:
         names = tuple(sorted(set(texts)))
         index = {name: k for k, name in enumerate(names)}

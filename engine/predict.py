@@ -39,9 +39,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .bundle import Bundle, Preprocessing
+from .bundle import Bundle, BundleError, Preprocessing
 from .datafile import npz_members, read_npy, read_npz
-from .errors import UserError
+from .errors import UserError, one_line
 from .nifti import VolumeRecipe, is_nifti
 from .atomic import atomic_write_text
 
@@ -321,7 +321,10 @@ def predict(
 
     predictions: list[Prediction] = []
     for batch in _batches(samples(), batch_size):
-        probs = probabilities(model, np.stack([v for _, v in batch]), pre.scaling, dev)
+        try:
+            probs = probabilities(model, np.stack([v for _, v in batch]), pre.scaling, dev)
+        except (RuntimeError, ValueError) as exc:  # the network itself cannot take these inputs
+            raise BundleError(f"{bundle.path}: the model cannot run on {_dims(pre.shape)} inputs ({one_line(exc, 160)})") from None
         for (name, _), row in zip(batch, probs):
             predictions.append(Prediction(name, int(np.argmax(row)), tuple(float(p) for p in row)))
     return PredictionReport(str(bundle.path), tuple(pre.class_names), tuple(predictions), tuple(failures))

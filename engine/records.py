@@ -149,7 +149,7 @@ class CandidateRecord:
             raise CorruptFileError(
                 f"{where} is corrupt: status = {record.status!r}; expected one of {', '.join(STATUSES)}"
             )
-        if record.status == "ok" and record.fitness is None:
+        if record.status == "ok" and (record.fitness is None or math.isnan(record.fitness)):
             raise CorruptFileError(f"{where} is corrupt: status 'ok' without a fitness")
         if record.status == "duplicate" and record.duplicate_of is None:
             raise CorruptFileError(f"{where} is corrupt: a duplicate without duplicate_of")
@@ -222,7 +222,26 @@ def _check(name: str, value: Any, where: str) -> Any:
             "dicts": "a list of objects",
         }[kind]
         raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)} is {_kind(value)}; expected {expected}")
-    return float(value) if kind == "number" else value
+    value = float(value) if kind == "number" else value
+    rule = _RANGES.get(name)
+    if rule is not None and not rule[0](value):
+        raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)}; expected {rule[1]}")
+    return value
+
+
+def _unit(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+# Values a real run can write (a metric is nan when undefined, e.g. one class
+# in the validation split; an "ok" fitness never is: such a candidate is "failed").
+_RANGES: dict[str, tuple[Any, str]] = {
+    "fitness": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1]"),
+    "val_acc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
+    "val_auc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
+    "seconds": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "peak_memory_mb": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+}
 
 
 def _short(value: Any) -> str:

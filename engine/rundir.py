@@ -157,7 +157,7 @@ def _read_json(path: Path) -> Any:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to be ours
         raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
 
 
@@ -232,6 +232,30 @@ class RunDir:
                 raise RunDirError(f"{self.path} is not a nas3d-tui run directory (no profile.toml)")
         except OSError as exc:
             raise RunDirError(f"cannot use run directory {self.path}: {exc.strerror or exc}") from None
+
+    def check_training_checkpoints(self) -> None:
+        """Every per-epoch training checkpoint present must be a plain file.
+
+        A damaged checkpoint *file* is reported when its training starts and that
+        training restarts; a directory (or a link loop) in its place could not be
+        replaced by the next checkpoint, so it stops a resume before anything runs.
+
+        Raises:
+            CorruptFileError: names the first such path.
+        """
+        patterns = (self.candidates_dir, "*.ckpt"), (self.final_dir, "*/training.ckpt")
+        try:
+            for folder, pattern in patterns:
+                if not folder.is_dir():
+                    continue
+                for path in sorted(folder.glob(pattern)):
+                    if not path.is_file():
+                        raise CorruptFileError(
+                            f"{path} is not a plain file, but a training checkpoint belongs there; "
+                            "remove it to resume (that training restarts)"
+                        )
+        except OSError as exc:
+            raise RunDirError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
     # -- creation and lock --------------------------------------------------------------
     def create(self) -> "RunDir":
@@ -346,7 +370,7 @@ class RunDir:
             RunDirError: it cannot be read.
         """
         try:
-            if not self.checkpoint_path.exists():
+            if not os.path.lexists(self.checkpoint_path):
                 return None
         except OSError as exc:
             raise RunDirError(f"cannot read {self.checkpoint_path}: {exc.strerror or exc}") from None
@@ -389,7 +413,7 @@ class RunDir:
             raise RunDirError(f"cannot read {self.final_dir}: {exc.strerror or exc}") from None
         for folder in folders:
             path = folder / "result.json"
-            if path.exists():
+            if os.path.lexists(path):
                 yield path, _read_json(path)
 
 

@@ -282,6 +282,8 @@ class Genotype:
         Raises:
             ValueError: malformed data, or a stored key that does not match the cell.
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"malformed genotype data: expected an object, got {type(data).__name__}")
         try:
             use_raw = data.get("raw_matrix") is not None
             g = cls.from_cell(

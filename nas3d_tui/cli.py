@@ -12,11 +12,14 @@ command shares:
 * exit 1: the run failed, or an internal error -- one line on stderr, the
   traceback in a log file the line names.
 
-Library warnings never reach the terminal (``NAS3D_WARNINGS=1`` shows them).
+Library warnings and library log lines never reach the terminal
+(``NAS3D_WARNINGS=1`` shows them).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -24,6 +27,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Sequence
 
 from .commands import COMMANDS, load
@@ -71,10 +75,31 @@ def _internal_error(exc: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (see the module docstring)."""
-    with warnings.catch_warnings():
-        if not os.environ.get("NAS3D_WARNINGS"):
+    quiet = not os.environ.get("NAS3D_WARNINGS")
+    with warnings.catch_warnings(), _quiet_library_logs(quiet):
+        if quiet:
             warnings.simplefilter("ignore")  # library warnings never reach the terminal
         return _main(argv)
+
+
+# Libraries that log to stderr on their own: nibabel's header checks print
+# "sizeof_hdr should be 348; ..." through a handler it adds to "nibabel.global"
+# (a logger's own ``disabled`` flag counts, not its parent's; getting it before
+# nibabel is imported gives nibabel the same, disabled, object).
+_CHATTY_LOGGERS = ("nibabel", "nibabel.global")
+
+
+@contextlib.contextmanager
+def _quiet_library_logs(quiet: bool) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS] if quiet else []
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, was in zip(loggers, before):
+            lg.disabled = was
 
 
 def _main(argv: Sequence[str] | None) -> int:

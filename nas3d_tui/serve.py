@@ -161,9 +161,9 @@ class BackgroundSearch:
         for line in lines:
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
-            if event.get("kind") == "run_started" and event.get("pid") == self.process.pid:
+            if isinstance(event, dict) and event.get("kind") == "run_started" and event.get("pid") == self.process.pid:
                 return True
         return False
 

@@ -85,9 +85,9 @@ class SpaceConfig:
     """``[space]``: the search space (the paper's by default)."""
 
     ops: tuple[int, ...] = key(tuple(range(c.NUM_OPS)), c.operations())
-    stacks: tuple[int, ...] = key((1, 2), c.int_list(1, what="positive integers", example="[1, 2]"))
-    modules: tuple[int, ...] = key((1, 2), c.int_list(1, what="positive integers", example="[1, 2]"))
-    filters: tuple[int, ...] = key((8, 16, 32), c.int_list(1, what="positive integers", example="[8, 16, 32]"))
+    stacks: tuple[int, ...] = key((1, 2), c.int_list(1, 16, what="integers 1..16", example="[1, 2]"))
+    modules: tuple[int, ...] = key((1, 2), c.int_list(1, 64, what="integers 1..64", example="[1, 2]"))
+    filters: tuple[int, ...] = key((8, 16, 32), c.int_list(1, 4096, what="integers 1..4096", example="[8, 16, 32]"))
     max_edges: int = key(9, c.integer(1, 21))
 
 
@@ -143,7 +143,7 @@ class FinalConfig:
 
     top_k: int = key(3, c.integer(0, what="an integer >= 0 (0 skips the final phase)"))
     epochs: int = key(50, c.integer(1))
-    seeds: tuple[int, ...] = key((0, 1, 2), c.int_list(0, what="integers >= 0", example="[0, 1, 2]"))
+    seeds: tuple[int, ...] = key((0, 1, 2), c.int_list(0, 2**63 - 1, what="integers >= 0", example="[0, 1, 2]"))
 
 
 @dataclass(frozen=True)

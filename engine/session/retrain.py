@@ -42,9 +42,9 @@ PLAN_FORMAT = "nas3d-tui/train/1"
 
 def is_train_run(run_dir: str | os.PathLike[str]) -> bool:
     """Whether ``run_dir`` holds a ``nas3d-tui train`` run (rather than a search)."""
-    try:
-        return RunDir(run_dir).train_plan_path.is_file()
-    except OSError:
+    try:  # anything by that name (a file, a directory, a broken link): a train run, checked when read
+        return os.path.lexists(RunDir(run_dir).train_plan_path)
+    except (OSError, ValueError):
         return False
 
 
@@ -121,6 +121,7 @@ class Retrain(RunLifecycle):
         rd = RunDir(run_dir)
         rd.check_is_run()
         plan = rd.train_plan_path
+        profile = load_profile(rd.profile_path)
         try:
             data = json.loads(plan.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
@@ -129,9 +130,12 @@ class Retrain(RunLifecycle):
             source = data.get("source", "")
             if not isinstance(source, str):
                 raise ValueError("source is not a string")
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            if "seeds" in data and data["seeds"] != list(profile.final.seeds):
+                raise ValueError(f"seeds = {data['seeds']!r:.60} but {rd.profile_path.name} says "
+                                 f"final.seeds = {list(profile.final.seeds)}")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise CorruptFileError(f"{plan} is corrupt ({exc}); cannot resume") from None
-        return cls(load_profile(rd.profile_path), genotype, rd.path, source=source, bus=bus, control=control, resume=True)
+        return cls(profile, genotype, rd.path, source=source, bus=bus, control=control, resume=True)
 
     # ------------------------------------------------------------------ lifecycle hooks
     def _prepare(self) -> _Prepared:
@@ -139,13 +143,14 @@ class Retrain(RunLifecycle):
         done: dict[int, ev.FinalResult] = {}
         if self.resumed:
             read_journal(rd.journal_path, strict=True)
+            rd.check_training_checkpoints()
             for seed in self.profile.final.seeds:
                 path = self._seed_dir(seed) / "result.json"
-                if not path.exists():
+                if not os.path.lexists(path):
                     continue
                 try:
                     event = ev.event_from_dict(json.loads(path.read_text(encoding="utf-8")))
-                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
                 if not isinstance(event, ev.FinalResult) or event.seed != seed:
                     raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")

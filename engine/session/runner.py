@@ -28,7 +28,16 @@ from ..rundir import RunDir, SearchCheckpoint
 from .final import FinalPhase
 from .lifecycle import RunLifecycle, SessionOutcome
 from .search import Search
-from .setup import load_data, make_strategy, new_run_dir, resolve_device, restore_strategy, space_of
+from .setup import (
+    check_record_matches,
+    check_strategy_matches,
+    load_data,
+    make_strategy,
+    new_run_dir,
+    resolve_device,
+    restore_strategy,
+    space_of,
+)
 
 __all__ = ["Session", "SessionOutcome"]
 
@@ -126,6 +135,7 @@ class Session(RunLifecycle):
         if self.resumed:
             checkpoint = rd.read_checkpoint()
             records = rd.read_records()
+            rd.check_training_checkpoints()
             finals = self._read_finals()
             read_journal(rd.journal_path, strict=True)
             if checkpoint is None and records:
@@ -134,6 +144,7 @@ class Session(RunLifecycle):
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
             if checkpoint is not None:
                 strategy = restore_strategy(checkpoint.strategy, self.space, str(rd.checkpoint_path))
+                check_strategy_matches(checkpoint.strategy, p, self.space, str(rd.checkpoint_path), rd.profile_path)
                 self._check_consistent(checkpoint, strategy, records)
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
@@ -155,12 +166,20 @@ class Session(RunLifecycle):
                 raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
             if not isinstance(event, ev.FinalResult):
                 raise CorruptFileError(f"{path} is corrupt: not a final result; cannot resume")
+            folder = self.run_dir.finalist_dir(event.candidate_id, event.seed).name
+            if path.parent.name != folder:
+                raise CorruptFileError(
+                    f"{path} is corrupt: it is the result of candidate {event.candidate_id}, seed {event.seed}, "
+                    f"which belongs in {folder}/; cannot resume"
+                )
             done.add((event.candidate_id, event.seed))
         return done
 
     def _check_consistent(self, checkpoint: SearchCheckpoint, strategy: Any, records: dict[int, CandidateRecord]) -> None:
         """The checkpoint and the records must tell one story; a gap means files were lost or changed."""
         where = self.run_dir.checkpoint_path
+        for cid, record in sorted(records.items()):
+            check_record_matches(record, self.space, str(self.run_dir.candidate_path(cid)))
         trained = sum(1 for r in records.values() if r.spent_budget)
         if trained < checkpoint.trained:
             raise CorruptFileError(

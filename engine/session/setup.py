@@ -18,7 +18,16 @@ from ..random_search import RandomSearch
 from ..rundir import run_dir_name
 from ..space import SearchSpace
 
-__all__ = ["resolve_device", "new_run_dir", "space_of", "make_strategy", "restore_strategy", "load_data"]
+__all__ = [
+    "resolve_device",
+    "new_run_dir",
+    "space_of",
+    "make_strategy",
+    "restore_strategy",
+    "check_strategy_matches",
+    "check_record_matches",
+    "load_data",
+]
 
 
 def resolve_device(device: str) -> str:
@@ -74,6 +83,66 @@ def restore_strategy(state: dict, space: SearchSpace, where: str) -> ODE | Rando
     except ValueError as exc:
         raise CorruptFileError(f"{where} is corrupt: {exc}; cannot resume") from None
     raise CorruptFileError(f"{where} is corrupt: unknown search state format {fmt!r}; cannot resume")
+
+
+def check_strategy_matches(state: dict, profile: Profile, space: SearchSpace, where: str, profile_path: Any) -> None:
+    """A checkpoint's strategy must be the one the run's profile makes: same kind and settings.
+
+    A run whose profile (population, seed, F, CR, JR, strategy) changed after its
+    checkpoint was written cannot continue as the uninterrupted run would.
+
+    Raises:
+        CorruptFileError: names both files and the first setting that differs.
+    """
+    fresh = make_strategy(profile, space).state_dict()
+    if state.get("format") != fresh["format"]:
+        raise CorruptFileError(
+            f"{where} does not match {profile_path}: the checkpoint holds a {_kind_of(state.get('format'))} state, "
+            f"the profile asks for search.strategy = {profile.search.strategy!r}; cannot resume"
+        )
+    saved = state.get("settings", {})
+    for name, value in fresh["settings"].items():
+        if saved.get(name) != value:
+            raise CorruptFileError(
+                f"{where} does not match {profile_path}: {name} = {saved.get(name)!r} in the checkpoint, "
+                f"{value!r} in the profile; cannot resume"
+            )
+
+
+def _kind_of(fmt: Any) -> str:
+    return {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search"}.get(fmt, repr(fmt))
+
+
+def check_record_matches(record: Any, space: SearchSpace, where: str) -> None:
+    """A candidate record must describe the architecture its vector decodes to in the run's space.
+
+    Catches hand-edited vectors, genotypes and keys, and a ``[space]`` section
+    changed after the record was written.
+
+    Raises:
+        CorruptFileError: names the file and what disagrees.
+    """
+    from ..space import Genotype
+
+    try:
+        key = space.key_of(record.vector)
+    except ValueError as exc:
+        raise CorruptFileError(f"{where} is corrupt: vector: {exc}; cannot resume") from None
+    if key != record.key:
+        raise CorruptFileError(
+            f"{where} is corrupt: its vector decodes to key {key} in the run's search space, "
+            f"the record says {record.key}; cannot resume"
+        )
+    if record.key is None and not record.genotype:
+        return
+    try:
+        genotype = Genotype.from_dict(record.genotype, max_edges=space.max_edges)
+    except (ValueError, AttributeError) as exc:
+        raise CorruptFileError(f"{where} is corrupt: genotype: {exc}; cannot resume") from None
+    if genotype.key != record.key:
+        raise CorruptFileError(
+            f"{where} is corrupt: its genotype has key {genotype.key}, the record says {record.key}; cannot resume"
+        )
 
 
 def load_data(profile: Profile, device: str) -> Any:

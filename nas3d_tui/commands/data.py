@@ -23,13 +23,26 @@ INTENSITY_HELP = (
 )
 
 
+MAX_SIDE = 512  # 512^3 voxels is already 128 MiB per volume; MedMNIST uses 28 or 64
+
+
 def _size(text: str) -> int | tuple[int, int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*(?:[x,]\s*(\d+)\s*[x,]\s*(\d+)\s*)?", text)
-    if m is None or int(m.group(1)) < 1 or any(g is not None and int(g) < 1 for g in m.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N (N x N x N) or DxHxW, positive integers")
+    if m is None or any(g is not None and not 1 <= int(g) <= MAX_SIDE for g in m.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N (N x N x N) or DxHxW, integers from 1 to {MAX_SIDE}")
     if m.group(2) is None:
         return int(m.group(1))
     return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -66,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--size", required=True, type=_size, metavar="N",
                      help="resample every volume to N x N x N (or DxHxW), trilinear")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="the dataset file to write")
-    imp.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
+    imp.add_argument("--seed", type=_seed, default=0, help="seed of the stratified split (default 0)")
     imp.add_argument("--val-fraction", type=_fraction, default=None, metavar="F",
                      help="share of each class for validation (default 0.1; not with a split column)")
     imp.add_argument("--test-fraction", type=_fraction, default=None, metavar="F",
@@ -108,6 +121,7 @@ def _import(args: argparse.Namespace) -> int:
     with Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         TextColumn("{task.description}"), console=err, transient=True,
+        disable=not err.is_terminal,  # a bar only for a person: a redirected stderr gets error lines alone
     ) as bar:
         task = bar.add_task("", total=None)
 

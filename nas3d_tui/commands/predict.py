@@ -8,7 +8,8 @@ predicted class, probability per class), or writes CSV / JSON with ``-o``.
 
 Exit codes: 0 every input was classified; 2 a bad bundle, device or output
 (nothing classified), or some inputs failed -- each failed input gets one line
-on stderr and the others are still classified and written.
+on stderr (and nothing else is written there) and the others are still
+classified and written.
 """
 from __future__ import annotations
 
@@ -48,8 +49,13 @@ def _table(report):
     for label in report.labels:
         table.add_column(f"p({label})", justify="right")
     for pr in report.predictions:
-        table.add_row(pr.input, report.label(pr.predicted), *(f"{q:.4f}" for q in pr.probabilities))
+        table.add_row(_shown(pr.input), report.label(pr.predicted), *(f"{q:.4f}" for q in pr.probabilities))
     return table
+
+
+def _shown(text: str) -> str:
+    """``text`` printable on any terminal: bytes of non-UTF-8 file names become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,17 +68,13 @@ def main(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output)
     report = predict(bundle, args.inputs, device=args.device, batch_size=args.batch_size, recursive=args.recursive)
-    for failure in report.failures:
-        print(f"nas3d-tui: error: {failure.message}", file=sys.stderr)
+    for failure in report.failures:  # one line each, even for a file name with a newline in it
+        print(f"nas3d-tui: error: {_shown(' '.join(failure.message.split()))}", file=sys.stderr)
     if args.output is not None:
         write_predictions(report, args.output)
-        print(f"wrote {len(report.predictions)} prediction(s) to {args.output}", file=sys.stderr)
+        print(f"wrote {len(report.predictions)} prediction(s) to {args.output}")
     elif report.predictions:
         out = Console()
         out.print(f"model {report.bundle}", soft_wrap=True, highlight=False)
         out.print(_table(report))
-    if report.failures:
-        print(f"nas3d-tui: {len(report.failures)} input(s) failed, {len(report.predictions)} volume(s) classified",
-              file=sys.stderr)
-        return 2
-    return 0
+    return 2 if report.failures else 0

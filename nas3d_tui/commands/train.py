@@ -58,7 +58,7 @@ def resolve_arch(text: str, space) -> tuple:
         engine.errors.UserError: none of the accepted forms, or an infeasible architecture.
     """
     from engine.bundle import GENOTYPE_FILE
-    from engine.errors import UserError
+    from engine.errors import CorruptFileError, UserError
     from engine.rundir import RunDir
     from engine.space import Genotype
 
@@ -72,14 +72,17 @@ def resolve_arch(text: str, space) -> tuple:
         record = records[cid]
         if not record.genotype.get("feasible", True) or record.status == "infeasible":
             raise UserError(f"candidate {cid} of {rd.path} is infeasible: nothing to train")
-        return Genotype.from_dict(record.genotype, max_edges=space.max_edges), rd.path
+        try:
+            return Genotype.from_dict(record.genotype, max_edges=space.max_edges), rd.path
+        except ValueError as exc:
+            raise CorruptFileError(f"{rd.candidate_path(cid)} is corrupt: genotype: {exc}") from None
     path = Path(text).expanduser()
     if _is(path, "any"):
         file = path / GENOTYPE_FILE if path.is_dir() else path
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
             return Genotype.from_dict(data, max_edges=space.max_edges), None
-        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{file}: not a genotype JSON ({' '.join(str(exc).split())[:160]})") from None
     if re.match(r"S\d+M\d+F\d+\b", text.strip()):
         try:

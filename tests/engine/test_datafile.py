@@ -250,6 +250,9 @@ MALFORMED = {
         lambda t: _with(t, meta=np.array(json.dumps({"class_names": ["a", "a"]}))), {}, r"meta.class_names repeats 'a'"),
     "meta source not an object": (
         lambda t: _with(t, meta=np.array(json.dumps({"source": "import"}))), {}, r"meta.source holds a JSON str"),
+    "a label far beyond the number of volumes": (
+        lambda t: _with(t, train_labels=_labels(*range(7), 2**62)), {}, r"labels go up to 4611686018427387904 but "
+        r"train_labels has only 8 volumes"),
     "class names disagree with the catalog": (
         lambda t: _with(t, meta=np.array(json.dumps({"class_names": ["a", "b", "c"]}))), {"num_classes": 2},
         r"names 3 classes but the dataset has 2"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,13 @@ CHECKPOINT_DAMAGE = {
                                                                          "vectors": [[0.5] * 5], "first_id": 0}),
     "ode next_id text": _set("ode", "next_id", value="7"),
     "counts more trained than records": _set("trained", value=99),
+    # a strategy that is valid alone but not the one the run's profile makes
+    "ode vectors of 30 genes": lambda d: (
+        d["ode"]["settings"].__setitem__("dim", 30),
+        [row.append(0.5) for row in d["ode"]["population"]],
+    ),
+    "ode mutation factor differs from the profile": _set("ode", "settings", "mutation_factor", value=0.9),
+    "ode seed differs from the profile": _set("ode", "settings", "seed", value=12345),
 }
 
 
@@ -145,6 +153,17 @@ RECORD_DAMAGE = {
     "vector holds text": _set("vector", value=["a"]),
     "history is not a list of objects": _set("history", value=[1, 2]),
     "trained negative": _set("trained", value=-3),
+    # values no run writes
+    "fitness NaN": _set("fitness", value=float("nan")),
+    "fitness infinite": _set("fitness", value=float("inf")),
+    "fitness negative": _set("fitness", value=-0.5),
+    "val_auc above 1": _set("val_auc", value=7),
+    "seconds negative": _set("seconds", value=-1.0),
+    # a record that disagrees with itself or with the run's search space
+    "vector too short": lambda d: d.update(vector=d["vector"][:-1]),
+    "vector decodes to another architecture": lambda d: d["vector"].__setitem__(slice(0, 21), [0.0] * 21),
+    "genotype emptied": _set("genotype", value={}),
+    "key of another architecture": _set("key", value="0" * 32),
 }
 
 
@@ -202,6 +221,26 @@ def _bad_profile(run: Path) -> None:
     path.write_text(path.read_text().replace("population = 4", "population = 2"))
 
 
+def _edit_profile(old: str, new: str):
+    def hurt(run: Path) -> None:
+        path = run / "profile.toml"
+        text = path.read_text()
+        assert old in text, old
+        path.write_text(text.replace(old, new, 1))
+
+    return hurt
+
+
+def _nested_too_deeply(path: Path) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def _journal_line_nested_too_deeply(run: Path) -> None:
+    lines = (run / "events.jsonl").read_text().splitlines()
+    lines.insert(1, "[" * 100_000 + "]" * 100_000)
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+
+
 FILE_DAMAGE = {
     "checkpoint truncated": (lambda run: _truncate(run / "checkpoint.json"), "checkpoint.json"),
     "checkpoint is a directory": (lambda run: _into_directory(run / "checkpoint.json"), "checkpoint.json"),
@@ -215,6 +254,14 @@ FILE_DAMAGE = {
     "final result corrupt": (_bad_final_result, "result.json"),
     "profile value out of range": (_bad_profile, "search.population"),
     "profile missing": (lambda run: (run / "profile.toml").unlink(), "profile.toml"),
+    "checkpoint nested too deeply": (lambda run: _nested_too_deeply(run / "checkpoint.json"), "checkpoint.json"),
+    "record nested too deeply": (lambda run: _nested_too_deeply(_first_record(run)), "candidates"),
+    "journal line nested too deeply": (_journal_line_nested_too_deeply, "events.jsonl"),
+    # the run's profile edited after the checkpoint: the search cannot go on as it would have
+    "profile population changed": (_edit_profile("population = 4", "population = 5"), "population"),
+    "profile seed changed": (_edit_profile("seed = ", "seed = 1"), "seed"),
+    "profile strategy changed": (_edit_profile('strategy = "ode"', 'strategy = "random"'), "strategy"),
+    "profile filters changed": (_edit_profile("filters = [8]", "filters = [16]"), "candidates"),
 }
 
 
@@ -227,6 +274,48 @@ def test_a_damaged_run_file_is_one_line_and_changes_nothing(damage, stopped_run,
     before = snapshot(run)
     code, err = cli(capfd, "resume", str(run), "--headless")
     assert_one_line(code, err, fragment)
+    assert snapshot(run) == before
+
+
+def _journal_lines(change):
+    def hurt(run: Path) -> None:
+        path = run / "events.jsonl"
+        lines = path.read_text().splitlines()
+        change(lines)
+        path.write_text("\n".join(lines) + "\n")
+
+    return hurt
+
+
+def _every_ts(value: str):
+    return _journal_lines(lambda lines: lines.__setitem__(
+        slice(None), [re.sub(r'"ts":[-0-9.e+]+', f'"ts":{value}', line) for line in lines]))
+
+
+JOURNAL_DAMAGE = {
+    "a line that is not JSON in the middle": _journal_lines(lambda lines: lines.insert(3, "@@@ not json @@@")),
+    "binary garbage appended": lambda run: (run / "events.jsonl").open("ab").write(b"\x89PNG\r\n\x1a\n\xff\xfe\n"),
+    "time stamps far in the future": _every_ts("1e308"),
+    "negative time stamps": _every_ts("-1e12"),
+    "a generation summary with NaN": _journal_lines(lambda lines: lines.append(
+        '{"ts":1795681700,"generation":0,"best":NaN,"mean":NaN,"worst":-1e308,"trained":5,"budget":5,'
+        '"best_candidate_id":2,"kind":"generation_finished"}')),
+}
+
+
+@pytest.mark.parametrize("command", ["resume", "export", "report"])
+@pytest.mark.parametrize("damage", sorted(JOURNAL_DAMAGE))
+def test_a_damaged_journal_is_one_line_for_every_command_that_reads_it(damage, command, finished_run, stopped_run,
+                                                                       tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run if command == "resume" else finished_run, run)
+    JOURNAL_DAMAGE[damage](run)
+    before = snapshot(run)
+    argv = {"resume": ["resume", str(run), "--headless"],
+            "export": ["export", str(run), "-o", str(tmp_path / "board.csv")],
+            "report": ["report", str(run), "-o", str(tmp_path / "report")]}[command]
+    code, err = cli(capfd, *argv)
+    assert_one_line(code, err, "events.jsonl")
     assert snapshot(run) == before
 
 
@@ -249,6 +338,98 @@ def test_the_real_process_gives_the_same_one_line(stopped_run, tmp_path):
                        capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "HOME": "/nonexistent"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "state = 'weird'" in r.stderr, r.stderr
+    assert snapshot(run) == before
+
+
+def _result_in_another_folder(run: Path) -> None:
+    folder = run / "final" / "000003-seed0"
+    folder.mkdir(parents=True)
+    result = ev.FinalResult(candidate_id=3, key="0" * 32, seed=5, test_auc=0.5, test_acc=0.5, val_acc=0.5, params=1, flops=1,
+                            epochs=1, seconds=1.0)
+    (folder / "result.json").write_text(json.dumps(result.to_dict()))
+
+
+def _link_loop(path: Path) -> None:
+    path.unlink()
+    os.symlink(path.name, path)
+
+
+SEARCH_RUN_DAMAGE = {
+    "a final result in another seed's folder": (_result_in_another_folder, "seed 5"),
+    "a directory where a training checkpoint belongs": (
+        lambda run: (run / "candidates" / "000006.ckpt").mkdir(), "000006.ckpt"),
+    "the journal a link loop": (lambda run: _link_loop(run / "events.jsonl"), "events.jsonl"),
+    "the checkpoint a link loop": (lambda run: _link_loop(run / "checkpoint.json"), "checkpoint.json"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(SEARCH_RUN_DAMAGE))
+def test_more_damage_to_a_search_run_is_one_line_and_changes_nothing(damage, stopped_run, tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run, symlinks=True)
+    hurt, fragment = SEARCH_RUN_DAMAGE[damage]
+    hurt(run)
+    before = snapshot_links(run)
+    code, err = cli(capfd, "resume", str(run), "--headless")
+    assert_one_line(code, err, fragment)
+    assert snapshot_links(run) == before
+
+
+def snapshot_links(path: Path) -> dict[str, str]:
+    """``snapshot``, with links recorded as their targets (a link loop cannot be read)."""
+    out = {}
+    for p in sorted(path.rglob("*")):
+        rel = str(p.relative_to(path))
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        else:
+            out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def stopped_train_run(tmp_path_factory, tiny_profile) -> Path:
+    """A ``nas3d-tui train`` run stopped after its first of two seeds."""
+    from engine.session.retrain import Retrain
+    from engine.space import Genotype
+
+    run_dir = tmp_path_factory.mktemp("train") / "run"
+    control = Control()
+    job = Retrain(tiny_profile("final.seeds=[0, 1]", "final.epochs=1"), Genotype.from_compact("S1M1F8 6 01 12"),
+                  run_dir, control=control)
+    job.bus.subscribe(lambda e: control.stop() if isinstance(e, ev.FinalResult) else None)
+    assert job.run().state == "stopped"
+    assert (run_dir / "train.json").is_file() and (run_dir / "final" / "seed0" / "result.json").is_file()
+    return run_dir
+
+
+def _edit_plan(change):
+    return lambda run: _edit_json(run / "train.json", change)
+
+
+TRAIN_RUN_DAMAGE = {
+    "plan seeds differ from the profile": (_edit_plan(_set("seeds", value=[5])), "final.seeds"),
+    "plan genotype a list": (_edit_plan(_set("genotype", value=[1, 2])), "train.json"),
+    "plan genotype a string": (_edit_plan(_set("genotype", value="S1M1F8 6 01 12")), "train.json"),
+    "plan a directory": (lambda run: _into_directory(run / "train.json"), "train.json"),
+    "plan nested too deeply": (lambda run: _nested_too_deeply(run / "train.json"), "train.json"),
+    "a result of another seed": (lambda run: _edit_json(run / "final" / "seed0" / "result.json",
+                                                        _set("seed", value=1)), "result.json"),
+    "journal line not JSON": (_journal_lines(lambda lines: lines.insert(1, "@@@")), "events.jsonl"),
+    "a directory where the training checkpoint belongs": (
+        lambda run: (run / "final" / "seed1" / "training.ckpt").mkdir(parents=True), "training.ckpt"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(TRAIN_RUN_DAMAGE))
+def test_a_damaged_train_run_is_one_line_and_changes_nothing(damage, stopped_train_run, tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(stopped_train_run, run)
+    hurt, fragment = TRAIN_RUN_DAMAGE[damage]
+    hurt(run)
+    before = snapshot(run)
+    code, err = cli(capfd, "resume", str(run), "--headless")
+    assert_one_line(code, err, fragment)
     assert snapshot(run) == before
 
 

@@ -228,6 +228,9 @@ BAD_IMPORTS = {
     "CSV with a gap in class indices": (
         lambda t: (t / "volumes", _csv(t, "file,label\ncase01.nii.gz,0\ncase03.nii.gz,2\n")), {},
         r"no volume has class 1 although labels go up to 2"),
+    "CSV with an index beyond int64": (
+        lambda t: (t / "volumes", _csv(t, "file,label\ncase01.nii.gz,0\ncase03.nii.gz,1180591620717411303424\n")), {},
+        r"no volume has class 1 although labels go up to 1180591620717411303424"),
     "CSV with a negative index": (
         lambda t: (t / "volumes", _csv(t, "file,label\ncase01.nii.gz,0\ncase03.nii.gz,-1\n")), {},
         r"has label -1; class indices must be >= 0"),
@@ -305,6 +308,40 @@ def test_data_import_and_check_commands(tmp_path, capsys):
     code, error = run_command(command, ["import", str(tmp_path / "nowhere"), "--labels", str(labels), "--size", "8",
                                         "-o", str(out)])
     assert code == 2 and error.endswith("nowhere: no such folder")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--size", "100000"], "integers from 1 to 512"),
+    (["--size", "8", "--seed", "-1"], "expected an integer >= 0"),
+])
+def test_absurd_import_settings_are_one_line_before_any_work(tmp_path, capfd, argv, fragment):
+    from nas3d_tui.cli import main
+
+    folder, labels = write_nifti_folder(tmp_path)
+    with pytest.raises(SystemExit) as exit_:  # argparse's exit, through the CLI's parser
+        main(["data", "import", str(folder), "--labels", str(labels), "-o", str(tmp_path / "o.npz"), *argv])
+    code, err = exit_.value.code, capfd.readouterr().err
+    assert code == 2 and fragment in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_nibabel_log_lines_never_reach_the_terminal(tmp_path, capfd):
+    """nibabel logs header problems through its own stderr handler; the CLI keeps one line per error."""
+    from nas3d_tui.cli import main
+
+    folder, labels = _garbage(tmp_path)
+    raw = bytearray((folder / "case02.nii.gz").read_bytes())
+    import gzip
+
+    header = bytearray(gzip.decompress(bytes(raw)))
+    header[0:4] = (1000).to_bytes(4, "little")  # sizeof_hdr should be 348: nibabel logs, then fixes it
+    (folder / "case02.nii").write_bytes(bytes(header))
+    (folder / "case02.nii.gz").unlink()
+    labels.write_text(labels.read_text().replace("case02.nii.gz", "case02.nii"))
+    code = main(["data", "import", str(folder), "--labels", str(labels), "--size", "8", "-o", str(tmp_path / "o.npz")])
+    err = capfd.readouterr().err
+    assert code == 2 and "sizeof_hdr" not in err and len(err.splitlines()) == 1, err
+    assert "case01.nii.gz: not a readable NIfTI volume" in err
 
 
 def test_import_runs_without_torch(tmp_path):

@@ -298,3 +298,47 @@ def test_flops_of_non_cubic_and_multichannel_inputs():
     assert count_flops(three, box, in_channels=3) == count_flops(three, box)
     with pytest.raises(ValueError, match="input_size"):
         count_flops(one, (8, 8))
+
+
+# -- damaged bundles: one line each, before any memory is spent on them ----------------------------
+
+
+def _edit_meta(change):
+    def hurt(bundle: Path) -> None:
+        path = bundle / "genotype.json"
+        meta = json.loads(path.read_text())
+        change(meta)
+        meta.pop("key", None)  # as a hand edit would leave it: no stored key to contradict the cell
+        path.write_text(json.dumps(meta))
+
+    return hurt
+
+
+def _nan_weights(bundle: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(bundle / "weights.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, str(bundle / "weights.safetensors"))
+
+
+BAD_BUNDLES = {
+    "weights hold NaN": (_nan_weights, "NaN or infinite"),
+    "a format from a newer version": (_edit_meta(lambda m: m.update(format="nas3d-tui/bundle/9")), "format"),
+    "a shape of booleans": (_edit_meta(lambda m: m["preprocessing"].update(shape=[True, True, True])), "shape"),
+    "filters edited to a million": (_edit_meta(lambda m: m.update(n_filters=1_000_000)), "do not fit the genotype"),
+    "stacks edited to 40": (_edit_meta(lambda m: m.update(n_stacks=40)), "too small for 40 stacks"),
+    "inputs of one voxel": (_edit_meta(lambda m: m["preprocessing"].update(shape=[1, 1, 1])), "cannot run on 1x1x1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BUNDLES))
+def test_a_damaged_bundle_is_one_line(small, case, capsys):
+    hurt, fragment = BAD_BUNDLES[case]
+    hurt(small.bundle)
+    shape = json.loads((small.bundle / "genotype.json").read_text())["preprocessing"]["shape"]
+    side = [s if isinstance(s, int) and not isinstance(s, bool) else 1 for s in shape]
+    volume = _save(small.tmp / "one.npy", np.zeros(side, np.uint8))
+    code, error = run_command([str(small.bundle), str(volume), "--device", "cpu"])
+    assert code == 2 and fragment in error and "\n" not in error, error
