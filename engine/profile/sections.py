@@ -59,7 +59,7 @@ def keys(section: type) -> list[str]:
 class RunConfig:
     """``[run]``: identity and placement of a run."""
 
-    name: str = key("quick", c.string(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a non-empty name of letters, digits, '.', '_', '-'"))
+    name: str = key("quick", c.string(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", "a name of 1-100 letters, digits, '.', '_', '-'"))
     seed: int = key(42, c.integer(0, 2**63 - 1, "an integer >= 0"))
     output_dir: str = key("runs", c.string(allowed="a non-empty path", nonempty=True))
     device: str = key("auto", c.string(r"auto|cpu|cuda|cuda:\d+", 'one of "auto", "cpu", "cuda", "cuda:N"'))

@@ -509,6 +509,16 @@ def test_an_impossible_export_target_is_one_line_naming_it(target, finished_run,
     assert snapshot(finished_run) == before
 
 
+def test_a_run_name_too_long_for_a_folder_leaves_nothing(tmp_path, capfd, tiny_overrides):
+    out = tmp_path / "runs"
+    args = ["run", "quick", "--headless", "--set", f"run.name='{'x' * 300}'", "--set", f"run.output_dir='{out}'"]
+    for s in tiny_overrides:
+        args += ["--set", s]
+    code, err = cli(capfd, *args)
+    assert_one_line(code, err, "run.name")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["run", "resume", "attach", "export", "report", "data.root", "data.path"])
 def test_over_long_paths_are_one_line(command, tmp_path, capfd, tiny_overrides):
     long = str(tmp_path / LONG / "run")
