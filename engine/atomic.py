@@ -12,7 +12,22 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_regular_file"]
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> None:
+    """Raise unless ``path`` is a regular file (following links): reading a FIFO would block forever.
+
+    Raises:
+        OSError: missing (``FileNotFoundError``), a directory, a pipe, socket or device, or unreadable.
+    """
+    import stat
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(21, "Is a directory", os.fspath(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(22, "not a regular file (a pipe, socket or device)", os.fspath(path))
 
 
 def _fsync_dir(path: Path) -> None:

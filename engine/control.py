@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .atomic import check_regular_file
 from .errors import StopRequested
 
 __all__ = ["Control", "StopRequested", "write_command", "read_command"]
@@ -41,6 +42,7 @@ def write_command(run_dir: str | os.PathLike[str], command: str) -> None:
 def read_command(run_dir: str | os.PathLike[str]) -> tuple[str, float] | None:
     """The last command written to ``run_dir``, with its timestamp, or None."""
     try:
+        check_regular_file(Path(run_dir) / CONTROL_FILE)
         data = json.loads((Path(run_dir) / CONTROL_FILE).read_text())
         return str(data["command"]), float(data["ts"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):

@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import UserError, one_line, os_error_message
-from .atomic import atomic_write
+from .atomic import atomic_write, check_regular_file
 
 __all__ = [
     "SPLITS",
@@ -149,6 +149,7 @@ def _head(path: Path, where: str, expected: str) -> bytes:
             raise _fail(where, "no such file")
         if path.is_dir():
             raise _fail(where, f"is a directory, expected {expected}")
+        check_regular_file(path)
         with open(path, "rb") as fh:
             return fh.read(6)
     except OSError as exc:

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from .atomic import check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
 
@@ -104,6 +105,7 @@ def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Eve
     try:
         if not os.path.lexists(p):  # (exists() is False for a link loop too: let open() say what is wrong)
             return []
+        check_regular_file(p)
         with open(p, encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 try:

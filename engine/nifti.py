@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import check_regular_file
 from .datafile import SPLITS, read_datafile, write_datafile
 from .errors import UserError, one_line, os_error_message
 
@@ -101,7 +102,7 @@ def read_nifti(path: str | os.PathLike[str]) -> np.ndarray:
         raise NiftiError("reading NIfTI volumes needs nibabel: pip install nibabel") from None
     p = Path(path)
     if not p.is_file():
-        raise NiftiError(f"{p}: no such file")
+        raise NiftiError(f"{p}: {'not a regular file (a pipe, socket or device)' if p.exists() else 'no such file'}")
     try:
         img = nib.as_closest_canonical(nib.load(str(p)))
         data = np.asarray(img.get_fdata(dtype=np.float32))
@@ -324,6 +325,7 @@ def read_labels_csv(path: str | os.PathLike[str], folder: str | os.PathLike[str]
     p = Path(path)
     where = str(p)
     try:
+        check_regular_file(p)
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise NiftiError(f"{where}: labels CSV not found") from None

@@ -145,6 +145,8 @@ def find_inputs(
             files.extend(found)
         elif not p.exists():
             failures.append(InputFailure(str(p), f"{p}: no such file or folder"))
+        elif not p.is_file():  # reading a pipe would wait forever
+            failures.append(InputFailure(str(p), f"{p}: not a regular file (a pipe, socket or device)"))
         elif not _has_suffix(p):
             failures.append(InputFailure(str(p), f"{p}: not a volume file (expected {', '.join(INPUT_SUFFIXES)})"))
         else:

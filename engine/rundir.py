@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .atomic import atomic_write, atomic_write_json, atomic_write_text
+from .atomic import atomic_write, atomic_write_json, atomic_write_text, check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .records import TRAINED_STATUSES, CandidateRecord
 
@@ -150,6 +150,7 @@ def _read_json(path: Path) -> Any:
         RunDirError: it cannot be read (a directory, no permission, ...).
     """
     try:
+        check_regular_file(path)
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise CorruptFileError(f"{path} is corrupt: not UTF-8 text; cannot resume") from None

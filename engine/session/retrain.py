@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import events as ev
 from ..journal import read_journal
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, check_regular_file
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
 from ..leaderboard import mean_std
@@ -123,6 +123,7 @@ class Retrain(RunLifecycle):
         plan = rd.train_plan_path
         profile = load_profile(rd.profile_path)
         try:
+            check_regular_file(plan)
             data = json.loads(plan.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
                 raise ValueError(f"format is not {PLAN_FORMAT!r}")
@@ -149,6 +150,7 @@ class Retrain(RunLifecycle):
                 if not os.path.lexists(path):
                     continue
                 try:
+                    check_regular_file(path)
                     event = ev.event_from_dict(json.loads(path.read_text(encoding="utf-8")))
                 except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None

@@ -509,6 +509,43 @@ def test_an_impossible_export_target_is_one_line_naming_it(target, finished_run,
     assert snapshot(finished_run) == before
 
 
+def _bundle(folder: Path) -> Path:
+    from engine.bundle import Preprocessing, write_bundle
+    from engine.model import build_network
+    from engine.space import Genotype
+
+    genotype = Genotype.from_compact("S1M1F8 6 01 12")
+    net = build_network(genotype, in_channels=1, num_classes=2)
+    pre = Preprocessing((8, 8, 8), 1, "divide-255", (), "binary-class")
+    write_bundle(folder, genotype, net.state_dict(), pre, num_classes=2, dataset="synthetic", seed=0, metrics={})
+    return folder
+
+
+def _fifo(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", ["checkpoint", "journal", "record", "own data file", "predict input", "labels CSV"])
+def test_a_named_pipe_where_a_file_belongs_is_one_line_not_a_hang(what, stopped_run, tmp_path, capfd):
+    """Opening a FIFO for reading waits for a writer forever: every reader checks for a regular file first."""
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    bundle = _bundle(tmp_path / "bundle") if what == "predict input" else None
+    pipe = {"checkpoint": run / "checkpoint.json", "journal": run / "events.jsonl", "record": _first_record(run),
+            "own data file": tmp_path / "own.npz", "predict input": tmp_path / "volume.npy",
+            "labels CSV": tmp_path / "labels.csv"}[what]
+    _fifo(pipe)
+    argv = {"own data file": ["data", "check", str(pipe)],
+            "predict input": ["predict", str(bundle), str(pipe), "--device", "cpu"],
+            "labels CSV": ["data", "import", str(tmp_path), "--labels", str(pipe), "--size", "8",
+                           "-o", str(tmp_path / "o.npz")]}.get(what, ["resume", str(run), "--headless"])
+    code, err = cli(capfd, *argv)
+    assert_one_line(code, err, "not a regular file")
+
+
 def test_a_run_name_too_long_for_a_folder_leaves_nothing(tmp_path, capfd, tiny_overrides):
     out = tmp_path / "runs"
     args = ["run", "quick", "--headless", "--set", f"run.name='{'x' * 300}'", "--set", f"run.output_dir='{out}'"]
