@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 NUM_NODES = 7  # input, five operation nodes, output
+# Upper bounds of the macro choices a profile or `train` accepts: far above the
+# paper's space ({1, 2} stacks and modules, {8, 16, 32} filters), low enough that
+# a typo is refused in one line instead of exhausting memory.
+MAX_STACKS, MAX_MODULES, MAX_FILTERS = 16, 64, 4096
 EDGE_INDICES: tuple[tuple[int, int], ...] = tuple(
     (i, j) for i in range(NUM_NODES) for j in range(i + 1, NUM_NODES)
 )
@@ -171,12 +175,18 @@ class Genotype:
             ops: operation index of every intermediate vertex (len = vertices − 2).
 
         Raises:
-            ValueError: the matrix is not square, not strictly upper-triangular, not 0/1,
-                or ``ops`` has the wrong length or unknown operations.
+            ValueError: the matrix is not square, has more than ``NUM_NODES`` vertices, is
+                not strictly upper-triangular or not 0/1, ``ops`` has the wrong length or
+                unknown operations, or a macro choice is not a positive integer.
         """
         raw = np.array(matrix, dtype=np.int64)
         if raw.ndim != 2 or raw.shape[0] != raw.shape[1] or raw.shape[0] < 2:
             raise ValueError(f"cell matrix must be square with at least 2 vertices, got shape {raw.shape}")
+        if raw.shape[0] > NUM_NODES:
+            raise ValueError(f"a cell has at most {NUM_NODES} vertices (input, five operations, output), got {raw.shape[0]}")
+        for name, value in (("n_stacks", n_stacks), ("n_modules", n_modules), ("n_filters", n_filters)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} = {value!r}: expected a positive integer")
         if not np.isin(raw, (0, 1)).all():
             raise ValueError("cell matrix entries must be 0 or 1")
         if np.tril(raw).any():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import DATASETS, SIZES
+from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS
 from . import checks as c
 
 __all__ = [
@@ -85,9 +86,9 @@ class SpaceConfig:
     """``[space]``: the search space (the paper's by default)."""
 
     ops: tuple[int, ...] = key(tuple(range(c.NUM_OPS)), c.operations())
-    stacks: tuple[int, ...] = key((1, 2), c.int_list(1, 16, what="integers 1..16", example="[1, 2]"))
-    modules: tuple[int, ...] = key((1, 2), c.int_list(1, 64, what="integers 1..64", example="[1, 2]"))
-    filters: tuple[int, ...] = key((8, 16, 32), c.int_list(1, 4096, what="integers 1..4096", example="[8, 16, 32]"))
+    stacks: tuple[int, ...] = key((1, 2), c.int_list(1, MAX_STACKS, what=f"integers 1..{MAX_STACKS}", example="[1, 2]"))
+    modules: tuple[int, ...] = key((1, 2), c.int_list(1, MAX_MODULES, what=f"integers 1..{MAX_MODULES}", example="[1, 2]"))
+    filters: tuple[int, ...] = key((8, 16, 32), c.int_list(1, MAX_FILTERS, what=f"integers 1..{MAX_FILTERS}", example="[8, 16, 32]"))
     max_edges: int = key(9, c.integer(1, 21))
 
 

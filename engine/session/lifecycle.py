@@ -95,6 +95,25 @@ class RunLifecycle(ABC):
         return self._elapsed_before + time.monotonic() - self._started
 
     # ------------------------------------------------------------------ the life
+    def check(self) -> None:
+        """Every check ``run`` makes before it writes anything (files, device, data); writes nothing.
+
+        For a caller that starts the run elsewhere (``serve`` starts it in a
+        background process) and must not create a log in a run that cannot start.
+
+        Raises:
+            engine.errors.UserError: as ``run``.
+        """
+        rd = self.run_dir
+        locking = self.resumed and os.path.lexists(rd.path / ".lock")  # no lock file: nobody drives it
+        if locking:
+            rd.acquire(announce=False)  # a run driven by another process is refused here too
+        try:
+            self._prepare()
+        finally:
+            if locking:
+                rd.release()
+
     def run(self) -> SessionOutcome:
         """Run (or continue) until finished, stopped or failed; blocking.
 

@@ -29,7 +29,8 @@ from ..leaderboard import mean_std
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord
 from ..rundir import RunDir
-from ..space import Genotype
+from ..datafile import min_size_for_stacks
+from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS, Genotype
 from .final import final_config, retrain
 from .lifecycle import RunLifecycle, SessionOutcome
 from .measure import count_complexity
@@ -104,6 +105,10 @@ class Retrain(RunLifecycle):
         super().__init__(profile, run_dir, bus=bus, control=control, resume=resume)
         if not genotype.feasible:
             raise SessionError(f"cannot train an infeasible architecture: {genotype.reason}")
+        for name, value, most in (("stacks", genotype.n_stacks, MAX_STACKS), ("modules", genotype.n_modules, MAX_MODULES),
+                                  ("filters", genotype.n_filters, MAX_FILTERS)):
+            if value > most:
+                raise SessionError(f"the architecture has {value} {name}; at most {most} are supported")
         self.genotype = genotype
         self.source = source
         self.summary = RetrainSummary()
@@ -163,6 +168,13 @@ class Retrain(RunLifecycle):
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
         device = resolve_device(self.profile.run.device)
         data = load_data(self.profile, device)
+        shape = tuple(int(s) for s in data.train.x.shape[2:])
+        need = min_size_for_stacks(self.genotype.n_stacks)
+        if min(shape) < need:
+            raise SessionError(
+                f"the architecture has {self.genotype.n_stacks} stacks: every side of the volumes must be at least "
+                f"{need} voxels, these are {'x'.join(map(str, shape))}"
+            )
         return _Prepared(device, data, done)
 
     def _write_new_run(self, prepared: _Prepared) -> None:

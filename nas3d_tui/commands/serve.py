@@ -63,7 +63,12 @@ def _background(args: argparse.Namespace):
     from nas3d_tui.serve import JOURNAL, BackgroundSearch, fresh_run_dir, nas3d_argv
 
     if args.serve_mode == "resume":
+        from engine.session import Session
+        from engine.session.retrain import Retrain, is_train_run
+
         run_dir = _run_dir(args.run_dir, need_journal=False)
+        job = Retrain.resume_from(run_dir) if is_train_run(run_dir) else Session.resume_from(run_dir)
+        job.check()  # a run that cannot continue is one line here, before serve.log is written into it
         return run_dir, BackgroundSearch(nas3d_argv("resume", str(run_dir), "--headless"), run_dir)
     from engine.profile import load_profile
 
@@ -88,14 +93,14 @@ def main(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: use a port between 1 and 65535")
-    warning = exposure_warning(args.host, args.port)
-    if warning:
-        print(warning, file=sys.stderr)
     check_port(args.host, args.port)
     if args.serve_mode == "attach":
         run_dir, search = _run_dir(args.run_dir, need_journal=True), None
     else:
         run_dir, search = _background(args)
+    warning = exposure_warning(args.host, args.port)  # after every check: an error stays one line
+    if warning:
+        print(warning, file=sys.stderr)
     url = args.public_url or f"http://{args.host}:{args.port}"
     try:
         if search is not None:

@@ -57,7 +57,7 @@ def resolve_arch(text: str, space) -> tuple:
     Raises:
         engine.errors.UserError: none of the accepted forms, or an infeasible architecture.
     """
-    from engine.bundle import GENOTYPE_FILE
+    from engine.bundle import BUNDLE_FORMAT, GENOTYPE_FILE
     from engine.errors import CorruptFileError, UserError
     from engine.rundir import RunDir
     from engine.space import Genotype
@@ -81,6 +81,9 @@ def resolve_arch(text: str, space) -> tuple:
         file = path / GENOTYPE_FILE if path.is_dir() else path
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
+            fmt = data.get("format") if isinstance(data, dict) else None
+            if fmt is not None and fmt != BUNDLE_FORMAT:
+                raise ValueError(f"format = {fmt!r}, expected {BUNDLE_FORMAT!r} or none")
             return Genotype.from_dict(data, max_edges=space.max_edges), None
         except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{file}: not a genotype JSON ({' '.join(str(exc).split())[:160]})") from None

@@ -91,7 +91,8 @@ def _prepare(out_dir: Path) -> Path:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    # a path that is not UTF-8 (a lone surrogate from os.fsdecode) is shown as U+FFFD: the page stays valid UTF-8
+    tmp.write_text(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), encoding="utf-8")
     os.replace(tmp, path)
 
 

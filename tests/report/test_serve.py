@@ -79,12 +79,27 @@ class TestPieces:
 
 
 class TestRefusals:
-    def test_attach_needs_a_run_and_a_public_host_is_warned_about(self, tmp_path: Path) -> None:
+    def test_attach_needs_a_run_and_its_error_is_one_line_even_on_a_public_host(self, tmp_path: Path) -> None:
         result = serve("--host", "0.0.0.0", "--port", str(free_port()), "attach", str(tmp_path / "missing"))
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 2 and "warning" in lines[0] and "missing" in lines[1]
+        assert len(lines) == 1 and "missing" in lines[0], lines  # the exposure warning comes only when serving
         assert "Traceback" not in result.stderr
+
+    def test_a_host_that_does_not_resolve_is_one_line(self, tmp_path: Path) -> None:
+        result = serve("--host", "not a host!", "--port", str(free_port()), "attach", str(tmp_path))
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "cannot serve on" in result.stderr
+
+    def test_resume_of_a_run_that_cannot_continue_is_one_line_and_writes_nothing(self, tmp_path: Path) -> None:
+        run_dir = write_journal(tmp_path / "run", synthetic_lines(final=False))
+        (run_dir / "profile.toml").write_text("[run]\nname = 'x'\n")
+        (run_dir / "checkpoint.json").write_text('{"format": "nas3d-tui/checkpoint/9"}')
+        before = sorted(p.name for p in run_dir.iterdir())
+        result = serve("--port", str(free_port()), "resume", str(run_dir))
+        assert result.returncode == 2 and "checkpoint.json is corrupt" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert sorted(p.name for p in run_dir.iterdir()) == before  # no serve.log, no lock file
 
     def test_run_refuses_a_bad_profile_before_starting_anything(self, tmp_path: Path) -> None:
         run_dir = tmp_path / "run"
