@@ -344,6 +344,9 @@ def check_output(path: str | os.PathLike[str]) -> str:
         raise PredictError(f"{p}: output must end in {' or '.join(OUTPUT_FORMATS)}")
     if not p.parent.is_dir():
         raise PredictError(f"{p}: folder {p.parent} does not exist")
+    from .rundir import refuse_run_file
+
+    refuse_run_file(p)
     return suffix
 
 

@@ -38,6 +38,7 @@ from .records import TRAINED_STATUSES, CandidateRecord
 
 __all__ = [
     "RunDirError",
+    "refuse_run_file",
     "CorruptFileError",
     "RunDir",
     "SearchCheckpoint",
@@ -160,6 +161,35 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to be ours
         raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
+
+
+# The files a run or a model bundle trusts: an export must never write over them.
+_RUN_FILES = frozenset({"profile.toml", "checkpoint.json", "events.jsonl", "train.json", ".lock", "control.json"})
+_BUNDLE_FILES = frozenset({"weights.safetensors", "weights.pt", "genotype.json", "result.json", "training.ckpt"})
+
+
+def refuse_run_file(target: str | os.PathLike[str]) -> None:
+    """Raise when ``target`` is one of the files of a run directory or of a model bundle.
+
+    ``export -o``, ``predict -o`` and ``export-model -o`` call it before writing:
+    a slip of the shell's completion must not replace a checkpoint or a bundle's
+    genotype with a table.
+
+    Raises:
+        RunDirError: names the target and whose file it is.
+    """
+    p = Path(target).expanduser().absolute()
+    try:
+        parent = p.parent
+        in_run = (parent / "profile.toml").is_file()
+        in_bundle = (parent / "genotype.json").is_file() or (parent / "result.json").is_file()
+        candidate = parent.name == "candidates" and (parent.parent / "profile.toml").is_file()
+    except OSError:
+        return  # an unreadable place: the write itself will say why
+    if (p.name in _RUN_FILES and in_run) or candidate:
+        raise RunDirError(f"{p}: a file of the run in {parent if in_run else parent.parent}; write the output elsewhere")
+    if p.name in _BUNDLE_FILES and in_bundle:
+        raise RunDirError(f"{p}: a file of the model bundle in {parent}; write the output elsewhere")
 
 
 class RunDir:
@@ -406,6 +436,13 @@ class RunDir:
         return records
 
     # -- finalists -------------------------------------------------------------------------
+    def has_final_outputs(self) -> bool:
+        """Whether ``final/`` holds anything (a search's final phase or a train run has begun)."""
+        try:
+            return self.final_dir.is_dir() and any(self.final_dir.iterdir())
+        except OSError as exc:
+            raise RunDirError(f"cannot read {self.final_dir}: {exc.strerror or exc}") from None
+
     def final_results(self) -> Iterator[tuple[Path, dict]]:
         """``(path, data)`` of every ``final/*/result.json`` (checked as events by the caller)."""
         try:

@@ -73,8 +73,26 @@ def _internal_error(exc: BaseException) -> int:
     return fail(f"internal error: {one_line(exc)}{where}", EXIT_FAILED)
 
 
+def _usable_streams() -> None:
+    """Text that a terminal's encoding cannot show is escaped, not fatal; a closed stream writes nowhere.
+
+    (``PYTHONIOENCODING=ascii`` met the "28³" of a dataset's size; ``>&-``
+    left ``sys.stdout`` as None.)
+    """
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+            continue
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (see the module docstring)."""
+    _usable_streams()
     quiet = not os.environ.get("NAS3D_WARNINGS")
     with warnings.catch_warnings(), _quiet_library_logs(quiet):
         if quiet:
@@ -112,6 +130,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return load(args.command).main(args)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `nas3d-tui export RUN | head`: the reader has what it wanted
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
     except UserError as exc:
         return fail(str(exc) or type(exc).__name__)
     except OSError as exc:

@@ -27,7 +27,7 @@ from typing import Any
 from .. import events as ev
 from ..journal import JournalSink
 from ..control import Control
-from ..errors import one_line
+from ..errors import RunDirError, one_line
 from ..profile import Profile
 from ..rundir import RunDir
 
@@ -105,6 +105,8 @@ class RunLifecycle(ABC):
             engine.errors.UserError: as ``run``.
         """
         rd = self.run_dir
+        if not self.resumed and os.path.lexists(rd.path) and not rd.path.is_dir():
+            raise RunDirError(f"{rd.path} is a file, not a run directory")
         locking = self.resumed and os.path.lexists(rd.path / ".lock")  # no lock file: nobody drives it
         if locking:
             rd.acquire(announce=False)  # a run driven by another process is refused here too

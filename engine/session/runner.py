@@ -140,6 +140,10 @@ class Session(RunLifecycle):
             read_journal(rd.journal_path, strict=True)
             if checkpoint is None and records:
                 raise SessionError(f"{rd.path} has candidate records but no checkpoint; cannot resume safely")
+            if checkpoint is None and (finals or rd.has_final_outputs()):
+                raise CorruptFileError(
+                    f"{rd.path} has final results but no checkpoint (a train run without its train.json?); cannot resume"
+                )
             if checkpoint is not None and checkpoint.state == "finished":
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
             if checkpoint is not None:

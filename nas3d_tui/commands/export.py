@@ -41,8 +41,11 @@ def _check_target(path: Path) -> None:
     """Refuse an impossible ``-o`` before reading anything (one line naming the target)."""
     from engine.errors import UserError
 
+    from engine.rundir import refuse_run_file
+
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give a file name for -o")
+    refuse_run_file(path)
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -33,6 +33,9 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise UserError(f"{out}: folder {out.parent} does not exist")
+    from engine.rundir import refuse_run_file
+
+    refuse_run_file(out)
     if args.opset < 18:
         raise UserError(f"--opset {args.opset}: use 18 or later (Mish is an ONNX operator from opset 18)")
     bundle = read_bundle(args.bundle)

@@ -79,6 +79,9 @@ def _background(args: argparse.Namespace):
         run_dir = fresh_run_dir(profile.run.output_dir, profile.run.name)
     if (run_dir / JOURNAL).exists():
         raise UserError(f"{run_dir} already holds a run: continue it with `nas3d-tui serve resume {run_dir}`")
+    from engine.session import Session
+
+    Session.create(profile, run_dir).check()  # device, data, the folder: one line here, before serve.log exists
     run_dir = run_dir.resolve()
     sets = [a for o in args.overrides for a in ("--set", o)]
     profile_arg = [args.profile] if args.profile else []

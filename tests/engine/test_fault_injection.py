@@ -509,6 +509,48 @@ def test_an_impossible_export_target_is_one_line_naming_it(target, finished_run,
     assert snapshot(finished_run) == before
 
 
+@pytest.mark.parametrize("target", ["checkpoint.json", "events.jsonl", "profile.toml", "candidates/000000.json",
+                                    "bundle genotype.json", "bundle result.json"])
+def test_an_output_never_replaces_a_file_the_run_trusts(target, finished_run, tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    bundle = _bundle(run / "final" / "000000-seed0")
+    (bundle / "result.json").write_text("{}")
+    before = snapshot(run)
+    if target.startswith("bundle "):
+        out = bundle / target.split()[1]
+        volume = tmp_path / "v.npy"
+        np.save(volume, np.zeros((8, 8, 8), np.uint8))
+        argv = ["predict", str(bundle), str(volume), "--device", "cpu", "-o", str(out)] \
+            if out.suffix == ".json" else []
+    else:
+        out = run / target
+        argv = ["export", str(run), "--format", "csv", "-o", str(out)]
+    code, err = cli(capfd, *argv)
+    assert_one_line(code, err, "write the output elsewhere")
+    assert snapshot(run) == before
+
+
+def test_a_train_run_without_its_plan_is_not_resumed_as_a_search(stopped_train_run, tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(stopped_train_run, run)
+    (run / "train.json").unlink()
+    before = snapshot(run)
+    code, err = cli(capfd, "resume", str(run), "--headless")
+    assert_one_line(code, err, "cannot resume")  # its final/seed<k>/ results are not a search's
+    assert snapshot(run) == before
+
+
+def test_closed_and_ascii_only_output_streams_are_not_internal_errors(finished_run):
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii"}
+    shown = subprocess.run([sys.executable, "-m", "nas3d_tui", "profiles"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "28\\xb3" in shown.stdout and shown.stderr == "", shown.stderr
+    closed = subprocess.run(f"{sys.executable} -m nas3d_tui export {finished_run} >&-", shell=True, cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0 and "internal error" not in closed.stderr, closed.stderr
+
+
 def _bundle(folder: Path) -> Path:
     from engine.bundle import Preprocessing, write_bundle
     from engine.model import build_network

@@ -109,6 +109,14 @@ class TestRefusals:
         assert "population" in result.stderr and "Traceback" not in result.stderr
         assert not run_dir.exists()
 
+    def test_run_with_a_data_file_that_cannot_be_read_is_one_line_and_leaves_nothing(self, tmp_path: Path) -> None:
+        run_dir = tmp_path / "run"
+        result = serve("--port", str(free_port()), "run", "quick", "--set", f"data.path='{tmp_path / 'none.npz'}'",
+                       "--run-dir", str(run_dir))
+        assert result.returncode == 2 and "none.npz: no such file" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not run_dir.exists()
+
     def test_run_refuses_a_directory_that_holds_a_run(self, tmp_path: Path) -> None:
         run_dir = write_journal(tmp_path / "run", synthetic_lines(final=False))
         result = serve("--port", str(free_port()), "run", "quick", "--run-dir", str(run_dir))
