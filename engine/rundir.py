@@ -201,6 +201,8 @@ class RunDir:
         except (OSError, RuntimeError) as exc:
             raise RunDirError(f"cannot use run directory {path}: {getattr(exc, 'strerror', None) or exc}") from None
         self._lock_fd: int | None = None
+        self.created_here = False  # this object's create() made the directory (no other process did)
+        self.lock_refused = False  # acquire() found another live process holding the run
 
     # -- paths ----------------------------------------------------------------------
     @property
@@ -296,7 +298,12 @@ class RunDir:
             RunDirError: the directory cannot be created or written.
         """
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True)  # exactly one of two racing processes makes it
+                self.created_here = True
+            except FileExistsError:
+                if not self.path.is_dir():
+                    raise
             self.candidates_dir.mkdir(exist_ok=True)
             self.final_dir.mkdir(exist_ok=True)
             probe = self.path / ".write-test"
@@ -329,6 +336,7 @@ class RunDir:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                self.lock_refused = True
                 raise RunDirError(
                     f"run directory {self.path} is in use by process {holder}; "
                     f"watch it with `nas3d-tui attach {self.path}`"

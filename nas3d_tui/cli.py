@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # "sizeof_hdr should be 348; ..." through a handler it adds to "nibabel.global"
 # (a logger's own ``disabled`` flag counts, not its parent's; getting it before
 # nibabel is imported gives nibabel the same, disabled, object).
-_CHATTY_LOGGERS = ("nibabel", "nibabel.global")
+_CHATTY_LOGGERS = ("nibabel", "nibabel.global", "matplotlib")
 
 
 @contextlib.contextmanager

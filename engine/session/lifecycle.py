@@ -139,8 +139,11 @@ class RunLifecycle(ABC):
                 rd.announce()
             journal = JournalSink(rd.journal_path)
         except BaseException:
+            # Only a directory this process made, and that no other process drives: two
+            # `run --run-dir same` started together must not delete each other's run.
+            mine = fresh_dir and rd.created_here and not rd.lock_refused
             rd.release()
-            if fresh_dir and rd.path.exists():
+            if mine and rd.path.exists():
                 rd.discard()  # nothing ran: leave no run directory that looks resumable
             raise
         self.bus.subscribe(journal)

@@ -613,3 +613,29 @@ def test_over_long_paths_are_one_line(command, tmp_path, capfd, tiny_overrides):
     assert_one_line(code, err)
     assert "too long" in err.lower() or "no run directory" in err or "not found" in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_two_runs_started_together_on_one_folder_never_delete_each_other(tmp_path, tiny_profile):
+    """The one refused must not remove the folder the other made (both saw no folder when they began)."""
+    from engine.errors import RunDirError
+    from engine.rundir import RunDir
+
+    target = tmp_path / "same"
+    other = RunDir(target)
+    session = Session(tiny_profile(), target)
+    checks = session._prepare
+
+    def checks_while_the_other_run_starts():
+        prepared = checks()
+        other.create()
+        other.acquire()  # the other process gets there first
+        (target / "events.jsonl").write_text('{"kind": "run_started"}\n')
+        return prepared
+
+    session._prepare = checks_while_the_other_run_starts
+    try:
+        with pytest.raises(RunDirError, match="in use"):
+            session.run()
+        assert (target / "events.jsonl").is_file(), "the refused run deleted the other run's folder"
+    finally:
+        other.release()
