@@ -38,6 +38,7 @@ from .records import TRAINED_STATUSES, CandidateRecord
 
 __all__ = [
     "RunDirError",
+    "read_json",
     "refuse_run_file",
     "CorruptFileError",
     "RunDir",
@@ -143,7 +144,7 @@ def run_dir_name(output_dir: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     """JSON of a file the run trusts.
 
     Raises:
@@ -413,7 +414,7 @@ class RunDir:
                 return None
         except OSError as exc:
             raise RunDirError(f"cannot read {self.checkpoint_path}: {exc.strerror or exc}") from None
-        return SearchCheckpoint.from_dict(_read_json(self.checkpoint_path), where=str(self.checkpoint_path))
+        return SearchCheckpoint.from_dict(read_json(self.checkpoint_path), where=str(self.checkpoint_path))
 
     # -- candidate records ----------------------------------------------------------------
     def write_record(self, record: CandidateRecord) -> None:
@@ -437,7 +438,7 @@ class RunDir:
         for p in paths:
             if p.name.startswith("."):
                 continue  # a temporary file of an interrupted atomic write
-            record = CandidateRecord.from_dict(_read_json(p), where=str(p))
+            record = CandidateRecord.from_dict(read_json(p), where=str(p))
             if p.name != f"{record.candidate_id:06d}.json":
                 raise CorruptFileError(f"{p} is corrupt: it holds candidate {record.candidate_id}; cannot resume")
             records[record.candidate_id] = record
@@ -460,7 +461,7 @@ class RunDir:
         for folder in folders:
             path = folder / "result.json"
             if os.path.lexists(path):
-                yield path, _read_json(path)
+                yield path, read_json(path)
 
 
 def count_trained(records: dict[int, CandidateRecord]) -> int:

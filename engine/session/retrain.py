@@ -14,7 +14,6 @@ while it trains: a crash loses at most one epoch).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +21,13 @@ from typing import Any
 
 from .. import events as ev
 from ..journal import read_journal
-from ..atomic import atomic_write_json, check_regular_file
+from ..atomic import atomic_write_json
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
 from ..leaderboard import mean_std
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord
-from ..rundir import RunDir
+from ..rundir import RunDir, read_json
 from ..datafile import min_size_for_stacks
 from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS, Genotype
 from .final import final_config, retrain
@@ -127,9 +126,8 @@ class Retrain(RunLifecycle):
         rd.check_is_run()
         plan = rd.train_plan_path
         profile = load_profile(rd.profile_path)
+        data = read_json(plan)  # unreadable or not JSON: one line naming it
         try:
-            check_regular_file(plan)
-            data = json.loads(plan.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
                 raise ValueError(f"format is not {PLAN_FORMAT!r}")
             genotype = Genotype.from_dict(data["genotype"])
@@ -139,7 +137,7 @@ class Retrain(RunLifecycle):
             if "seeds" in data and data["seeds"] != list(profile.final.seeds):
                 raise ValueError(f"seeds = {data['seeds']!r:.60} but {rd.profile_path.name} says "
                                  f"final.seeds = {list(profile.final.seeds)}")
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise CorruptFileError(f"{plan} is corrupt ({exc}); cannot resume") from None
         return cls(profile, genotype, rd.path, source=source, bus=bus, control=control, resume=True)
 
@@ -154,10 +152,10 @@ class Retrain(RunLifecycle):
                 path = self._seed_dir(seed) / "result.json"
                 if not os.path.lexists(path):
                     continue
+                data = read_json(path)
                 try:
-                    check_regular_file(path)
-                    event = ev.event_from_dict(json.loads(path.read_text(encoding="utf-8")))
-                except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+                    event = ev.event_from_dict(data)
+                except ValueError as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
                 if not isinstance(event, ev.FinalResult) or event.seed != seed:
                     raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")
