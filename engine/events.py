@@ -285,6 +285,11 @@ class FinalResult(Event):
     seconds: float
     weights_path: str = ""
     genotype_path: str = ""
+    # the test ACC of always answering the test split's most frequent class
+    # (None in journals written before it was recorded): a finalist at or below
+    # it, or at test AUC <= 0.5, learned nothing the majority class does not know
+    majority_acc: float | None = None
+    best_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -408,7 +413,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
 
 # Every number an event carries is a count, a time, a size or a metric: none is
 # negative or infinite; a metric or loss may be NaN (undefined), and metrics lie in [0, 1].
-_UNIT = frozenset({"best", "mean", "worst", "val_acc", "val_auc", "test_acc", "test_auc", "best_fitness"})
+_UNIT = frozenset({"best", "mean", "worst", "val_acc", "val_auc", "test_acc", "test_auc", "best_fitness", "majority_acc"})
 _LATEST_TS = 1e10  # the year 2286: a later time stamp is damage, not a clock
 
 

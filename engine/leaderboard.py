@@ -102,6 +102,7 @@ ROW_FIELDS = (
     "test_auc_std",
     "test_acc_std",
     "tie_break",
+    "pruned_at",
 )
 
 # sort key -> True when larger is better (sorted descending)

@@ -36,8 +36,8 @@ __all__ = [
     "finite_or_none",
 ]
 
-STATUSES = ("ok", "infeasible", "duplicate", "oom", "failed")
-TRAINED_STATUSES = ("ok", "oom", "failed")  # statuses that spent budget
+STATUSES = ("ok", "pruned", "infeasible", "duplicate", "oom", "failed")
+TRAINED_STATUSES = ("ok", "pruned", "oom", "failed")  # statuses that spent budget
 TIE_BREAKS = ("val_auc", "none")
 PHASES = ("init", "opposite", "trial", "jump", "random")
 
@@ -49,13 +49,16 @@ class CandidateRecord:
     Attributes:
         candidate_id: the strategy's proposal number.
         generation, phase: where the strategy proposed it.
-        status: one of ``STATUSES``.
+        status: one of ``STATUSES``. ``pruned``: its training was stopped
+            at ``pruned_at`` because it could no longer win (``engine.pruning``);
+            it spent budget, loses its selection and is never a finalist.
         key: architecture key (``None`` when infeasible).
         genotype: ``Genotype.to_dict()``.
         vector: the proposed 29 numbers.
-        fitness: best validation ACC (or AUC) over the epochs; for a duplicate,
-            the result it reuses (None when that one failed); None when it did
-            not train successfully.
+        fitness: best validation ACC (or AUC) over the epochs (for a pruned
+            candidate: over the epochs it trained); for a duplicate, the result
+            it reuses (None when that one failed); None when it did not train
+            successfully.
         val_acc, val_auc: validation metrics of the epoch that gave the fitness.
         params, flops: model size (None when infeasible).
         epochs, seconds: training effort (0 for infeasible and duplicates).
@@ -66,6 +69,8 @@ class CandidateRecord:
         trained: candidates trained (budget spent) once this one was recorded.
         history: one dict per epoch (epoch, train_loss, val_loss, val_acc,
             val_auc, seconds); kept in the run directory, not in events.
+        pruned_at: the epoch its training was pruned at (a duplicate of a
+            pruned candidate carries it too); None otherwise.
     """
 
     candidate_id: int
@@ -88,10 +93,11 @@ class CandidateRecord:
     duplicate_of: int | None = None
     trained: int = 0
     history: list = field(default_factory=list)
+    pruned_at: int | None = None
 
     @property
     def spent_budget(self) -> bool:
-        """Whether training was attempted (ok, oom or failed)."""
+        """Whether training was attempted (ok, pruned, oom or failed)."""
         return self.status in TRAINED_STATUSES
 
     @property
@@ -99,9 +105,16 @@ class CandidateRecord:
         return self.status == "ok"
 
     @property
+    def pruned(self) -> bool:
+        """Its result is a pruned training's (itself, or the original a duplicate reuses)."""
+        return self.pruned_at is not None
+
+    @property
     def told_fitness(self) -> float:
-        """What the search strategy is told: the fitness, or 0.0 for anything that did not train."""
-        return float(self.fitness) if self.fitness is not None else 0.0
+        """What the search strategy is told: the fitness; 0.0 for anything that did not train or was pruned."""
+        if self.fitness is None or self.pruned:
+            return 0.0
+        return float(self.fitness)
 
     def replace(self, **changes: Any) -> "CandidateRecord":
         return dataclasses.replace(self, **changes)
@@ -116,6 +129,7 @@ class CandidateRecord:
             params=original.params,
             flops=original.flops,
             duplicate_of=original.candidate_id,
+            pruned_at=original.pruned_at,
         )
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
@@ -151,6 +165,10 @@ class CandidateRecord:
             )
         if record.status == "ok" and (record.fitness is None or math.isnan(record.fitness)):
             raise CorruptFileError(f"{where} is corrupt: status 'ok' without a fitness")
+        if record.status == "pruned" and (record.fitness is None or math.isnan(record.fitness) or not record.pruned_at):
+            raise CorruptFileError(f"{where} is corrupt: status 'pruned' without a fitness and the epoch it stopped at")
+        if record.pruned_at is not None and record.status not in ("pruned", "duplicate"):
+            raise CorruptFileError(f"{where} is corrupt: pruned_at = {record.pruned_at} with status {record.status!r}")
         if record.status == "duplicate" and record.duplicate_of is None:
             raise CorruptFileError(f"{where} is corrupt: a duplicate without duplicate_of")
         if record.status != "infeasible" and not record.key:
@@ -195,6 +213,7 @@ _TYPES: dict[str, tuple[str, bool]] = {
     "duplicate_of": ("count", True),
     "trained": ("count", False),
     "history": ("dicts", False),
+    "pruned_at": ("count", True),
 }
 
 

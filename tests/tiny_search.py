@@ -16,4 +16,5 @@ TINY = [
     "training.max_batches_per_epoch=1",
     "training.batch_size=32",
     "final.top_k=0",
+    "search.pruning='none'",  # tests that prune say so (tests/engine/test_pruning.py)
 ]

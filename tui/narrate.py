@@ -45,6 +45,9 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
                 f"{cid} ok: fitness {metric(event.fitness)} · val AUC {metric(event.val_auc)} · "
                 f"{event.epochs} ep in {duration(event.seconds)} · {event.trained}/{event.budget} trained"
             )
+        if event.status == "pruned":
+            why = event.error or f"pruned at epoch {event.pruned_at}"
+            return "info", f"{cid} {why} · {event.trained}/{event.budget} trained"
         if event.status == "infeasible":
             reason = event.error or event.genotype.get("reason") or "no valid cell"
             return "info", f"{cid} infeasible: {reason}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 from ..profile.sections import TrainingConfig
+from ..pruning import PruneRule
 
 __all__ = ["Job", "TrainSpec", "Callbacks", "Evaluator", "candidate_seed"]
 
@@ -30,12 +31,15 @@ class Job:
         genotype: the feasible ``engine.space.Genotype``.
         seed: its training seed (``candidate_seed``).
         checkpoint: where its per-epoch checkpoint lives (None: none).
+        prune: the bars its training must reach epoch by epoch
+            (``engine.pruning``); None: trained to the end.
     """
 
     candidate_id: int
     genotype: Any
     seed: int
     checkpoint: str | None = None
+    prune: PruneRule | None = None
 
 
 @dataclass(frozen=True)

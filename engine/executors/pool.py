@@ -159,6 +159,7 @@ def _worker_main(
                     on_epoch=lambda record, cid=cid: conn.send(("epoch", cid, record)),
                     model_fn=simulated_oom_model if simulate_oom else build_network,
                     checkpoint=job.checkpoint,
+                    prune=job.prune,
                     on_resume=lambda epoch, cid=cid: conn.send(("resumed", cid, epoch)),
                     on_notice=lambda text, cid=cid: conn.send(("notice", cid, text)),
                 )

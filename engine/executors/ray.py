@@ -162,6 +162,7 @@ def _ray_train(data_ref: list, spec: TrainSpec, job: Job, attempt: int, hub: Any
             on_epoch=lambda record: hub.push.remote(("epoch", cid, attempt, record)),
             model_fn=simulated_oom_model if simulate_oom else build_network,
             checkpoint=job.checkpoint,
+            prune=job.prune,
             on_resume=lambda epoch: hub.push.remote(("resumed", cid, attempt, epoch)),
             on_notice=lambda text: hub.push.remote(("notice", cid, attempt, text)),
         )

@@ -50,6 +50,7 @@ class SequentialEvaluator:
                 control=self.control,
                 on_epoch=lambda record, job=job: callbacks.on_epoch(job, record),
                 checkpoint=job.checkpoint,
+                prune=job.prune,
                 on_resume=lambda epoch, job=job: callbacks.on_resume(job, epoch),
                 on_notice=lambda text, job=job: callbacks.on_notice(job, text),
             )

@@ -155,6 +155,7 @@ class ThreadEvaluator:
                     on_epoch=lambda record: self._outbox.put(("epoch", slot, cid, record)),
                     model_fn=simulated_oom_model if simulate_oom else build_network,
                     checkpoint=job.checkpoint,
+                    prune=job.prune,
                     on_resume=lambda epoch: self._outbox.put(("resumed", slot, cid, epoch)),
                     on_notice=lambda text: self._outbox.put(("notice", slot, cid, text)),
                 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import DATASETS, SIZES
+from ..pruning import PRUNING_RULES
 from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS
 from . import checks as c
 
@@ -105,6 +106,13 @@ class SearchConfig:
     fitness: str = key("val_acc", c.choice(("val_acc", "val_auc")))
     tie_break: str = key("val_auc", c.choice(("val_auc", "none")))
     strategy: str = key("ode", c.choice(STRATEGIES))
+    # Stop trainings that can no longer win (engine.pruning): "parent" judges a DE
+    # trial against its target parent's learning curve (and batches without a
+    # parent against the median of earlier candidates); "median" judges every
+    # candidate against the median. "none" is the published protocol.
+    pruning: str = key("none", c.choice(PRUNING_RULES))
+    pruning_warmup: int = key(2, c.integer(1, what="an integer >= 1 (epochs before any pruning decision)"))
+    pruning_margin: float = key(0.0, c.number(0.0, 1.0, what="a number in [0, 1] (fitness units below the bar)"))
 
 
 @dataclass(frozen=True)

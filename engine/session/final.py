@@ -34,7 +34,8 @@ def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[Can
 def final_config(profile: Profile) -> Any:
     """The training settings of a retraining: ``final.epochs`` on the full data, never capped.
 
-    The best epoch is chosen by validation ACC, as in the paper (``final_train``).
+    The best epoch is chosen by validation ACC, as in the paper, equal ACCs by
+    the search's tie-break (``final_train``'s ``tie_break``).
     """
     from dataclasses import replace
 
@@ -53,6 +54,16 @@ def preprocessing_of(data: Any) -> Preprocessing:
     )
 
 
+def majority_acc(split: Any) -> float | None:
+    """The accuracy of always answering ``split``'s most frequent class (None for an empty split)."""
+    import numpy as np
+
+    y = np.asarray(split.y.cpu()).reshape(-1)
+    if y.size == 0:
+        return None
+    return float(np.bincount(y.astype(np.int64)).max() / y.size)
+
+
 def retrain(
     genotype: Genotype,
     data: Any,
@@ -67,6 +78,7 @@ def retrain(
     device: str,
     control: Any,
     publish: Callable[[ev.Event], None],
+    tie_break: str = "val_auc",
 ) -> tuple[ev.FinalResult, Any]:
     """One retraining from scratch: train (resuming its per-epoch checkpoint), write the bundle and result.json.
 
@@ -93,6 +105,7 @@ def retrain(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
         ),
         on_notice=lambda text: publish(ev.Log(message=f"#{candidate_id} seed {seed}: {text}", level="warning")),
+        tie_break=tie_break,
     )
     metrics = dict(
         test_auc=outcome.test_auc,
@@ -127,6 +140,8 @@ def retrain(
         seconds=outcome.seconds,
         weights_path=str(weights),
         genotype_path=str(meta),
+        majority_acc=majority_acc(data.test),
+        best_epoch=outcome.best_epoch,
     )
     atomic_write_json(out / "result.json", event.to_dict())
     return event, outcome
@@ -199,6 +214,7 @@ class FinalPhase:
                     device=self.device,
                     control=self.control,
                     publish=self.publish,
+                    tie_break=self.profile.search.tie_break,
                 )
                 self.done.add((cid, seed))
                 self.publish(event)

@@ -211,6 +211,7 @@ class Retrain(RunLifecycle):
                 event, outcome = retrain(
                     g, data, config, seed, self._seed_dir(seed), candidate_id=seed, key=g.key, params=params,
                     flops=flops, device=self.device, control=self.control, publish=self.publish,
+                    tie_break=p.search.tie_break,
                 )
                 self._current = outcome.peak_memory_mb
                 best = outcome.history[outcome.best_epoch - 1] if outcome.history else {}

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from .. import events as ev
 from ..executors import Callbacks, Job, candidate_seed
 from ..profile import Profile
+from ..pruning import PruneRule, median_rule, parent_rule
 from ..records import TRAINED_STATUSES, CandidateRecord, best_record, selection_key
 from ..rundir import RunDir
 from ..space import SearchSpace
@@ -108,7 +109,8 @@ class Search:
             batch = strategy.ask()
             if batch.phase == "jump":
                 self.publish(ev.Jump(generation=batch.generation, proposed=len(batch)))
-            results = self.evaluate(batch, evaluator)
+            parents = list(strategy.population_ids) if batch.phase == "trial" else None
+            results = self.evaluate(batch, evaluator, parents)
             if results is None:
                 return "budget"
             secondary = None if self.tie_break == "none" else [self._secondary(r) for r in results]
@@ -118,7 +120,7 @@ class Search:
 
     def _secondary(self, record: CandidateRecord) -> list[float]:
         """The tie-break values the strategy compares equal fitnesses by (finite; higher is better)."""
-        if record.fitness is None:
+        if record.fitness is None or record.pruned:
             return [NO_TIE_BREAK, NO_TIE_BREAK]
         key = selection_key(record.fitness, record.val_auc, record.flops, self.tie_break)[1:]
         return [max(float(v), NO_TIE_BREAK) for v in key]
@@ -140,9 +142,13 @@ class Search:
         )
 
     # ------------------------------------------------------------------ one batch
-    def evaluate(self, batch: Batch, evaluator: Any) -> list[CandidateRecord] | None:
-        """Answer every candidate of ``batch``; None when the budget ran out inside it."""
-        triage = self._triage(batch)
+    def evaluate(self, batch: Batch, evaluator: Any, parents: list[int] | None = None) -> list[CandidateRecord] | None:
+        """Answer every candidate of ``batch``; None when the budget ran out inside it.
+
+        ``parents``: for a DE trial batch, the candidate id of each vector's
+        target parent (what the ``parent`` pruning rule compares against).
+        """
+        triage = self._triage(batch, parents)
         if triage.jobs:
             evaluator.evaluate(triage.jobs, self._callbacks(triage))
         for i, draft in triage.later_twins:
@@ -155,9 +161,10 @@ class Search:
             return None
         return triage.results
 
-    def _triage(self, batch: Batch) -> _Triage:
+    def _triage(self, batch: Batch, parents: list[int] | None = None) -> _Triage:
         p = self.profile
         t = _Triage(results=[None] * len(batch))
+        median: list[PruneRule | None] = []  # computed once per batch, when first needed
         for i, vector in enumerate(batch.vectors):
             cid = batch.first_id + i
             if cid in self.records:  # finished before a crash or stop
@@ -186,9 +193,41 @@ class Search:
                 t.first_of_key[g.key] = i
                 self.counter.submit(g)
                 checkpoint = str(self.run_dir.candidate_checkpoint_path(cid))
-                t.jobs.append(Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint))
+                prune = self._prune_rule(batch, i, parents, median)
+                t.jobs.append(
+                    Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint, prune=prune)
+                )
                 t.drafts[cid] = (i, draft)
         return t
+
+    def _prune_rule(
+        self, batch: Batch, index: int, parents: list[int] | None, median: list[PruneRule | None]
+    ) -> PruneRule | None:
+        """The bars candidate ``index`` of ``batch`` must reach (``engine.pruning``), or None.
+
+        Built only from records of earlier batches (ids below ``batch.first_id``),
+        never from what is in flight: a resumed run, any executor and any number
+        of workers get the same rules.
+        """
+        s, epochs = self.profile.search, self.profile.training.epochs
+        if s.pruning == "none":
+            return None
+        if s.pruning == "parent" and parents is not None:
+            parent = self.records.get(parents[index]) if index < len(parents) else None
+            if parent is None or parent.status != "ok":  # a parent that did not train (or was pruned) is beaten by anything
+                return None
+            return parent_rule(
+                parent.history, s.fitness, epochs, warmup=s.pruning_warmup, margin=s.pruning_margin,
+                parent_id=parent.candidate_id,
+            )
+        if not median:
+            earlier = [
+                (r.history, r.status == "ok")
+                for cid, r in sorted(self.records.items())
+                if cid < batch.first_id and r.status in ("ok", "pruned") and r.history
+            ]
+            median.append(median_rule(earlier, s.fitness, epochs, warmup=s.pruning_warmup, margin=s.pruning_margin))
+        return median[0]
 
     def _callbacks(self, t: _Triage) -> Callbacks:
         max_epochs = self.profile.training.epochs
@@ -238,6 +277,7 @@ class Search:
                     error=result.error,
                     worker=worker,
                     history=[dict(h) for h in result.history],
+                    pruned_at=result.pruned_at,
                 )
             )
 

@@ -28,6 +28,7 @@ from ..data import Dataset
 from ..errors import StopRequested, one_line
 from ..model import INIT_LOCK, build_network
 from ..profile.sections import TrainingConfig
+from ..pruning import PruneRule
 from .checkpoint import EpochCheckpoint
 from .device import is_out_of_memory, prepare_device, release
 from .fitter import Fitter
@@ -54,9 +55,11 @@ class CandidateResult:
     """Outcome of training one candidate.
 
     Attributes:
-        status: ``"ok"``, ``"oom"`` (CUDA out of memory; memory was released)
+        status: ``"ok"``, ``"pruned"`` (stopped by its ``PruneRule``: it could
+            no longer win), ``"oom"`` (CUDA out of memory; memory was released)
             or ``"failed"`` (any other error, see ``error``).
-        fitness: best validation ACC (or AUC) over the epochs; None unless ok.
+        fitness: best validation ACC (or AUC) over the epochs; None unless ok
+            or pruned (then: the best before it was stopped).
         val_acc, val_auc: validation metrics of the epoch that gave the fitness.
         epochs: epochs completed.
         seconds: wall time of the whole call.
@@ -65,6 +68,7 @@ class CandidateResult:
         error: one-line message for oom / failed.
         history: one dict per epoch (as passed to ``on_epoch``).
         resumed_from: the epoch a checkpoint let it start after (0: from scratch).
+        pruned_at: the epoch it was pruned at (status ``pruned``), else None.
     """
 
     status: str
@@ -77,6 +81,7 @@ class CandidateResult:
     error: str | None
     history: tuple[dict, ...] = ()
     resumed_from: int = 0
+    pruned_at: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +159,7 @@ class _Progress:
     best_auc: float | None = None
     best_epoch: int = 0
     best_state: dict | None = None
+    pruned_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -193,6 +199,37 @@ def _better(value: float, best: float | None) -> bool:
     return not math.isnan(value) and (best is None or value > best)
 
 
+def _finite(v: Any) -> float:
+    v = float(v)
+    return -math.inf if math.isnan(v) else v
+
+
+def epoch_rank(record: dict, select: str, tie_break: str) -> tuple[float, ...]:
+    """How epochs compare when the best one is kept (larger is better).
+
+    ``select`` first; with ``tie_break="val_auc"`` an equal value is decided
+    by validation AUC, then by the lower validation loss (the search's
+    tie-break, so a final retraining whose validation ACC sits at the
+    majority class in every epoch keeps the epoch that ranks the classes
+    best, not the first one). ``"none"``: the paper's plain comparison. A NaN
+    counts as the worst value.
+    """
+    first = _finite(record[select])
+    if tie_break == "none":
+        return (first,)
+    second = "val_auc" if select != "val_auc" else "val_acc"
+    loss = float(record["val_loss"])
+    return (first, _finite(record[second]), -math.inf if math.isnan(loss) else -loss)
+
+
+def _improves(record: dict, progress: "_Progress", select: str, tie_break: str) -> bool:
+    """Whether ``record`` beats the best epoch so far (strictly; the earlier epoch wins a full tie)."""
+    if tie_break == "none" or not 1 <= progress.best_epoch <= len(progress.history):
+        return _better(record[select], progress.best_value)
+    best = progress.history[progress.best_epoch - 1]
+    return epoch_rank(record, select, tie_break) > epoch_rank(best, select, tie_break)
+
+
 def _call(fn: Callable | None, *args: Any) -> None:
     if fn is None:
         return
@@ -229,6 +266,8 @@ def _fit(
     on_resume: OnResume | None,
     on_notice: OnNotice | None,
     memory: PeakMemory,
+    tie_break: str = "none",
+    prune: PruneRule | None = None,
 ) -> tuple[Fitter, _Progress]:
     """Run epochs until early stopping or ``config.epochs``, resuming from ``checkpoint`` when it holds one."""
     start = time.perf_counter()
@@ -253,9 +292,10 @@ def _fit(
     stopper.best, stopper.bad_epochs = progress.stop_best, progress.stop_bad
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         record = fitter.run_epoch(epoch, control, memory)
+        improves = _improves(record, progress, select, tie_break)
         progress.history.append(record)
         value = record[select]
-        if _better(value, progress.best_value) or (keep_best_state and progress.best_state is None):
+        if improves or (keep_best_state and progress.best_state is None):
             progress.best_value, progress.best_epoch = value, epoch
             progress.best_acc, progress.best_auc = record["val_acc"], record["val_auc"]
             if keep_best_state:
@@ -264,6 +304,9 @@ def _fit(
         stop = stopper.update(record["val_loss"])
         progress.epoch, progress.stop_best, progress.stop_bad = epoch, stopper.best, stopper.bad_epochs
         if stop:
+            break
+        if prune is not None and epoch < config.epochs and prune.prunes(epoch, progress.best_value):
+            progress.pruned_at = epoch
             break
         if checkpoint is not None and epoch < config.epochs and checkpoint.due(time.perf_counter() - start):
             checkpoint.save(fitter.state_dict(), progress.to_dict())
@@ -300,7 +343,15 @@ class _Training:
             self.ckpt = EpochCheckpoint(Path(checkpoint), identity, 0.0 if final else config.checkpoint_after_seconds)
         self.resumed = _ResumeNote(on_resume)
 
-    def fit(self, control: Any, on_epoch: OnEpoch | None, on_notice: OnNotice | None) -> tuple[Fitter, _Progress]:
+    def fit(
+        self,
+        control: Any,
+        on_epoch: OnEpoch | None,
+        on_notice: OnNotice | None,
+        *,
+        tie_break: str = "none",
+        prune: PruneRule | None = None,
+    ) -> tuple[Fitter, _Progress]:
         return _fit(
             self.make,
             self.config,
@@ -312,6 +363,8 @@ class _Training:
             on_resume=self.resumed,
             on_notice=on_notice,
             memory=self.memory,
+            tie_break=tie_break,
+            prune=prune,
         )
 
     def finished(self) -> None:
@@ -334,6 +387,7 @@ def train_candidate(
     checkpoint: str | Path | None = None,
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
+    prune: PruneRule | None = None,
 ) -> CandidateResult:
     """Train one candidate on ``data.train`` and score it on ``data.val``.
 
@@ -357,9 +411,12 @@ def train_candidate(
             removed when the training ends.
         on_resume: called with the epoch a checkpoint resumed after.
         on_notice: called with one line when a checkpoint was refused.
+        prune: bars the best fitness so far must reach at the end of each
+            epoch (``engine.pruning``); a training below one stops there.
 
     Returns:
-        A ``CandidateResult``: ``ok`` with the fitness; ``oom`` when the GPU
+        A ``CandidateResult``: ``ok`` with the fitness; ``pruned`` (with the
+        best fitness so far and ``pruned_at``) when ``prune`` stopped it; ``oom`` when the GPU
         ran out of memory (memory is released first); ``failed`` with a
         one-line error for any other exception.
 
@@ -374,8 +431,15 @@ def train_candidate(
     status, error = "ok", None
     fitter: Fitter | None = None
     try:
-        fitter, progress = run.fit(control, on_epoch, on_notice)
-        if progress.best_value is None:
+        fitter, progress = run.fit(control, on_epoch, on_notice, prune=prune)
+        if progress.pruned_at is not None and progress.best_value is not None and prune is not None:
+            status = "pruned"
+            bar = prune.bar(progress.pruned_at)
+            error = (
+                f"pruned at epoch {progress.pruned_at}: best {fitness} {progress.best_value:.4f} "
+                f"< {bar:.4f} ({prune.reference or 'bar'})"
+            )
+        elif progress.best_value is None:
             status, error = "failed", f"{fitness} was undefined in every epoch (one class in the validation split?)"
     except _CallbackError as exc:
         raise exc.inner from None
@@ -392,7 +456,7 @@ def train_candidate(
         if status != "ok" or dev.type == "cuda":
             release(dev)
     run.finished()
-    ok = status == "ok"
+    ok = status in ("ok", "pruned")
     return CandidateResult(
         status=status,
         fitness=progress.best_value if ok else None,
@@ -404,6 +468,7 @@ def train_candidate(
         error=error,
         history=tuple(progress.history),
         resumed_from=run.resumed.epoch,
+        pruned_at=progress.pruned_at if status == "pruned" else None,
     )
 
 
@@ -420,12 +485,15 @@ def final_train(
     checkpoint: str | Path | None = None,
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
+    tie_break: str = "val_auc",
 ) -> FinalOutcome:
     """Retrain a finalist from scratch on the full training split and test it.
 
     Trains like ``train_candidate`` (bf16 when ``config.uses_amp(final=True)``),
     keeps a CPU copy of the weights of the epoch with the best validation ACC
-    (the paper's rule), reloads them and evaluates them on ``data.test``.
+    (the paper's rule; with ``tie_break="val_auc"`` equal ACCs are decided by
+    validation AUC, then lower validation loss, as the search decides ties),
+    reloads them and evaluates them on ``data.test``.
 
     Args:
         genotype: a feasible ``Genotype``.
@@ -439,6 +507,8 @@ def final_train(
         checkpoint: a per-epoch checkpoint file (written after every epoch,
             resumed when it matches, removed at the end).
         on_resume, on_notice: as in ``train_candidate``.
+        tie_break: ``"val_auc"`` (the default) or ``"none"`` (the paper's
+            plain rule: the first epoch with the best validation ACC).
 
     Returns:
         ``FinalOutcome`` with the test AUC / ACC of the best-validation epoch
@@ -454,7 +524,7 @@ def final_train(
                     checkpoint=checkpoint, on_resume=on_resume)
     fitter: Fitter | None = None
     try:
-        fitter, progress = run.fit(control, on_epoch, on_notice)
+        fitter, progress = run.fit(control, on_epoch, on_notice, tie_break=tie_break)
         assert progress.best_state is not None
         fitter.model.load_state_dict(progress.best_state)
         _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)

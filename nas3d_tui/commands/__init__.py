@@ -22,6 +22,7 @@ COMMANDS = (
     "export",
     "train",
     "profiles",
+    "models",
     "report",
     "serve",
     "data",

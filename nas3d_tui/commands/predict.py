@@ -31,7 +31,7 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="the model bundle folder (final/<id>-seed<k>/ of a run)")
+    parser.add_argument("bundle", help="the model bundle folder (final/<id>-seed<k>/ of a run), or published:NAME (nas3d-tui models)")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".nii/.nii.gz/.npy/.npz files or folders")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("-o", "--output", default=None, metavar="FILE.csv|FILE.json",
@@ -64,7 +64,9 @@ def main(args: argparse.Namespace) -> int:
     from engine.bundle import read_bundle
     from engine.predict import check_output, predict, write_predictions
 
-    bundle = read_bundle(args.bundle)
+    from ..published import resolve
+
+    bundle = read_bundle(resolve(args.bundle))
     if args.output is not None:
         check_output(args.output)
     report = predict(bundle, args.inputs, device=args.device, batch_size=args.batch_size, recursive=args.recursive)

@@ -62,6 +62,9 @@ def resolve_arch(text: str, space) -> tuple:
     from engine.rundir import RunDir
     from engine.space import Genotype
 
+    from ..published import resolve
+
+    text = resolve(text)  # published:<name> -> its bundle folder
     m = re.fullmatch(r"(.+):(\d+)", text)
     if m and _is(Path(m.group(1)).expanduser(), "dir"):
         rd = RunDir(m.group(1))

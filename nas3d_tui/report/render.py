@@ -110,6 +110,13 @@ def top_table(s: RunSummary, k: int) -> Table:
     return header, rows
 
 
+def no_better_than_majority(f: Any) -> bool:
+    """A finalist whose mean test AUC is at most chance, or whose test ACC is at most the majority class's."""
+    if f.test_auc_mean <= 0.5 + 1e-9:
+        return True
+    return f.majority_acc is not None and f.test_acc_mean <= f.majority_acc + 1e-9 and f.test_auc_mean < 0.6
+
+
 def final_table(s: RunSummary) -> tuple[Table, str]:
     """Final test metrics per finalist (mean ± std over seeds), then the reference rows, and a note."""
     header = ["model", "seeds", "test AUC", "test ACC", "val ACC", "params", "FLOPs", "source"]
@@ -127,6 +134,13 @@ def final_table(s: RunSummary) -> tuple[Table, str]:
                 "or the run ended before it.")
     else:
         note = "Mean ± sample standard deviation over seeds (a single seed shows its value)."
+        for f in s.finals:
+            if no_better_than_majority(f):
+                majority = f" (test ACC {_num(f.majority_acc)})" if f.majority_acc is not None else ""
+                note += (f" Finalist #{f.candidate_id} is no better than always answering the most frequent "
+                         f"class{majority}: test AUC {_num(f.test_auc_mean)}, test ACC {_num(f.test_acc_mean)}. "
+                         "It has not learned to tell the classes apart; train longer (final.epochs, "
+                         "training.epochs) or search more.")
     flag = s.dataset.lower()
     if flag in MEDMNIST3D and flag not in REFERENCE_ROWS:
         note += f" No reference rows for {s.dataset} are recorded yet (nas3d_tui/report/paper.py)."

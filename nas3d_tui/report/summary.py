@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 # Candidate outcomes, in the order the report lists their counts.
-STATUSES = ("ok", "duplicate", "infeasible", "oom", "failed")
+STATUSES = ("ok", "pruned", "duplicate", "infeasible", "oom", "failed")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class FinalRow:
     flops: int
     epochs: int
     seconds: float  # all seeds together
+    majority_acc: float | None = None  # test ACC of always answering the most frequent class (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def _final_rows(results: list[ev.FinalResult], order: Sequence[int]) -> list[Fin
                 flops=int(rs[-1].flops),
                 epochs=max(int(r.epochs) for r in rs),
                 seconds=sum(float(r.seconds) for r in rs),
+                majority_acc=rs[-1].majority_acc,
             )
         )
     return rows

@@ -452,10 +452,22 @@ def test_final_train_keeps_the_best_validation_checkpoint():
     data = synthetic(n_train=16, n_val=8)
     outcome = final_train(None, data, replace(FAST, epochs=4, patience=0, batch_size=2), seed=0,
                           model_fn=tiny_fn(made), on_epoch=on_epoch)
-    best = max(range(4), key=lambda i: (outcome.history[i]["val_acc"], -i))
+    h = outcome.history
+    # equal validation ACC is decided by validation AUC, then lower validation loss (the search's tie-break)
+    best = max(range(4), key=lambda i: (h[i]["val_acc"], h[i]["val_auc"], -h[i]["val_loss"], -i))
     assert outcome.best_epoch == best + 1
     for key, value in outcome.state_dict.items():
         assert torch.equal(value, snapshots[best][key])
+
+
+def test_final_train_without_tie_break_keeps_the_first_best_acc_epoch():
+    # tie_break="none" is the paper's plain rule: the first epoch with the best validation ACC.
+    made: list[Tiny] = []
+    data = synthetic(n_train=16, n_val=8)
+    outcome = final_train(None, data, replace(FAST, epochs=4, patience=0, batch_size=2), seed=0,
+                          model_fn=tiny_fn(made), tie_break="none")
+    best = max(range(4), key=lambda i: (outcome.history[i]["val_acc"], -i))
+    assert outcome.best_epoch == best + 1
 
 
 def test_final_train_stopped_raises_and_keeps_no_result(genotype, small):

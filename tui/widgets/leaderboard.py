@@ -40,6 +40,13 @@ def _text(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
+def _status(row: Any) -> str:
+    """``pruned@3`` for a training stopped at epoch 3 by its pruning rule, else the status."""
+    status = getattr(row, "status", None)
+    at = getattr(row, "pruned_at", None)
+    return f"pruned@{at}" if status == "pruned" and at else _text(status)
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("rank", "rank", _text),
     Column("candidate_id", "id", lambda v: f"#{v}"),
@@ -51,7 +58,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("flops", "FLOPs", si),
     Column("epochs", "epochs", _text),
     Column("seconds", "time", duration),
-    Column("status", "status", _text, numeric=False),
+    Column("status", "status", _text, numeric=False, render=lambda r: _status(r)),
     Column("worker", "worker", _text, numeric=False),
     Column("test_auc", "test AUC", metric, descending=True, render=lambda r: pm(r.test_auc, r.test_auc_std)),
 )
@@ -222,7 +229,7 @@ class LeaderboardPanel(Vertical):
                 value = getattr(row, col.key, None)
                 cell = Text(col.text(row), justify="right" if col.numeric else "left")
                 if col.key == "status" and value not in (None, "ok"):
-                    cell.stylize("yellow" if value in ("oom", "duplicate", "running") else "dim")
+                    cell.stylize("yellow" if value in ("oom", "duplicate", "running", "pruned") else "dim")
                 cells.append(cell)
             table.add_row(*cells, key=str(row.candidate_id))
             self.row_ids.append(int(row.candidate_id))
