@@ -144,6 +144,8 @@ def replay(run_dir: Path, rule: str, warmup: int, margin: float) -> Replay:
             result.epochs_total += len(r.history)
             if rule == "parent" and parents is not None:
                 parent = records.get(parents[k])
+                if parent is not None and parent.status == "duplicate" and parent.duplicate_of is not None:
+                    parent = records.get(parent.duplicate_of)
                 pr = (parent_rule(parent.history, metric, max_epochs, warmup=warmup, margin=margin)
                       if parent is not None and parent.status == "ok" else None)
             else:

@@ -214,6 +214,8 @@ class Search:
             return None
         if s.pruning == "parent" and parents is not None:
             parent = self.records.get(parents[index]) if index < len(parents) else None
+            if parent is not None and parent.status == "duplicate" and parent.duplicate_of is not None:
+                parent = self.records.get(parent.duplicate_of)  # its result, and so its learning curve
             if parent is None or parent.status != "ok":  # a parent that did not train (or was pruned) is beaten by anything
                 return None
             return parent_rule(

@@ -68,6 +68,17 @@ def _peak(s: RunSummary) -> str:
     return f"{mb(s.peak_memory_mb)} (no GPU: a candidate's growth of process memory)"
 
 
+def _pruned(s: RunSummary) -> str:
+    """The candidates pruning stopped, with the epoch each stopped at (search.pruning)."""
+    pruned = [e for e in s.candidates if e.status == "pruned"]
+    if not pruned:
+        return f"none (search.pruning = {s.profile.get('search', {}).get('pruning', 'none')!r})" \
+            if isinstance(s.profile.get("search"), dict) else "none"
+    listed = ", ".join(f"#{e.candidate_id} at epoch {e.pruned_at}" for e in pruned[:12])
+    more = f", … ({len(pruned) - 12} more)" if len(pruned) > 12 else ""
+    return f"{len(pruned)} stopped early, could no longer win: {listed}{more}"
+
+
 def facts(s: RunSummary, journal: Path) -> list[tuple[str, str]]:
     """The run facts as (label, value) pairs."""
     counts = " · ".join(f"{s.counts.get(k, 0)} {k}" for k in STATUSES)
@@ -90,6 +101,7 @@ def facts(s: RunSummary, journal: Path) -> list[tuple[str, str]]:
         ("wall time, final phase", duration(s.final_seconds) if s.finalists or s.finals else DASH),
         ("trained", f"{s.trained} candidates (budget spent, oom and failed included)"),
         ("candidates", counts),
+        ("pruned", _pruned(s)),
         ("best", f"#{best.candidate_id}: {s.fitness_metric} {_num(best.fitness)}" if best else DASH),
         ("peak memory", _peak(s)),
         ("peak process RSS", mb(s.peak_rss_mb)),

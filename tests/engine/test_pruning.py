@@ -260,6 +260,10 @@ def test_a_tiny_search_with_parent_pruning_shows_pruned_candidates_everywhere(pr
 
     summary = summarise(journal)
     assert summary.counts["pruned"] == len(pruned)
+    from nas3d_tui.report.render import facts
+
+    line = dict(facts(summary, pruned_run / "events.jsonl"))["pruned"]
+    assert line.startswith(f"{len(pruned)} stopped early") and f"#{pruned[0].candidate_id} at epoch" in line
 
 
 def test_a_run_killed_during_a_pruned_training_resumes_to_the_leaderboard_of_an_uninterrupted_run(pruned_run, tmp_path):

@@ -368,3 +368,33 @@ def test_the_report_renders_in_chromium(synthetic_report, tmp_path: Path) -> Non
     assert len(colours) > 200
     green = np.all(np.abs(rgb - np.array([0x15, 0x80, 0x3D]) / 255) < 0.06, axis=-1)  # the "best" line
     assert int(green.sum()) > 50
+
+
+class TestMajorityClassNote:
+    """The report says plainly when a finalist is no better than always answering the majority class."""
+
+    @staticmethod
+    def _with_finals(test_auc: float, test_acc: float, majority: float | None) -> list:
+        events = synthetic_events(seeds=(0, 1))
+        out = []
+        for e in events:
+            if isinstance(e, ev.FinalResult):
+                e = ev.event_from_dict({**e.to_dict(), "test_auc": test_auc, "test_acc": test_acc,
+                                        "majority_acc": majority})
+            out.append(e)
+        return out
+
+    def test_a_chance_level_finalist_is_named(self) -> None:
+        from nas3d_tui.report.render import final_table
+
+        _, note = final_table(summarise(self._with_finals(0.4616, 0.7685, 0.7685)))
+        assert "no better than always answering the most frequent class (test ACC 0.7685)" in note
+        assert "train longer" in note
+
+    def test_a_finalist_that_learned_gets_no_such_note(self) -> None:
+        from nas3d_tui.report.render import final_table
+
+        _, note = final_table(summarise(self._with_finals(0.86, 0.82, 0.7685)))
+        assert "no better than" not in note
+        _, old = final_table(summarise(self._with_finals(0.86, 0.82, None)))  # a journal from before majority_acc
+        assert "no better than" not in old
