@@ -1,12 +1,12 @@
 """Many runs in one folder: ``nas3d-tui runs`` (list, JSON, picker) and a comparison of two real runs.
 
 One folder holds real tiny searches made once for this module -- one
-finished ODE search and one finished random search, one stopped with SIGINT,
-one killed with SIGKILL (crashed) and one still driven by a live process
-(suspended with SIGSTOP after its first trained candidate, so it holds its
-lock without using the CPU) -- beside copies of the finished run with a
-damaged checkpoint and a damaged journal, a run that failed, a train run
-and a folder that is not a run.
+finished ODE search and one finished random search, one killed with SIGKILL
+(crashed) and one still driven by a live process (suspended with SIGSTOP once
+it saved its first checkpoint, so it holds its lock without using the CPU) --
+beside copies of the finished run with a damaged checkpoint and a damaged
+journal, and journals of a stopped run, a failed run and a train run, and a
+folder that is not a run.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,23 @@ from matplotlib.image import imread
 from engine.journal import read_journal
 from engine.runs import STATES, inspect_run, list_runs
 from headless_chromium import screenshot
-from report_runs import REPO, _launch, _wait_trained, synthetic_lines, write_journal
+from report_runs import REPO, _launch, synthetic_lines, write_journal
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1200)
 
-REAL = ("finished", "random", "stopped", "crashed", "running")
+REAL = ("finished", "random", "crashed", "running")
+
+
+def _wait_for(run_dir: Path, proc: subprocess.Popen, kind: str, timeout: float = 500) -> None:
+    """Until the run's journal holds an event of ``kind``."""
+    journal = run_dir / "events.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before a {kind} event"
+        if journal.exists() and f'"kind":"{kind}"' in journal.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} event in {journal} after {timeout:.0f}s")
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -51,17 +64,16 @@ def folder(tmp_path_factory):
     procs = {
         "finished": _launch(dirs["finished"], "search.budget=4"),
         "random": _launch(dirs["random"], "search.budget=4", "search.strategy='random'"),
-        "stopped": _launch(dirs["stopped"], "search.budget=200"),
         "crashed": _launch(dirs["crashed"], "search.budget=200"),
         "running": _launch(dirs["running"], "search.budget=200"),
     }
     try:
-        for name, sig in (("running", signal.SIGSTOP), ("stopped", signal.SIGINT), ("crashed", signal.SIGKILL)):
-            _wait_trained(dirs[name], procs[name], timeout=240)
+        for name, sig in (("running", signal.SIGSTOP), ("crashed", signal.SIGKILL)):
+            _wait_for(dirs[name], procs[name], "checkpoint_saved")
             os.kill(procs[name].pid, sig)
-        codes = {name: procs[name].wait(timeout=240) for name in ("finished", "random", "stopped", "crashed")}
+        codes = {name: procs[name].wait(timeout=600) for name in ("finished", "random", "crashed")}
         logs = {name: (root / f"{name}.log").read_text(errors="replace")[-2000:] for name in REAL}
-        assert codes == {"finished": 0, "random": 0, "stopped": 130, "crashed": -signal.SIGKILL}, logs
+        assert codes == {"finished": 0, "random": 0, "crashed": -signal.SIGKILL}, logs
         # copies of the finished run, each with one damaged file (and no lock file: listing must not make one)
         for name, damage in (("bad-checkpoint", "checkpoint.json"), ("bad-journal", "events.jsonl")):
             shutil.copytree(dirs["finished"], root / name)
@@ -72,13 +84,16 @@ def folder(tmp_path_factory):
             else:
                 lines = path.read_text().splitlines(keepends=True)
                 path.write_text("".join(lines[:3]) + '{"kind": "candidate_finished", "status": 3}\n' + "".join(lines[3:]))
-        # a run that failed, and a train run (journals in the engine's format, the profile of a real run)
+        # a stopped, a failed and a train run (journals in the engine's format, the profile of a real run)
+        stopped = synthetic_lines(final=False)[:-1] + [{"kind": "run_finished", "ts": 1_750_100_000.0,
+                                                        "reason": "stopped", "trained": 17, "seconds": 99.0}]
+        write_journal(root / "stopped", stopped)
         failed = synthetic_lines(final=False)[:-1] + [{"kind": "run_failed", "ts": 1_750_100_000.0,
                                                        "error": "RuntimeError: the disk went away"}]
         write_journal(root / "failed", failed)
         train = [dict(line, run_kind="train") if line["kind"] == "run_started" else line for line in synthetic_lines()]
         write_journal(root / "train", train)
-        for name in ("failed", "train"):
+        for name in ("stopped", "failed", "train"):
             shutil.copy(dirs["finished"] / "profile.toml", root / name / "profile.toml")
         (root / "train" / "train.json").write_text(json.dumps({"format": "nas3d-tui/train/1", "genotype": {}}))
         (root / "notes").mkdir()  # not a run: left out
@@ -98,7 +113,7 @@ class TestRunsList:
         before = _snapshot(root)
         runs = {r.name: r for r in list_runs(root)}
         assert _snapshot(root) == before  # not a byte, not a lock file
-        assert set(runs) == {*REAL, "bad-checkpoint", "bad-journal", "failed", "train"}
+        assert set(runs) == {*REAL, "stopped", "bad-checkpoint", "bad-journal", "failed", "train"}
         expected = {"finished": "finished", "random": "finished", "stopped": "stopped", "crashed": "crashed",
                     "running": "running", "bad-checkpoint": "damaged", "bad-journal": "damaged",
                     "failed": "failed", "train": "finished"}
@@ -114,9 +129,10 @@ class TestRunsList:
             assert r.best_fitness == max(e.fitness for e in ok)
             assert r.fitness_metric == "val_auc" and r.final_total is None
             assert r.started == events[0].ts and r.last_event == events[-1].ts
-        for name in ("stopped", "crashed", "running"):
-            assert runs[name].budget == 200 and 1 <= runs[name].trained < 200
-            assert runs[name].generation == 0
+        for name in ("crashed", "running"):
+            assert runs[name].budget == 200 and 0 <= runs[name].trained < 200
+            assert runs[name].generation == 0 and runs[name].last_event is not None
+        assert runs["stopped"].trained == 17 and runs["stopped"].budget == 14
         assert "checkpoint.json" in runs["bad-checkpoint"].error
         assert "events.jsonl line 4" in runs["bad-journal"].error
         assert runs["failed"].error == "RuntimeError: the disk went away"
@@ -197,3 +213,32 @@ class TestPicker:
                 "assert 'torch' not in sys.modules")
         result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
+
+
+# -- two real runs side by side, in a browser ------------------------------------------------
+
+@pytest.mark.browser
+def test_a_comparison_of_two_real_runs_in_chromium(folder, tmp_path: Path) -> None:
+    from nas3d_tui.report.compare_build import build_comparison
+    from nas3d_tui.report.compare_figures import COLOURS, COMPARE_CHARTS
+    from nas3d_tui.report.figures import CHART_SIZE, pixel_size
+
+    root, _ = folder
+    files = build_comparison([root / "finished", root / "random"], tmp_path / "cmp")
+    c = files.comparison
+    assert [r.label for r in c.runs] == ["finished", "random"]
+    assert [r.strategy for r in c.runs] == ["ode", "random"]
+    assert all(len(r.seconds) == len(r.summary.anytime) >= 1 for r in c.runs)
+    assert ("search.strategy", ("ode", "random")) in c.profile_diff
+    assert "search.budget" not in dict(c.profile_diff)  # equal in both: left out
+    html = files.html.read_text(encoding="utf-8")
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == len(COMPARE_CHARTS)
+    for f in files.figures:
+        assert imread(f.png).shape[:2] == pixel_size(CHART_SIZE)[::-1]
+    shot = tmp_path / "page.png"
+    screenshot(files.html.as_uri(), shot, size=(1280, 2600))
+    rgb = imread(shot)[..., :3]
+    assert rgb.shape[:2] == (2600, 1280) and float(np.std(rgb)) > 0.05  # not a blank page
+    for colour in COLOURS[:2]:  # both runs' curves are drawn on the page
+        target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+        assert int(np.all(np.abs(rgb - target) < 0.06, axis=-1).sum()) > 100, colour
