@@ -213,8 +213,10 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     p = Path(path)
     name = p.name
     pid: int | None = None
+    where = str(p.absolute())
     try:
         rd = RunDir(p)
+        where = str(rd.path)
         pid = driver_pid(rd.path)
         rd.check_is_run()
         from .profile import load_profile
@@ -226,9 +228,9 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
         checkpoint = rd.read_checkpoint()
         events = read_journal(rd.journal_path, strict=True)
     except UserError as exc:  # already one line naming the file
-        return RunInfo(path=str(p), name=name, kind="", state="damaged", pid=pid, error=" ".join(str(exc).split()))
+        return RunInfo(path=where, name=name, kind="", state="damaged", pid=pid, error=" ".join(str(exc).split()))
     except OSError as exc:
-        return RunInfo(path=str(p), name=name, kind="", state="damaged", pid=pid, error=os_error_message(exc))
+        return RunInfo(path=where, name=name, kind="", state="damaged", pid=pid, error=os_error_message(exc))
     facts = _progress(events, checkpoint)
     if train:
         facts["kind"] = "train"

@@ -52,6 +52,13 @@ def _curve(ax, k: int, r: ComparedRun, xs: list[float], end: float) -> None:
                marker=style["marker"], edgecolor="black", linewidth=0.5, zorder=4)
 
 
+def _reached(r: ComparedRun, by_time: bool) -> str:
+    """When run ``r`` first reached its final best: after how many trained candidates, or how much run time."""
+    points = r.summary.anytime
+    i = next(k for k, p in enumerate(points) if p.best == points[-1].best)
+    return f"after {duration(r.seconds[i])} of run time" if by_time else f"at {points[i].trained} trained"
+
+
 def _plot_anytime(fig: Figure, c: Comparison, by_time: bool) -> str:
     ax = fig.add_subplot()
     ax.set_title("Best fitness so far, " + ("against run time" if by_time else "against trained candidates"))
@@ -76,11 +83,8 @@ def _plot_anytime(fig: Figure, c: Comparison, by_time: bool) -> str:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
-    ends = "; ".join(
-        f"{r.label}: {r.summary.anytime[-1].best:.4f} after "
-        + (f"{duration(r.seconds[-1])} of run time" if by_time else f"{r.summary.anytime[-1].trained} trained")
-        for _, r in drawn
-    )
+    ends = "; ".join(f"{r.label}: {r.summary.anytime[-1].best:.4f}, first reached " + _reached(r, by_time)
+                     for _, r in drawn)
     what = "run time (the time a run was down before a resume is left out)" if by_time else "trained candidates"
     return f"Best {c.fitness_metric} found so far against {what}, one curve per run. Best reached: {ends}."
 
