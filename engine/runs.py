@@ -31,7 +31,7 @@ from .journal import read_journal
 from .records import TIE_BREAKS, TRAINED_STATUSES, finite_or_none, rank_key
 from .rundir import RunDir, read_json
 
-__all__ = ["STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid"]
+__all__ = ["STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid", "RunCache"]
 
 # running: a live process holds the lock; stopped: ended with a checkpoint (resumable);
 # crashed: never ended and nobody drives it; finished / failed: its last segment says so;
@@ -243,11 +243,46 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     return RunInfo(path=str(rd.path), name=name, state=state, pid=pid, error=error, **facts)
 
 
-def list_runs(folder: str | os.PathLike[str]) -> list[RunInfo]:
+def _signature(path: Path) -> tuple:
+    """What ``inspect_run`` depends on: the files it reads (size, time, inode) and the lock's holder."""
+    sig: list[Any] = [driver_pid(path)]
+    for name in ("profile.toml", "events.jsonl", "checkpoint.json", "train.json"):
+        try:
+            st = os.stat(path / name)
+            sig.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
+class RunCache:
+    """Remembers each run's ``RunInfo`` with the signature of its files, for a list that refreshes.
+
+    A run whose journal, checkpoint, profile, plan and lock holder did not
+    change is not read again, so refreshing a folder of long runs costs a few
+    ``stat`` calls per run.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[tuple, RunInfo]] = {}
+
+    def inspect(self, path: Path) -> RunInfo:
+        sig = _signature(path)
+        known = self._known.get(path)
+        if known is not None and known[0] == sig:
+            return known[1]
+        info = inspect_run(path)
+        self._known[path] = (sig, info)
+        return info
+
+
+def list_runs(folder: str | os.PathLike[str], cache: RunCache | None = None) -> list[RunInfo]:
     """Every run directory directly under ``folder`` (or ``folder`` itself when it is one), oldest first.
 
     Folders that hold no run (no profile, journal or checkpoint) are left
-    out; a run whose files are damaged is listed as ``damaged``.
+    out; a run whose files are damaged is listed as ``damaged``. With
+    ``cache``, runs whose files did not change since the last call are not
+    read again.
 
     Raises:
         RunDirError: ``folder`` does not exist, is not a directory, or cannot be listed.
@@ -259,9 +294,10 @@ def list_runs(folder: str | os.PathLike[str]) -> list[RunInfo]:
         if not root.is_dir():
             raise RunDirError(f"{root} is not a folder of runs (not a directory)")
         if is_run_dir(root):
-            return [inspect_run(root)]
-        children = sorted(c for c in root.iterdir() if not c.name.startswith(".") and is_run_dir(c))
+            children = [root]
+        else:
+            children = sorted(c for c in root.iterdir() if not c.name.startswith(".") and is_run_dir(c))
     except OSError as exc:
         raise RunDirError(f"cannot list {root}: {exc.strerror or exc}") from None
-    runs = [inspect_run(c) for c in children]
+    runs = [cache.inspect(c) if cache is not None else inspect_run(c) for c in children]
     return sorted(runs, key=lambda r: (r.started is None, r.started or 0.0, r.name))

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from engine.errors import UserError
-from engine.runs import RunInfo, list_runs
+from engine.runs import RunCache, RunInfo, list_runs
 
 from ..runlist import COLUMNS, cells
 
@@ -47,6 +47,7 @@ class RunPicker(App[str | None]):
         self.folder = folder
         self.refresh_seconds = refresh_seconds
         self.runs: list[RunInfo] = []
+        self._cache = RunCache()  # a refresh reads again only the runs whose files changed
 
     def compose(self) -> ComposeResult:
         yield Static(f"Runs in {self.folder} · enter attaches · r refreshes · q quits", id="runs-header")
@@ -69,7 +70,7 @@ class RunPicker(App[str | None]):
     @work(thread=True, exclusive=True, group="runs")
     def action_refresh(self) -> None:
         try:
-            runs, note = list_runs(self.folder), ""
+            runs, note = list_runs(self.folder, cache=self._cache), ""
         except UserError as exc:  # the folder went away or became unreadable
             runs, note = [], str(exc)
         self.call_from_thread(self._show, runs, note)
