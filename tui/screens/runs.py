@@ -24,6 +24,8 @@ from ..runlist import COLUMNS, cells
 __all__ = ["RunPicker", "pick_run", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 3.0
+PROGRESS = COLUMNS.index("PROGRESS")  # where a damaged run's error stands
+DAMAGED_WIDTH = 48  # ... cut there, so that it does not push the other columns off the screen
 
 
 class RunPicker(App[str | None]):
@@ -82,15 +84,19 @@ class RunPicker(App[str | None]):
         table.clear()
         now = time.time()
         for r in runs:
-            table.add_row(*cells(r, now), key=r.path)
+            row = list(cells(r, now))
+            if r.state == "damaged" and len(row[PROGRESS]) > DAMAGED_WIDTH:  # the whole message: on Enter, below
+                row[PROGRESS] = row[PROGRESS][: DAMAGED_WIDTH - 1] + "…"
+            table.add_row(*row, key=r.path)
         if not runs and not note:
             note = f"no runs in {self.folder}"
         self.query_one("#runs-note", Static).update(note)
         rows = [r.path for r in runs]
         if keep in rows:
             table.move_cursor(row=rows.index(keep))
-        elif runs:
-            table.move_cursor(row=len(runs) - 1)  # the newest run
+        elif runs:  # the newest run that can be attached to
+            usable = [k for k, r in enumerate(runs) if r.state != "damaged"]
+            table.move_cursor(row=usable[-1] if usable else 0)
 
     @property
     def selected(self) -> RunInfo | None:
