@@ -19,6 +19,7 @@ COMMANDS = (
     "run",
     "resume",
     "attach",
+    "runs",
     "export",
     "train",
     "profiles",
