@@ -276,6 +276,7 @@ class RayEvaluator:
         self._workers: dict[tuple[int, int], str] = {}  # (candidate, attempt) -> the worker that reported its start
         self._driver_node = ""
         self.lost_nodes: list[str] = []  # node labels seen to die, in order
+        self._deaths = 0  # tasks whose worker died (from then on: is any node left to train?)
 
     # ------------------------------------------------------------------ setup
     def _ensure(self) -> None:
@@ -378,12 +379,13 @@ class RayEvaluator:
             if not paused:
                 self._submit(core)
             self._pump(core)
-            if self.lost_nodes and time.monotonic() >= next_capacity_check:
+            if self._deaths and time.monotonic() >= next_capacity_check:
                 next_capacity_check = time.monotonic() + 2.0
                 self._check_capacity()
 
     def _lost(self, task: Task, core: TaskCore, exc: BaseException) -> None:
         """A task's worker died: say which node (when the node died with it) and that it is retried once."""
+        self._deaths += 1
         key = (task.job.candidate_id, task.attempt)
         worker = self._workers.pop(key, "ray")
         cause = one_line(exc, limit=160)

@@ -41,20 +41,41 @@ def cluster():
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     worker = c.add_node(num_cpus=1)
     c.wait_for_nodes(timeout=120)
+    pids = _pids(c.head_node) | _pids(worker)
     try:
         yield c, worker
     finally:
         if ray.is_initialized():
             ray.shutdown()
         c.shutdown()
-        assert not c.remaining_processes_alive()
+        deadline = time.monotonic() + 120
+        while _alive(pids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _alive(pids), f"Ray processes left behind: {sorted(_alive(pids))}"
+
+
+def _pids(node) -> set[int]:
+    """The pids of a Ray node's own processes (raylet, GCS, ...)."""
+    return {info.process.pid for infos in node.all_processes.values() for info in infos if info.process is not None}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(") ", 1)[1][:1] != "Z":
+                    alive.add(pid)
+        except (OSError, IndexError):
+            pass
+    return alive
 
 
 @pytest.mark.timeout(1500)
 def test_a_worker_node_lost_mid_run_is_retried_on_the_rest_and_the_leaderboard_is_unchanged(cluster, tmp_path,
                                                                                         tmp_path_factory):
     c, worker = cluster
-    worker_id = worker.unique_id
+    worker_id = worker.node_id
     events: list[ev.Event] = []
     removed = threading.Event()
 
