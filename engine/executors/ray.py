@@ -389,7 +389,7 @@ class RayEvaluator:
         key = (task.job.candidate_id, task.attempt)
         worker = self._workers.pop(key, "ray")
         cause = one_line(exc, limit=160)
-        node_gone = self._dead_node_of(worker)
+        node_gone = self._dead_node_of(worker, node_died="NodeDied" in type(exc).__name__)
         if node_gone and node_gone not in self.lost_nodes:
             self.lost_nodes.append(node_gone)
         where = f"node {node_gone} was lost" if node_gone else f"its Ray worker ({worker}) was lost"
@@ -398,13 +398,17 @@ class RayEvaluator:
             core.notice(task, f"{where}; {then} ({cause})")
         core.died(task, worker, f"Ray worker lost: {cause}")
 
-    def _dead_node_of(self, worker: str) -> str:
-        """The node label in ``worker`` when that node is no longer alive, else ""."""
-        alive = {n.get("NodeID", "")[:8] for n in self._nodes() if n.get("Alive")}
+    def _dead_node_of(self, worker: str, node_died: bool = False) -> str:
+        """The node label in ``worker`` when that node died (Ray said so, or it is no longer alive), else ""."""
         parts = worker.split(":")
         label = parts[1] if len(parts) > 2 else ""
         node8 = label.rsplit("/", 1)[-1] if "/" in label else ""
-        return label if node8 and node8 not in alive else ""
+        if not node8:
+            return ""
+        if node_died:
+            return label
+        alive = {n.get("NodeID", "")[:8] for n in self._nodes() if n.get("Alive")}
+        return label if node8 not in alive else ""
 
     def _nodes(self) -> list[dict]:
         try:
