@@ -290,8 +290,8 @@ class RayEvaluator:
                     if self.address:
                         engine_dir = str(Path(__file__).resolve().parents[1])
                         ray.init(address=self.address, runtime_env={"py_modules": [engine_dir]}, **kwargs)
-                    else:
-                        ray.init(**kwargs)
+                    else:  # "local": a new instance, never a cluster that happens to run on this machine
+                        ray.init(address="local", **kwargs)
                         self._owns_ray = True
             except Exception as exc:  # connection refused, bad address, ...
                 where = self.address or "a local instance"
