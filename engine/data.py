@@ -40,6 +40,7 @@ __all__ = [
     "load_dataset",
     "load_datafile",
     "iterate_batches",
+    "subset_rows",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -133,19 +134,27 @@ class Dataset:
         Raises:
             ValueError: fraction outside (0, 1].
         """
-        if not (0.0 < fraction <= 1.0) or math.isnan(fraction):
-            raise ValueError(f"search fraction must be in (0, 1], got {fraction}")
         if fraction == 1.0:
             return self
-        rng = np.random.default_rng(seed)
-        parts = {}
-        for name in ("train", "val"):
-            split = self.split(name)
-            n = len(split)
-            k = min(n, max(1, int(round(fraction * n))))
-            index = np.sort(rng.choice(n, size=k, replace=False))
-            parts[name] = split.subset(torch.from_numpy(index.astype(np.int64)))
+        rows = subset_rows({name: len(self.split(name)) for name in ("train", "val")}, fraction, seed)
+        parts = {name: self.split(name).subset(torch.from_numpy(index.astype(np.int64))) for name, index in rows.items()}
         return replace(self, **parts)
+
+
+def subset_rows(sizes: dict[str, int], fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """The sorted row indices ``Dataset.search_subset`` keeps of each split (``sizes``: split -> rows, in order).
+
+    Raises:
+        ValueError: fraction outside (0, 1].
+    """
+    if not (0.0 < fraction <= 1.0) or math.isnan(fraction):
+        raise ValueError(f"search fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    rows = {}
+    for name, n in sizes.items():
+        k = min(n, max(1, int(round(fraction * n))))
+        rows[name] = np.sort(rng.choice(n, size=k, replace=False))
+    return rows
 
 
 def bundled_path() -> Path:

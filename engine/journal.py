@@ -47,17 +47,31 @@ class JournalSink:
         with self._lock:
             if self._fh.closed:
                 return
-            self._fh.write(line + "\n")
-            self._fh.flush()
-            if event.kind in _DURABLE:
-                os.fsync(self._fh.fileno())
+            try:
+                self._fh.write(line + "\n")
+                self._fh.flush()
+                if event.kind in _DURABLE:
+                    os.fsync(self._fh.fileno())
+            except OSError as exc:  # a full disk: say which file could not be written
+                raise self._about(exc) from None
 
     def close(self) -> None:
         with self._lock:
             if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+                try:
+                    self._fh.flush()
+                    os.fsync(self._fh.fileno())
+                except OSError as exc:
+                    raise self._about(exc) from None
+                finally:
+                    try:
+                        self._fh.close()
+                    except OSError:
+                        pass  # the flush above already failed and said why
+
+    def _about(self, exc: OSError) -> OSError:
+        """``exc`` naming the journal (a write to an open file carries no file name)."""
+        return type(exc)(exc.errno, exc.strerror, str(self.path)) if exc.errno else exc
 
 
 class _Torn(Exception):

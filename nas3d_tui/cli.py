@@ -17,11 +17,29 @@ Library warnings and library log lines never reach the terminal
 """
 from __future__ import annotations
 
+import os
+import signal
+import sys
+
+
+def _interrupted_early(signum, frame) -> None:  # pragma: no cover - runs in the real process only
+    """Ctrl-C before the command's error boundary is entered: nothing was written; one line, exit 130."""
+    try:
+        os.write(2, b"nas3d-tui: error: interrupted\n")
+    finally:
+        os._exit(130)
+
+
+# Started as the program (the ``nas3d-tui`` script or ``python -m nas3d_tui``), a Ctrl-C while the
+# imports and the parser are still being built would print a KeyboardInterrupt traceback: until
+# ``main`` enters its error boundary, it is one line and exit 130 instead. (An importer, such as a
+# test, keeps its own handler.)
+if os.path.basename(sys.argv[0] if sys.argv else "") in ("nas3d-tui", "__main__.py"):
+    signal.signal(signal.SIGINT, _interrupted_early)
+
 import argparse
 import contextlib
 import logging
-import os
-import sys
 import tempfile
 import time
 import traceback
@@ -39,7 +57,9 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit 2 with one line, as argparse does, plus a hint
-        self.exit(EXIT_BAD_INPUT, f"nas3d-tui: error: {message} (see nas3d-tui --help)\n")
+        from . import hints
+
+        self.exit(EXIT_BAD_INPUT, f"nas3d-tui: error: {message} (see {hints.program()} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    """Print ``nas3d-tui: error: <message>`` (one line) to stderr and return ``code``."""
-    print(f"nas3d-tui: error: {' '.join(str(message).split())}", file=sys.stderr)
+    """Print ``nas3d-tui: error: <message>`` (one line) to stderr and return ``code``.
+
+    A command quoted in the message (the engine writes `` `nas3d-tui resume RUN` ``) names the
+    program as it was started (``nas3d_tui.hints.program``).
+    """
+    from . import hints
+
+    text = " ".join(str(message).split())
+    program = hints.program()
+    if program != "nas3d-tui":
+        text = text.replace("`nas3d-tui ", f"`{program} ")
+    print(f"nas3d-tui: error: {text}", file=sys.stderr)
     return code
 
 
@@ -120,13 +150,35 @@ def _quiet_library_logs(quiet: bool) -> Iterator[None]:
             lg.disabled = was
 
 
+# Arguments that name a path, in every command: a quoted ``~`` (``-o '~/x.csv'``, ``--set`` aside) is
+# expanded here once, as the shell would have, so that no command writes ``./~/x.csv``.
+PATH_ARGUMENTS = ("run_dir", "output", "out", "root", "path", "folder", "labels", "file", "bundle", "inputs",
+                  "profile", "arch")
+
+
+def expand_user_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """``~`` and ``~user`` at the start of every path argument expanded (see ``PATH_ARGUMENTS``)."""
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list):
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) else v for v in value])
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # plain `nas3d-tui`: the default profile in the dashboard
         args = build_parser().parse_args(["run"])
+    if getattr(args, "profile", "") is None and getattr(args, "overrides", None) and "=" not in args.overrides[-1]:
+        args.profile = args.overrides.pop()  # `run --set a=1 quick`: the profile after the --set values
+    expand_user_paths(args)
     from engine.errors import UserError, os_error_message
 
     try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_early:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on the boundary below answers
         return load(args.command).main(args)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)

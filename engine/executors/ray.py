@@ -19,9 +19,16 @@ Design:
   per_gpu`` with GPUs) are in flight; the cluster's resources may allow fewer.
 - A small hub actor carries progress (start, epochs) from the tasks to the
   session thread and pause / stop flags from the session to the tasks, which
-  read them at batch boundaries (at most every 0.2 s).
+  read them at batch boundaries (at most every 0.2 s). It is pinned to the
+  driver's node (``NodeAffinitySchedulingStrategy``, not soft): on a cluster,
+  nothing the run needs lives only on a worker node.
 - A task lost to a system failure (worker or node died, Ray's memory monitor)
-  is retried once, then reported ``failed``. A candidate that runs out of GPU
+  is retried once, then reported ``failed``; a notice names the lost node
+  (``HOST/NODEID``, the worker column's name for it) and the retried
+  candidate. When no live node with a CPU is left, ``evaluate`` raises a
+  one-line ``SessionError`` (the session keeps its checkpoint).
+- ``ray.init`` installs its own SIGTERM handler; the run's handlers (stop with
+  a checkpoint, exit 130) are put back after it. A candidate that runs out of GPU
   memory on a fractional GPU is retried with ``num_gpus = 1`` (alone on a
   GPU); on CPU-only clusters "alone" means nothing else in flight.
 
@@ -36,6 +43,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Collection, Sequence
@@ -64,6 +74,12 @@ def import_ray() -> Any:
     except ImportError:
         raise SessionError(RAY_MISSING) from None
     return ray
+
+
+def node_label(hostname: str, node_id: str) -> str:
+    """How the worker column names a Ray node: its host name and the start of its node id
+    (two raylets on one machine share the host name and the IP, never the node id)."""
+    return f"{hostname}/{node_id[:8]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +157,7 @@ def _ray_train(data_ref: list, spec: TrainSpec, job: Job, attempt: int, hub: Any
     torch.set_num_threads(1)
     gpu_ids = ray.get_gpu_ids()
     device = "cuda:0" if gpu_ids else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it assigned
-    node = ray.util.get_node_ip_address()
+    node = node_label(socket.gethostname(), ray.get_runtime_context().get_node_id())
     worker = f"ray:{node}:cuda:{gpu_ids[0]}" if gpu_ids else f"ray:{node}:cpu"
     cid = job.candidate_id
     hub.push.remote(("start", cid, attempt, worker, os.getpid()))
@@ -185,6 +201,22 @@ def _ray_warm() -> int:
 # ---------------------------------------------------------------------------------------------
 # Session side
 # ---------------------------------------------------------------------------------------------
+
+
+class _keep_signal_handlers:
+    """``ray.init`` installs its own SIGTERM (and SIGINT) handlers on the main thread; the run's own
+    (checkpoint, exit 130) must stay in place."""
+
+    def __enter__(self) -> None:
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:
+            self.saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            for s, handler in self.saved.items():
+                if handler is not None:
+                    signal.signal(s, handler)
 
 
 class RayEvaluator:
@@ -242,6 +274,10 @@ class RayEvaluator:
         self._inflight: dict[Any, Task] = {}
         self._waiting: set[tuple[int, int]] = set()  # (candidate, attempt) paused at a batch boundary
         self._pids: dict[int, int] = {}  # candidate id -> pid of the Ray worker training it
+        self._workers: dict[tuple[int, int], str] = {}  # (candidate, attempt) -> the worker that reported its start
+        self._driver_node = ""
+        self.lost_nodes: list[str] = []  # node labels seen to die, in order
+        self._deaths = 0  # tasks whose worker died (from then on: is any node left to train?)
 
     # ------------------------------------------------------------------ setup
     def _ensure(self) -> None:
@@ -251,18 +287,24 @@ class RayEvaluator:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             try:
-                if self.address:
-                    engine_dir = str(Path(__file__).resolve().parents[1])
-                    ray.init(address=self.address, runtime_env={"py_modules": [engine_dir]}, **kwargs)
-                else:
-                    ray.init(**kwargs)
-                    self._owns_ray = True
+                with _keep_signal_handlers():
+                    if self.address:
+                        engine_dir = str(Path(__file__).resolve().parents[1])
+                        ray.init(address=self.address, runtime_env={"py_modules": [engine_dir]}, **kwargs)
+                    else:  # "local": a new instance, never a cluster that happens to run on this machine
+                        ray.init(address="local", **kwargs)
+                        self._owns_ray = True
             except Exception as exc:  # connection refused, bad address, ...
                 where = self.address or "a local instance"
                 raise SessionError(f"cannot start Ray ({where}): {one_line(exc)}") from None
         gpus = float(ray.cluster_resources().get("GPU", 0.0))
         self._gpu_share = (1.0 / self.per_gpu) if (gpus > 0 and self.use_gpus) else 0.0
-        self._hub = ray.remote(num_cpus=0)(_Hub).remote()
+        # The hub lives on the driver's node: a lost worker node cannot take it (and the run) along.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._driver_node = ray.get_runtime_context().get_node_id()
+        here = NodeAffinitySchedulingStrategy(node_id=self._driver_node, soft=False)
+        self._hub = ray.remote(num_cpus=0, max_restarts=0)(_Hub).options(scheduling_strategy=here).remote()
         self._remote = ray.remote(_ray_train)
         packed = pack_dataset(self.data)
         self._data_ref = ray.put({k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in packed.items()})
@@ -319,6 +361,7 @@ class RayEvaluator:
         self._set_flags(paused, False)
         core = TaskCore(jobs, callbacks, self.trace)
         inflight = self._inflight = {}
+        next_capacity_check = 0.0
         while core.queue or inflight:
             paused, stopped = control_flags(self.control)
             if stopped:
@@ -337,6 +380,59 @@ class RayEvaluator:
             if not paused:
                 self._submit(core)
             self._pump(core)
+            if self._deaths and time.monotonic() >= next_capacity_check:
+                next_capacity_check = time.monotonic() + 2.0
+                self._check_capacity()
+
+    def _lost(self, task: Task, core: TaskCore, exc: BaseException) -> None:
+        """A task's worker died: say which node (when the node died with it) and that it is retried once."""
+        self._deaths += 1
+        key = (task.job.candidate_id, task.attempt)
+        worker = self._workers.pop(key, "ray")
+        cause = one_line(exc, limit=160)
+        node_gone = self._dead_node_of(worker, node_died="NodeDied" in type(exc).__name__)
+        if node_gone and node_gone not in self.lost_nodes:
+            self.lost_nodes.append(node_gone)
+        where = f"node {node_gone} was lost" if node_gone else f"its Ray worker ({worker}) was lost"
+        if not core.stopping:
+            then = "retrying it once on the remaining nodes" if task.deaths == 0 else "it is reported failed"
+            core.notice(task, f"{where}; {then} ({cause})")
+        core.died(task, worker, f"Ray worker lost: {cause}")
+
+    def _dead_node_of(self, worker: str, node_died: bool = False) -> str:
+        """The node label in ``worker`` when that node died (Ray said so, or it is no longer alive), else ""."""
+        parts = worker.split(":")
+        label = parts[1] if len(parts) > 2 else ""
+        node8 = label.rsplit("/", 1)[-1] if "/" in label else ""
+        if not node8:
+            return ""
+        if node_died:
+            return label
+        alive = {n.get("NodeID", "")[:8] for n in self._nodes() if n.get("Alive")}
+        return label if node8 not in alive else ""
+
+    def _nodes(self) -> list[dict]:
+        try:
+            return list(self.ray.nodes())
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return []
+
+    def _check_capacity(self) -> None:
+        """With work waiting and no live node that can run a task, stop (the session keeps its checkpoint).
+
+        Raises:
+            engine.errors.SessionError: every node that could train a candidate is gone.
+        """
+        nodes = self._nodes()
+        if not nodes:
+            return
+        if any(n.get("Alive") and float(n.get("Resources", {}).get("CPU", 0.0)) >= 1.0 for n in nodes):
+            return
+        lost = ", ".join(self.lost_nodes) or "all of them"
+        raise SessionError(
+            f"every Ray node that can train a candidate is gone (lost: {lost}); finished candidates and the "
+            "checkpoint are kept: add nodes to the cluster, then resume"
+        )
 
     def _report_pause(self, paused: bool) -> None:
         if self.control is None:
@@ -393,6 +489,7 @@ class RayEvaluator:
             kind = msg[0]
             if kind == "start":
                 self._pids[task.job.candidate_id] = msg[4]
+                self._workers[(msg[1], msg[2])] = msg[3]
                 core.started(task, msg[3])
             elif kind == "epoch" and task.started:
                 core.epoch(task, msg[3])
@@ -412,7 +509,7 @@ class RayEvaluator:
         try:
             kind, worker, result = self.ray.get(ref)
         except Exception as exc:  # the task's worker or node died, or Ray killed it (memory monitor)
-            core.died(task, "ray", f"Ray worker lost: {one_line(exc)}")
+            self._lost(task, core, exc)
             return
         if kind == "stopped":
             core.stopped(task, worker)

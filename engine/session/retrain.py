@@ -148,6 +148,16 @@ class Retrain(RunLifecycle):
         if self.resumed:
             read_journal(rd.journal_path, strict=True)
             rd.check_training_checkpoints()
+            # Every file of the folder is checked as a search's resume checks it, used or not:
+            # a damaged record or checkpoint is one line here, not something a later command trips on.
+            rd.read_records()
+            rd.read_checkpoint()
+            for path, data in rd.final_results():
+                try:
+                    if not isinstance(ev.event_from_dict(data), ev.FinalResult):
+                        raise ValueError("not a final result")
+                except ValueError as exc:
+                    raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
             for seed in self.profile.final.seeds:
                 path = self._seed_dir(seed) / "result.json"
                 if not os.path.lexists(path):

@@ -22,9 +22,11 @@ from .. import events as ev
 from ..journal import read_journal
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
+from ..fraction_check import check_search_fraction
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord, best_record
 from ..rundir import RunDir, SearchCheckpoint
+from .failures import summarize_failures
 from .final import FinalPhase
 from .lifecycle import RunLifecycle, SessionOutcome
 from .search import Search
@@ -158,6 +160,7 @@ class Session(RunLifecycle):
 
             check_executor(p.executor)  # e.g. Ray missing: one line before the run starts
         data = load_data(p, device)
+        check_search_fraction(data, p.data.search_fraction, p.run.seed)  # before anything is written
         search_data = data.search_subset(p.data.search_fraction, p.run.seed)
         return _Prepared(device, data, search_data, checkpoint, records, finals, strategy)
 
@@ -217,12 +220,20 @@ class Session(RunLifecycle):
         try:
             if state == "search":
                 reason = self._run_search(prepared.search_data)
+                failures = summarize_failures(self.records.values())
+                if failures.all_failed:  # nothing to rank: not "finished"; the last checkpoint stays the resume point
+                    message = failures.all_failed_message(rd.path)
+                    self.publish(ev.RunFailed(error=message))
+                    return SessionOutcome("failed", "all-failed", rd.path, error=message)
                 self._save_checkpoint("final", reason)
             FinalPhase(
                 self.profile, rd, self.records, prepared.data, self.device, self.control, self.publish,
                 prepared.finals_done,
             ).run()
             self._save_checkpoint("finished", reason)
+            failures = summarize_failures(self.records.values())
+            if failures.most_failed:  # said at the end, where a user looks for how it went
+                self.publish(ev.Log(message=failures.most_failed_message(rd.path), level="warning"))
             self._finished(reason)
             return SessionOutcome("finished", reason, rd.path)
         except StopRequested:  # the checkpoint written before the current batch stays the resume point

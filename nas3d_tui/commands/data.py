@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from .. import hints
+
 NAME = "data"
 HELP = "import your own NIfTI volumes into a dataset file (data import), or check one (data check)"
 
@@ -154,8 +156,8 @@ def _import(args: argparse.Namespace) -> int:
     out.print(f"volumes {summary.channels} x {'x'.join(map(str, summary.shape))} "
               f"({'uint8, divide-255' if summary.scaling == 'divide-255' else 'float32'}); "
               f"intensity {scaling}; split {how}", soft_wrap=True, highlight=False)
-    out.print(f"search on it with: nas3d-tui run quick --set data.path=\"{summary.path}\"", soft_wrap=True,
-              highlight=False)
+    out.print(f"search on it with: {hints.command('run', 'quick', '--set', f'data.path={summary.path}')}",
+              soft_wrap=True, highlight=False)
     return 0
 
 

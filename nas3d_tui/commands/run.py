@@ -16,8 +16,8 @@ HELP = "start a search from a profile (dashboard, or --headless)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", nargs="?", default=None, help="shipped profile name or path to a TOML file (default: quick)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a profile key; VALUE is parsed as TOML (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override profile keys; VALUE is parsed as TOML (one or more after one --set, or repeat --set)")
     p.add_argument("--headless", action="store_true", help="no dashboard: rich progress output for batch jobs")
     p.add_argument("--run-dir", default=None, help="run directory (default: <output_dir>/<name>-<timestamp>)")
 
@@ -94,6 +94,10 @@ def run_headless(session, sink=None) -> int:
         sink.close()
     if outcome.state == "stopped":
         stopped_hint(outcome.run_dir)
+    elif outcome.state == "failed" and outcome.reason == "all-failed":  # the one line says why and what to change
+        from ..cli import fail
+
+        fail(outcome.error)
     elif outcome.state == "failed":
         print(f"nas3d-tui: error: the run failed: {outcome.error}; details in {outcome.run_dir / 'error.log'}; "
               f"finished candidates are kept ({hints.command('resume', outcome.run_dir)})", file=sys.stderr)

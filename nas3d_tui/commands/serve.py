@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import hints
+
 NAME = "serve"
 HELP = "the dashboard in a web browser (textual-serve); the search runs once, in the background"
 
@@ -34,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.required = True
     run = sub.add_parser("run", help="start a search in the background and serve its dashboard")
     run.add_argument("profile", nargs="?", default=None, help="shipped profile name or TOML file (default: quick)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                     help="override a profile key; VALUE is parsed as TOML (repeatable)")
+    run.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override profile keys; VALUE is parsed as TOML (one or more after one --set, or repeat --set)")
     run.add_argument("--run-dir", default=None, help="run directory (default: <output_dir>/<name>-<timestamp>)")
     res = sub.add_parser("resume", help="continue a stopped or crashed run in the background and serve it")
     res.add_argument("run_dir")
@@ -78,7 +80,7 @@ def _background(args: argparse.Namespace):
     else:
         run_dir = fresh_run_dir(profile.run.output_dir, profile.run.name)
     if (run_dir / JOURNAL).exists():
-        raise UserError(f"{run_dir} already holds a run: continue it with `nas3d-tui serve resume {run_dir}`")
+        raise UserError(f"{run_dir} already holds a run: continue it with `{hints.command('serve', 'resume', run_dir)}`")
     from engine.session import Session
 
     Session.create(profile, run_dir).check()  # device, data, the folder: one line here, before serve.log exists
@@ -123,11 +125,11 @@ def main(args: argparse.Namespace) -> int:
         print("stopping the search at the next batch boundary (a checkpoint is written)…", file=sys.stderr)
     code = search.stop()
     if code == EXIT_OK:
-        print(f"the search had finished; its report: nas3d-tui report {run_dir}", file=sys.stderr)
+        print(f"the search had finished; its report: {hints.command('report', run_dir)}", file=sys.stderr)
         return EXIT_OK
     if code == EXIT_INTERRUPTED:
-        print(f"checkpoint written; continue with: nas3d-tui serve resume {run_dir}", file=sys.stderr)
+        print(f"checkpoint written; continue with: {hints.command('serve', 'resume', run_dir)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"the search ended with exit {code} (log: {run_dir / 'serve.log'}); "
-          f"continue with: nas3d-tui serve resume {run_dir}", file=sys.stderr)
+          f"continue with: {hints.command('serve', 'resume', run_dir)}", file=sys.stderr)
     return EXIT_FAILED

@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run directory (default: <output_dir>/train-<timestamp>)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="how results are printed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a profile key (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override profile keys (one or more after one --set, or repeat --set; put ARCH first)")
     p.add_argument("--dashboard", action="store_true", help="watch it in the dashboard instead of headless progress")
 
 

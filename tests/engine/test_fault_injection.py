@@ -403,6 +403,11 @@ def stopped_train_run(tmp_path_factory, tiny_profile) -> Path:
     return run_dir
 
 
+def _garbage_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("garbage {")
+
+
 def _edit_plan(change):
     return lambda run: _edit_json(run / "train.json", change)
 
@@ -416,6 +421,10 @@ TRAIN_RUN_DAMAGE = {
     "a result of another seed": (lambda run: _edit_json(run / "final" / "seed0" / "result.json",
                                                         _set("seed", value=1)), "result.json"),
     "journal line not JSON": (_journal_lines(lambda lines: lines.insert(1, "@@@")), "events.jsonl"),
+    "a garbage candidate record": (lambda run: _garbage_file(run / "candidates" / "000000.json"), "000000.json"),
+    "a garbage checkpoint": (lambda run: _garbage_file(run / "checkpoint.json"), "checkpoint.json"),
+    "a garbage result of a seed not planned": (lambda run: _garbage_file(run / "final" / "seed7" / "result.json"),
+                                               "seed7"),
     "a directory where the training checkpoint belongs": (
         lambda run: (run / "final" / "seed1" / "training.ckpt").mkdir(parents=True), "training.ckpt"),
 }
