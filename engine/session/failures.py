@@ -60,7 +60,7 @@ class FailureSummary:
 def summarize_failures(records: Iterable[CandidateRecord]) -> FailureSummary:
     """Count the trained candidates of a search and those that failed."""
     trained = [r for r in records if r.spent_budget]
-    failed = [r for r in trained if not r.ok]
+    failed = [r for r in trained if r.status in ("oom", "failed")]  # a pruned one trained fine and lost
     reasons = collections.Counter((r.error or r.status) for r in failed)
     reason = reasons.most_common(1)[0][0] if reasons else ""
     return FailureSummary(trained=len(trained), failed=len(failed), reason=reason)
