@@ -133,3 +133,35 @@ async def test_details_of_a_training_candidate_show_its_time_so_far(size, cpu_jo
         assert isinstance(app.screen, CandidateDetails)
         summary = str(app.screen.query_one("#details-summary").render())
         assert "epochs / time 1 / 4.0s" in summary
+
+
+def long_journal(generations: int = 143) -> list[ev.Event]:
+    """143 DE generations, a generation jump in every other one (what a long paper-space run journals)."""
+    events: list[ev.Event] = [ev.RunStarted(ts=0.0, run_name="long", run_dir="runs/long", dataset="adrenalmnist3d",
+                                            size=28, device="cpu", budget=generations * 5, population=5,
+                                            num_classes=2, task="binary-class")]
+    for g in range(generations):
+        best = 0.6 + 0.002 * g
+        events.append(ev.GenerationFinished(ts=g + 1.0, generation=g, best=best, mean=best - 0.05, worst=best - 0.1,
+                                            trained=5 * (g + 1), budget=generations * 5, best_candidate_id=0))
+        if g % 2:
+            events.append(ev.Jump(ts=g + 1.5, generation=g, proposed=5))
+    return events
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_generation_plot_of_a_long_run_shows_recent_generations_and_marks_jumps_sparingly(size, ui) -> None:
+    from tui.widgets.fitness import GENERATION_WINDOW
+
+    app = NasApp(ReplayHandle(long_journal()))
+    async with app.run_test(size=size) as pilot:
+        await ui.settle(app, pilot)
+        app.fitness.scroll_visible(animate=False, immediate=True)
+        await pilot.pause()
+        text = ui.screen_text(app)
+        assert f"gen last {GENERATION_WINDOW}/143  (▾ jump)" in text
+        assert "142" in text
+        plot = [line for line in text.splitlines() if "┤" in line]  # the rows of the plots
+        marked = [line for line in plot if "▾" in line]
+        assert len(marked) == 1 and marked[0] == plot[0]  # jumps: small marks above the curves, not a line each
+        assert 0 < marked[0].count("▾") <= GENERATION_WINDOW // 2
