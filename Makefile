@@ -1,25 +1,37 @@
 # The two set-up commands of the README: `make run` and `make test`.
-# Each creates the local virtual environment on first use.
+# Each creates the local virtual environment on first use and installs what it
+# needs: `run` only the dashboard (`pip install -e .`), `test` also the test
+# extras (pytest, Ray, ONNX: `.[test]`). One stamp per extra: each installs
+# once, and `make test` after `make run` only adds the extras.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+VENV_STAMP := $(VENV)/.created
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test install clean
 
-$(STAMP): pyproject.toml
+$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(VENV_STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml $(VENV_STAMP)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml $(VENV_STAMP)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
+
+install: $(RUN_STAMP)
 
 # 130: quit or stopped with a checkpoint (resumable), not an error for make.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/nas3d-tui || [ $$? -eq 130 ]
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 clean:

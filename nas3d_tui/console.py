@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from engine import events as ev
+from tui.fmt import duration
 from tui.narrate import describe
 
 __all__ = ["ConsoleSink"]
@@ -33,6 +34,8 @@ class ConsoleSink:
         self._lock = threading.RLock()
         self._progress: Progress | None = None
         self._task = None
+        self._finals_total = 0  # finalist × seed trainings announced by FinalStarted
+        self._finals_done = 0
 
     def _bar(self, total: int, done: int) -> None:
         if self._progress is None:
@@ -64,6 +67,14 @@ class ConsoleSink:
     def _handle(self, e: ev.Event) -> None:
         if isinstance(e, ev.CandidateStarted):
             return  # one line per candidate: its result
+        if isinstance(e, ev.EpochFinished):
+            if e.phase == "final":  # a final retraining runs for minutes: show that it moves
+                self.console.print(self._final_epoch(e), style="dim", markup=False)
+            return
+        if isinstance(e, ev.FinalStarted):
+            self._finals_total, self._finals_done = len(e.candidate_ids) * max(1, len(e.seeds)), 0
+        elif isinstance(e, ev.FinalResult):
+            self._finals_done += 1
         line = describe(e)
         if isinstance(e, (ev.RunFinished, ev.RunFailed)):
             self.close()
@@ -76,5 +87,16 @@ class ConsoleSink:
         if isinstance(e, ev.RunStarted):
             self.console.print(f"  run dir: {e.run_dir}", markup=False)
             self._bar(e.budget, 0)
-        elif isinstance(e, ev.CandidateFinished) and self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=e.trained, total=e.budget)
+        elif self._progress is not None and self._task is not None:
+            # a resumed run starts its bar at 0: the first checkpoint or result says how far it is
+            if isinstance(e, (ev.CandidateFinished, ev.GenerationFinished)) and e.budget:
+                self._progress.update(self._task, completed=e.trained, total=e.budget)
+            elif isinstance(e, ev.CheckpointSaved):
+                self._progress.update(self._task, completed=e.trained)
+
+    def _final_epoch(self, e: ev.EpochFinished) -> str:
+        of = f"/{e.max_epochs}" if e.max_epochs else ""
+        done = f" ({self._finals_done}/{self._finals_total} retrainings done)" if self._finals_total else ""
+        return (f"  final #{e.candidate_id} epoch {e.epoch}{of}: train loss {e.train_loss:.4f}"
+                f" · val loss {e.val_loss:.4f} · val ACC {e.val_acc:.4f} · val AUC {e.val_auc:.4f}"
+                f" · {duration(e.seconds)}{done}")

@@ -25,10 +25,12 @@ from textual.widgets import Footer, Static
 
 from engine.events import Event
 
+from .fmt import export_note
 from .handle import RunHandle
 from .screens import CandidateDetails, ConfirmQuit, HelpScreen
 from .state import FAILED, PAUSED, STOPPING, DashboardState
 from .widgets import (
+    COLUMN_LABELS,
     CellPanel,
     EventLog,
     FitnessPanel,
@@ -204,8 +206,8 @@ class NasApp(App[int]):
         try:
             self.status_line.sync(state)
             self.fitness.sync(state)
-            self.leaderboard.sync(state)
             self.cell.sync(state)
+            self.leaderboard.sync(state, follow=self.cell.followed(state))
             self.memory.sync(state)
             self.event_log.sync(state)
         except NoMatches:  # a timer tick while the app is being torn down
@@ -244,7 +246,8 @@ class NasApp(App[int]):
     def _sort_by_key(self, message: LeaderboardTable.SortChanged) -> None:
         """o / r sort the leaderboard."""
         self.leaderboard.set_sort(message.key, message.descending, self.state)
-        self.notify(f"leaderboard sorted by {message.key}{' (descending)' if message.descending else ''}", timeout=2)
+        label = COLUMN_LABELS.get(message.key, message.key)  # the header the user sees, not the field
+        self.notify(f"leaderboard sorted by {label}{' (descending)' if message.descending else ''}", timeout=2)
 
     @on(LeaderboardTable.DetailsRequested)
     def _details_of_row(self, message: LeaderboardTable.DetailsRequested) -> None:
@@ -332,7 +335,8 @@ class NasApp(App[int]):
         except Exception as exc:
             self.notify(f"export failed: {exc}", severity="error")
             return
-        self.notify("exported " + ", ".join(written), title=f"leaderboard ({len(rows)} rows)", timeout=6)
+        self.notify(export_note([Path(p).name for p in written], run_dir, self.size.width),
+                    title=f"leaderboard exported ({len(rows)} rows)", timeout=6, markup=False)
 
     # -- quitting -------------------------------------------------------------------------
     async def action_quit(self) -> None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
-__all__ = ["si", "mb", "duration", "metric", "elapsed", "pm"]
+__all__ = ["si", "mb", "duration", "metric", "elapsed", "pm", "wrap_path", "toast_text_width", "export_note"]
 
 DASH = "—"
 
@@ -66,3 +68,50 @@ def pm(mean: float | None, std: float | None, digits: int = 4) -> str:
     if std is None or std != std:
         return metric(mean, digits)
     return f"{metric(mean, digits)} ± {std:.{digits}f}"
+
+
+def toast_text_width(screen_width: int) -> int:
+    """Characters per line inside a Textual toast (60 wide, at most half the screen, less its edge and padding)."""
+    return max(12, min(60, screen_width // 2) - 4)
+
+
+def _elide(part: str, width: int) -> str:
+    if len(part) <= width:
+        return part
+    keep = width - 1
+    return part[: keep - keep // 2] + "…" + part[len(part) - keep // 2 :]
+
+
+def wrap_path(path: str, width: int, max_lines: int = 3) -> list[str]:
+    """``path`` in lines of at most ``width`` characters, broken after a ``/`` (never inside a name).
+
+    A name longer than a line is elided in its middle; beyond ``max_lines`` the
+    leading folders are dropped (``…/``), so the end of the path (the run) stays.
+    """
+    width = max(4, width)
+    parts = path.split("/")
+    pieces = [p + "/" for p in parts[:-1]] + [parts[-1]]
+    pieces = [_elide(p, width) for p in pieces if p]
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and len(lines[-1]) + len(piece) <= width:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        first = "…/" + lines[0]
+        lines[0] = first if len(first) <= width else _elide(first, width)
+    return lines or [""]
+
+
+def export_note(names: list[str], folder: Path, screen_width: int) -> str:
+    """The toast after an export: the file names, then the folder (relative when under the cwd), wrapped to fit."""
+    try:
+        shown = os.path.relpath(folder)
+        if shown.startswith(".."):
+            shown = str(folder)
+    except ValueError:  # another drive
+        shown = str(folder)
+    width = toast_text_width(screen_width)
+    return ", ".join(names) + "\nin " + "\n   ".join(wrap_path(shown, width - 3))

@@ -116,7 +116,10 @@ class CandidateView:
 
     @property
     def seconds(self) -> float:
-        return self.record.seconds if self.record is not None else 0.0
+        """Training time: the record's, or while it trains the epochs finished so far (this process's)."""
+        if self.record is not None:
+            return self.record.seconds
+        return sum(e.seconds for e in self.history if e.phase != "final")
 
     @property
     def peak_memory_mb(self) -> float | None:

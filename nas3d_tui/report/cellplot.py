@@ -23,7 +23,7 @@ from matplotlib.path import Path as MplPath
 from tui.cellgraph import INPUT_LABEL, OUTPUT_LABEL, layers, op_label
 from tui.fmt import si
 
-__all__ = ["Placed", "layered_layout", "node_labels", "macro_line", "cost_line", "draw_cell"]
+__all__ = ["Placed", "layered_layout", "edge_routes", "node_labels", "macro_line", "cost_line", "draw_cell"]
 
 BOX_W, BOX_H = 0.9, 0.42  # node box, in layout units (columns 1 apart, layers 1 apart)
 LANE_GAP = 0.16  # distance between the side lanes of skip edges
@@ -83,6 +83,65 @@ def node_labels(n_nodes: int, ops: Sequence[int]) -> list[str]:
     return labels + [OUTPUT_LABEL] if n_nodes > 1 else labels
 
 
+Point = tuple[float, float]
+
+
+def edge_routes(matrix: Sequence[Sequence[int]], placed: Sequence[Placed]) -> tuple[list[list[Point]], int]:
+    """The polyline of every edge (row-major order) and the most side lanes used on one side.
+
+    An edge between adjacent layers is straight, centre to centre. A skip edge
+    runs in its own side lane, outside every box; it leaves its source and
+    enters its target through a port of its own (off-centre, towards its lane)
+    and crosses each gap between layers on a height of its own, edges leaving
+    a layer above edges entering the next. So no two edges share a segment:
+    they may cross, never run on top of each other.
+    """
+    n = len(matrix)
+    pos = {p.node: (p.x, -float(p.layer)) for p in placed}
+    extent = max(abs(p.x) for p in placed) + BOX_W / 2
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n) if matrix[i][j]]
+    skips = [(i, j) for i, j in edges if pos[i][1] - pos[j][1] > 1]
+    side_of = {e: 1 if pos[e[0]][0] + pos[e[1]][0] >= 0 else -1 for e in skips}
+    # ports: the k-th skip edge leaving (entering) a box on one side sits a step further out
+    out_port: dict[tuple[int, int], float] = {}
+    in_port: dict[tuple[int, int], float] = {}
+    for ports, end in ((out_port, 0), (in_port, 1)):
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for e in skips:
+            groups.setdefault((e[end], side_of[e]), []).append(e)
+        for (_, side), group in groups.items():
+            step = min(0.06, (BOX_W / 2 - PORT - 0.04) / max(1, len(group) - 1))
+            for k, e in enumerate(group):
+                ports[e] = pos[e[end]][0] + side * (PORT + k * step)
+    # heights in the gap under layer L: leaving edges high, entering ones low, one height each
+    gap_slots: dict[float, list[tuple[str, tuple[int, int]]]] = {}
+    for e in skips:
+        gap_slots.setdefault(pos[e[0]][1], []).append(("out", e))
+    for e in skips:
+        gap_slots.setdefault(pos[e[1]][1] + 1, []).append(("in", e))
+    height: dict[tuple[str, tuple[int, int]], float] = {}
+    room = 1 - BOX_H - 0.12  # the gap between boxes, less a margin at each box
+    for top, slots in gap_slots.items():
+        slots.sort(key=lambda s: (s[0] != "out", s[1]))
+        step = room / max(1, len(slots) - 1) if len(slots) > 1 else 0.0
+        for k, slot in enumerate(slots):
+            height[slot] = top - BOX_H / 2 - 0.06 - k * step if len(slots) > 1 else top - 0.5
+    lanes = {1: 0, -1: 0}
+    routes = []
+    for i, j in edges:
+        (x0, y0), (x1, y1) = pos[i], pos[j]
+        if (i, j) not in side_of:
+            routes.append([(x0, y0 - BOX_H / 2), (x1, y1 + BOX_H / 2)])
+            continue
+        side = side_of[(i, j)]
+        lanes[side] += 1
+        lane = side * (extent + LANE_GAP * lanes[side])
+        a, b = out_port[(i, j)], in_port[(i, j)]
+        down, up = height[("out", (i, j))], height[("in", (i, j))]
+        routes.append([(a, y0 - BOX_H / 2), (a, down), (lane, down), (lane, up), (b, up), (b, y1 + BOX_H / 2)])
+    return routes, max(lanes.values())
+
+
 def macro_line(genotype: dict) -> str:
     """``S1 · M2 · F16`` (stacks, modules per stack, initial filters)."""
     g = genotype
@@ -118,28 +177,13 @@ def draw_cell(fig: Figure, genotype: dict, title: str = "", footer: str = "") ->
     pos = {p.node: (p.x, -float(p.layer)) for p in placed}
     layers = max(p.layer for p in placed)
     extent = max(abs(p.x) for p in placed) + BOX_W / 2
+    routes, lanes = edge_routes(matrix, placed)
+    for route in routes:
+        path = MplPath(route, [MplPath.MOVETO] + [MplPath.LINETO] * (len(route) - 1))
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=11, color=EDGE, lw=1.1,
+                                     joinstyle="round", zorder=1))
     n = len(matrix)
-    lanes = {1: 0, -1: 0}
-    for i in range(n):
-        for j in range(i + 1, n):
-            if not matrix[i][j]:
-                continue
-            (x0, y0), (x1, y1) = pos[i], pos[j]
-            if y0 - y1 > 1:
-                # A skip edge runs in a lane outside every box, joining it through the gaps between layers.
-                side = 1 if x0 + x1 >= 0 else -1
-                lane = side * (extent + LANE_GAP * (lanes[side] + 1))
-                lanes[side] += 1
-                # Leave and enter off-centre, towards the lane, so it is told apart from the straight edges.
-                a, b = x0 + side * PORT, x1 + side * PORT
-                route = [(a, y0 - BOX_H / 2), (a, y0 - 0.5), (lane, y0 - 0.5), (lane, y1 + 0.5),
-                         (b, y1 + 0.5), (b, y1 + BOX_H / 2)]
-            else:
-                route = [(x0, y0 - BOX_H / 2), (x1, y1 + BOX_H / 2)]
-            path = MplPath(route, [MplPath.MOVETO] + [MplPath.LINETO] * (len(route) - 1))
-            ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=11, color=EDGE, lw=1.1,
-                                         joinstyle="round", zorder=1))
-    half = max(MIN_HALF_WIDTH, extent + LANE_GAP * (max(lanes.values()) + 1))
+    half = max(MIN_HALF_WIDTH, extent + LANE_GAP * (lanes + 1))
     ax.set_xlim(-half, half)
     span = max(layers, MIN_LAYERS)  # small cells keep the box size of large ones
     middle = -layers / 2

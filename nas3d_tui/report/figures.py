@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from tui.fmt import si
+from tui.generations import MAX_JUMP_LINES, binned, points, sparse_jumps
 
 from .cellplot import cost_line, draw_cell
 from .summary import RunSummary, pareto_mask
@@ -33,6 +34,9 @@ DPI = 100
 CHART_SIZE = (8.0, 4.5)  # inches: 800 × 450 px
 CELL_SIZE = (5.6, 6.4)  # inches: 560 × 640 px
 BEST, MEAN, WORST, FRONT, CLOUD = "#15803d", "#1d4ed8", "#b91c1c", "#dc2626", "#9ca3af"
+JUMP = "#7c3aed"
+MAX_GENERATION_POINTS = 60  # more generations than this are binned
+MARKERS_UP_TO = 30  # points drawn with markers; more: plain lines
 CHARTS = ("fitness_by_generation", "anytime", "pareto_flops", "pareto_params")
 
 
@@ -70,22 +74,68 @@ def _plot_generations(fig: Figure, s: RunSummary) -> str:
     ax.set_title("Population fitness per generation")
     ax.set_xlabel("generation (0 = opposition-based initialisation)")
     ax.set_ylabel(s.fitness_metric)
-    if not s.generations:
+    partial = unfinished_generation(s)
+    if not s.generations and partial is None:
         _empty(ax, "no generation finished yet")
         return "No generation finished before the journal ends."
     gens = [g.generation for g in s.generations]
-    ax.plot(gens, [g.best for g in s.generations], "o-", color=BEST, label="best")
-    ax.plot(gens, [g.mean for g in s.generations], "s--", color=MEAN, label="mean")
-    ax.plot(gens, [g.worst for g in s.generations], "^:", color=WORST, label="worst")
-    jumped = sorted({j.generation for j in s.jumps})
-    for k, g in enumerate(jumped):
-        ax.axvline(g, color="#7c3aed", ls="-.", lw=1.2, alpha=0.8, label="generation jump" if k == 0 else None)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlim(min(gens) - 0.5, max(gens) + 0.5)
+    every = points(gens, [g.best for g in s.generations], [g.mean for g in s.generations],
+                   [g.worst for g in s.generations], [j.generation for j in s.jumps])
+    # Hundreds of generations: bins of consecutive ones, so the curves stay lines and not a wall of markers.
+    shown = binned(every, MAX_GENERATION_POINTS)
+    style = ("o-", "s--", "^:") if len(shown) <= MARKERS_UP_TO else ("-", "--", ":")
+    xs = [p.x for p in shown]
+    if shown:
+        ax.plot(xs, [p.best for p in shown], style[0], color=BEST, label="best", ms=4)
+        ax.plot(xs, [p.mean for p in shown], style[1], color=MEAN, label="mean", ms=4)
+        ax.plot(xs, [p.worst for p in shown], style[2], color=WORST, label="worst", ms=4)
+    jumps, as_lines = sparse_jumps(shown)
+    if as_lines:
+        for k, x in enumerate(jumps):
+            ax.axvline(x, color=JUMP, ls="-.", lw=1.2, alpha=0.8, label="generation jump" if k == 0 else None)
+    elif jumps:  # many: a tick each along the top edge, no lines across the curves
+        ax.plot(jumps, [1.0] * len(jumps), "|", color=JUMP, ms=6, mew=1.2, clip_on=False,
+                transform=ax.get_xaxis_transform(), label="generation jump (tick at the top)")
+    if partial is not None:
+        g, best, mean, worst, n = partial
+        ax.plot([g] * 3, [best, mean, worst], "o", mfc="none", color="#374151", ms=7,
+                label=f"generation {g}, unfinished ({n} trained)")
+        xs.append(g)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    if max(xs) - min(xs) < 2:  # one or two generations: a tick on each, not fractions of one
+        ax.set_xticks(sorted(set(xs)))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
-    jumps = f" Generation jumps in generation {', '.join(map(str, jumped))}." if jumped else " No generation jump."
-    return f"Best, mean and worst {s.fitness_metric} of the population after each of {len(gens)} generations.{jumps}"
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # outside: hides no point
+    jumped = sorted({j.generation for j in s.jumps})
+    if not jumped:
+        jump_text = " No generation jump."
+    elif len(jumped) <= MAX_JUMP_LINES:
+        jump_text = f" Generation jumps in generation {', '.join(map(str, jumped))}."
+    else:
+        jump_text = f" {len(jumped)} generations had a generation jump (ticks at the top)."
+    text = (f"Best, mean and worst {s.fitness_metric} of the population after each of {len(gens)} generations"
+            if gens else "No generation finished")
+    if len(shown) < len(every):
+        size = shown[0].last - shown[0].first + 1
+        text += f", in bins of {size} consecutive generations (best of the bests, mean of the means, worst of the worsts)"
+    text += "." + jump_text
+    if partial is not None:
+        g, _, _, _, n = partial
+        text += (f" The run ended inside generation {g}: its {n} trained candidates are drawn as open circles"
+                 " (best, mean, worst of those trained).")
+    return text
+
+
+def unfinished_generation(s: RunSummary) -> tuple[int, float, float, float, int] | None:
+    """(generation, best, mean, worst, count) of the trained candidates of a generation the journal never finished."""
+    done = max((g.generation for g in s.generations), default=-1)
+    later = [e for e in s.ranked if e.generation > done]
+    if not later:
+        return None
+    g = max(e.generation for e in later)
+    fits = [float(e.fitness) for e in later if e.generation == g]
+    return g, max(fits), sum(fits) / len(fits), min(fits), len(fits)
 
 
 def _plot_anytime(fig: Figure, s: RunSummary) -> str:
@@ -103,7 +153,7 @@ def _plot_anytime(fig: Figure, s: RunSummary) -> str:
         ax.axvline(s.budget, color="#6b7280", ls=":", lw=1, label=f"budget {s.budget}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # outside: hides no point
     last = s.anytime[-1]
     best = max(s.anytime, key=lambda p: (p.fitness, -p.trained))
     return (

@@ -294,7 +294,17 @@ async def settle(app, pilot, timeout: float = 5.0) -> None:
         wait(timeout)
     await pilot.pause()
     app.drain_now()
-    await pilot.pause()
+    # A redraw takes several hops (a widget's idle -> a layout message to the screen -> the compositor) and
+    # one pause can end between two of them on a busy machine, leaving a screen laid out for the old
+    # content (a status line one row short). Pause until the screen stays the same three times in a row.
+    previous, same = None, 0
+    for _ in range(30):
+        await pilot.pause()
+        current = screen_text(app)
+        same = same + 1 if current == previous else 0
+        if same == 2:
+            break
+        previous = current
 
 
 # Test modules take these through fixtures (``import conftest`` is ambiguous next to tests/conftest.py).

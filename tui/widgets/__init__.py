@@ -1,12 +1,13 @@
 """Dashboard panels: one module per widget, each reading a ``DashboardState``."""
 from .cell import CellPanel
 from .fitness import FitnessPanel
-from .leaderboard import LeaderboardPanel, LeaderboardTable
+from .leaderboard import COLUMN_LABELS, LeaderboardPanel, LeaderboardTable
 from .log import EventLog
 from .memory import MemoryPanel
 from .status import StatusLine
 
 __all__ = [
+    "COLUMN_LABELS",
     "CellPanel",
     "EventLog",
     "FitnessPanel",

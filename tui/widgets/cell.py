@@ -96,6 +96,13 @@ class CellPanel(VerticalScroll):
         static.update(text)
         self.border_subtitle = f"#{cand.candidate_id} {role}"
 
+    def followed(self, state: DashboardState) -> int | None:
+        """The candidate shown while no leaderboard row is selected (None once the user picked one)."""
+        if self.selected is not None:
+            return None
+        cand, _ = self._target(state)
+        return cand.candidate_id if cand is not None else None
+
     def _target(self, state: DashboardState) -> tuple[CandidateView | None, str]:
         if self.selected is not None and self.selected in state.candidates:
             return state.candidates[self.selected], "selected · esc follows"

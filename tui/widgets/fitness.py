@@ -8,9 +8,12 @@ from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
 from ..fmt import si
+from ..generations import points, recent, sparse_jumps
 from ..state import DashboardState
 
-__all__ = ["FitnessPanel"]
+__all__ = ["FitnessPanel", "GENERATION_WINDOW"]
+
+GENERATION_WINDOW = 40  # generations shown in the dashboard; the report shows all of them, binned
 
 
 class FitnessPanel(Horizontal):
@@ -46,21 +49,32 @@ class FitnessPanel(Horizontal):
         plt = widget.plt
         plt.clear_figure()
         gens, best, mean, worst = state.fitness_series()
+        # A long run shows its recent generations: hundreds of points and jump lines are a wall.
+        shown = recent(points(gens, best, mean, worst, state.jumps), GENERATION_WINDOW)
+        window = f" last {len(shown)}/{len(gens)}" if len(shown) < len(gens) else ""
         # Distinct markers instead of a legend box: readable without colour, covers no data.
         plt.title("● best  + mean  · worst")
-        if gens:
-            plt.plot(gens, best, marker="●", color="green")
-            plt.plot(gens, mean, marker="+", color="blue")
-            plt.plot(gens, worst, marker="·", color="red")
-            for g in state.jumps:
-                plt.vline(g, "gray")
-            step = max(1, len(gens) // 8)
-            plt.xticks(gens[::step])
+        jumps, as_lines = sparse_jumps(shown)
+        if shown:
+            xs = [p.first for p in shown]
+            plt.plot(xs, [p.best for p in shown], marker="●", color="green")
+            plt.plot(xs, [p.mean for p in shown], marker="+", color="blue")
+            plt.plot(xs, [p.worst for p in shown], marker="·", color="red")
+            if as_lines:
+                for g in jumps:
+                    plt.vline(g, "gray")
+            else:  # many jumps: a small mark above each, no lines across the curves
+                hi, lo = max(p.best for p in shown), min(p.worst for p in shown)
+                top = hi + 0.05 * ((hi - lo) or 0.01)
+                plt.scatter(jumps, [top] * len(jumps), marker="▾", color="gray")
+            step = max(1, len(xs) // 8)
+            plt.xticks(xs[::step])
         else:
             plt.plot([0], [0], marker=" ")
             plt.yticks([])
             plt.xticks([])
-        plt.xlabel("generation" + ("  (│ jump)" if state.jumps else ""))
+        mark = ("  (│ jump)" if as_lines else "  (▾ jump)") if jumps else ""
+        plt.xlabel(("gen" + window if window else "generation") + mark)
         widget.refresh()
 
     def _plot_scatter(self, state: DashboardState) -> None:

@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 from ..fmt import duration, metric, pm, si
 from ..state import DashboardState
 
-__all__ = ["COLUMNS", "LeaderboardTable", "LeaderboardPanel", "sort_rows"]
+__all__ = ["COLUMNS", "COLUMN_LABELS", "LeaderboardTable", "LeaderboardPanel", "column_widths", "sort_rows"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("test_auc", "test AUC", metric, descending=True, render=lambda r: pm(r.test_auc, r.test_auc_std)),
 )
 _BY_KEY = {c.key: c for c in COLUMNS}
+COLUMN_LABELS = {c.key: c.label for c in COLUMNS}  # field -> the header the user sees
 
 
 def sort_rows(rows: list[Any], key: str, descending: bool) -> list[Any]:
@@ -77,6 +78,14 @@ def sort_rows(rows: list[Any], key: str, descending: bool) -> list[Any]:
     present.sort(key=tie)
     present.sort(key=lambda r: getattr(r, key), reverse=descending)
     return present + sorted(missing, key=tie)
+
+
+def column_widths(labels: list[Text], body: list[list[Text]]) -> dict[str, int]:
+    """Each column's width in cells: its widest header or cell (fixed, never left to a redraw)."""
+    widths = {}
+    for i, col in enumerate(COLUMNS):
+        widths[col.key] = max([labels[i].cell_len, *(cells[i].cell_len for cells in body)])
+    return widths
 
 
 class LeaderboardTable(DataTable):
@@ -189,15 +198,26 @@ class LeaderboardPanel(Vertical):
     def on_mount(self) -> None:
         self._add_columns()
 
-    def _add_columns(self) -> None:
+    def _add_columns(self, widths: dict[str, int] | None = None) -> None:
         table = self.table
         for col in COLUMNS:
-            table.add_column(self._label(col), key=col.key)
+            table.add_column(self._label(col), key=col.key, width=(widths or {}).get(col.key))
 
     def _label(self, col: Column) -> Text:
         if col.key != self.sort_key:
             return Text(col.label)
         return Text(f"{col.label} {'▼' if self.descending else '▲'}", style="bold")
+
+    @staticmethod
+    def _cells(row: Any) -> list[Text]:
+        cells = []
+        for col in COLUMNS:
+            value = getattr(row, col.key, None)
+            cell = Text(col.text(row), justify="right" if col.numeric else "left")
+            if col.key == "status" and value not in (None, "ok"):
+                cell.stylize("yellow" if value in ("oom", "duplicate", "running", "pruned") else "dim")
+            cells.append(cell)
+        return cells
 
     def set_sort(self, key: str, descending: bool | None, state: DashboardState) -> None:
         """Order by ``key`` (None: the column's natural direction, or flip if already sorted by it)."""
@@ -209,28 +229,31 @@ class LeaderboardPanel(Vertical):
         self._seen = -1  # the next sync rebuilds rows and headers (with the sort arrow)
         self.sync(state)
 
-    def sync(self, state: DashboardState, keep: int | None = None) -> None:
-        """Rebuild the rows if the ranking changed; the cursor stays on the same candidate."""
-        rev = state.revision["leaderboard"]
-        if rev == self._seen:
-            return
-        self._seen = rev
+    def sync(self, state: DashboardState, follow: int | None = None) -> None:
+        """Rebuild the rows if the ranking changed; the cursor stays on the same candidate.
+
+        ``follow``: the candidate the Cell panel shows while the user has not picked a row;
+        the cursor sits on its row when it has one, so Enter opens what the panel shows.
+        """
         table = self.table
-        current = keep if keep is not None else table.current_candidate()
+        rev = state.revision["leaderboard"]
+        if rev != self._seen:
+            self._seen = rev
+            self._rebuild(state, table.current_candidate())
+        if follow is not None and follow in self.row_ids and table.current_candidate() != follow:
+            table.move_cursor(row=self.row_ids.index(follow), animate=False)
+
+    def _rebuild(self, state: DashboardState, current: int | None) -> None:
+        table = self.table
         rows = sort_rows(list(state.leaderboard.rows()), self.sort_key, self.descending)
-        # Columns are rebuilt too: a DataTable only ever widens a column, so widths would depend
-        # on which rows an earlier redraw happened to show (and screens on timing).
+        # Columns are rebuilt with widths measured here, from the rows they hold: a DataTable left
+        # to measure widths itself does so on its next idle moment, and rows painted before that
+        # (a busy machine) stay cached at the old widths, so a screen would depend on timing.
+        body = [self._cells(row) for row in rows]
         table.clear(columns=True)
-        self._add_columns()
+        self._add_columns(column_widths([self._label(c) for c in COLUMNS], body))
         self.row_ids = []
-        for row in rows:
-            cells = []
-            for col in COLUMNS:
-                value = getattr(row, col.key, None)
-                cell = Text(col.text(row), justify="right" if col.numeric else "left")
-                if col.key == "status" and value not in (None, "ok"):
-                    cell.stylize("yellow" if value in ("oom", "duplicate", "running", "pruned") else "dim")
-                cells.append(cell)
+        for row, cells in zip(rows, body):
             table.add_row(*cells, key=str(row.candidate_id))
             self.row_ids.append(int(row.candidate_id))
         if current is not None and current in self.row_ids:

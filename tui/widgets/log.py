@@ -28,6 +28,8 @@ class EventLog(RichLog):
             text.append(state.offset(line.ts), style="dim")
             text.append("  ")
             text.append(line.text, style=_LEVEL_STYLE.get(line.level, ""))
-            # Wrap at the panel's width (the console's width is not the panel's).
-            width = self.scrollable_content_region.width
+            # Wrap at the panel's width (the console's width is not the panel's), less a scrollbar whether
+            # or not one shows yet: lines are wrapped once, when written, and the scrollbar appears when the
+            # log fills, so which lines wrapped where would depend on timing (and snapshots on the load).
+            width = self.content_region.width - self.styles.scrollbar_size_vertical
             self.write(text, width=width if width > 20 else None)

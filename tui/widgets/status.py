@@ -34,7 +34,12 @@ class StatusLine(Static):
         if rev == self._seen:
             return
         self._seen = rev
-        self.update(self.render_state(state))
+        text = self.render_state(state)
+        # One row per line, set explicitly: left to `height: auto`, a status line that grew (the error
+        # row of a failed run) was at times laid out at its old height on a busy machine.
+        text.no_wrap, text.overflow = True, "ellipsis"
+        self.styles.height = text.plain.count("\n") + 1
+        self.update(text)
         for name in (RUNNING, PAUSED, STOPPING, FINISHED, FAILED):
             self.set_class(state.status == name, f"-{name.lower()}")
 
