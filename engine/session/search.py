@@ -79,7 +79,7 @@ class Search:
         self.current_peak: float | None = None
 
     def close(self) -> None:
-        self.counter.close()
+        """Release what the search holds (nothing since complexity is counted in closed form)."""
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -184,7 +184,6 @@ class Search:
                 break
             else:
                 t.first_of_key[g.key] = i
-                self.counter.submit(g)
                 checkpoint = str(self.run_dir.candidate_checkpoint_path(cid))
                 t.jobs.append(Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint))
                 t.drafts[cid] = (i, draft)
