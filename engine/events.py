@@ -11,9 +11,11 @@ It must not import torch or any UI library.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -352,10 +354,13 @@ def _ts(data: dict[str, Any]) -> float:
 _SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list", dict: "an object"}
 
 
+_UNIONS = (typing.Union, getattr(types, "UnionType", None))
+
+
 def _accepts(annotation: Any, value: Any) -> bool:
     """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in _UNIONS:
         return any(_accepts(a, value) for a in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
@@ -389,21 +394,34 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         raise ValueError(f"unknown event kind {kind!r}")
     if cls is CandidateFinished:
         return CandidateFinished.from_fields(data)
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{kind}: field {f.name!r} is missing")
+    for name, hint, required in _schema(cls):
+        if name not in data:
+            if required:
+                raise ValueError(f"{kind}: field {name!r} is missing")
             continue
-        value = data[f.name]
-        if not _accepts(hints[f.name], value):
-            raise ValueError(f"{kind}: {f.name} = {value!r:.40} has the wrong type")
-        problem = _out_of_range(f.name, value)
+        value = data[name]
+        if not _accepts(hint, value):
+            raise ValueError(f"{kind}: {name} = {value!r:.40} has the wrong type")
+        problem = _out_of_range(name, value)
         if problem:
-            raise ValueError(f"{kind}: {f.name} = {value!r:.40} is out of range ({problem})")
-        values[f.name] = float(value) if hints[f.name] is float and value is not None else value
+            raise ValueError(f"{kind}: {name} = {value!r:.40} is out of range ({problem})")
+        values[name] = float(value) if hint is float and value is not None else value
     return cls(**values)
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """``(name, annotation, required)`` of each field of an event class, resolved once per class.
+
+    Resolving string annotations (``typing.get_type_hints``) compiles each one:
+    done per event it cost most of the time of reading a journal.
+    """
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    )
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is
