@@ -182,9 +182,6 @@ class Leaderboard:
     ``RunStarted`` (its profile's ``search.tie_break``).
     """
 
-    # The only event kinds it folds: a reader may read just these (``read_journal(..., kinds=KINDS)``).
-    KINDS = frozenset({RunStarted.kind, CandidateFinished.kind, FinalResult.kind})
-
     def __init__(self, tie_break: str = "val_auc") -> None:
         self.tie_break = tie_break
         self._candidates: dict[int, CandidateRecord] = {}

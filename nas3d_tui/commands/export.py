@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
         raise RunDirError(f"no run journal at {journal}")
     if args.output is not None:
         _check_target(Path(args.output))
-    board = Leaderboard.from_events(read_journal(journal, strict=True, kinds=Leaderboard.KINDS))
+    board = Leaderboard.from_events(read_journal(journal, strict=True))
     rows = board.rows(include_duplicates=args.all, include_infeasible=args.all)
     text = export(rows, args.format, args.output)
     if args.output is None:

@@ -256,26 +256,3 @@ def test_the_dashboard_best_and_the_finalists_use_the_same_ranking(tmp_path):
     profile = load_profile("quick", ["final.top_k=3"])
     assert [r.candidate_id for r in finalists(records, profile)] == [r.candidate_id for r in board.rows()[:3]]
     assert board.best().candidate_id == 14
-
-
-def test_a_journal_read_for_its_leaderboard_kinds_gives_the_same_board(tmp_path):
-    """export reads only the kinds the leaderboard folds; every line must still be JSON."""
-    from engine.errors import CorruptFileError
-    from engine.events import EpochFinished
-    from engine.journal import JournalSink, read_journal
-
-    path = tmp_path / "events.jsonl"
-    sink = JournalSink(path)
-    for e in sample_events() + [EpochFinished(candidate_id=1, epoch=1, train_loss=0.5, val_loss=0.5, val_acc=0.5,
-                                              val_auc=0.5, seconds=1.0)]:
-        sink(e)
-    sink.close()
-    everything = read_journal(path, strict=True)
-    wanted = read_journal(path, strict=True, kinds=Leaderboard.KINDS)
-    assert {e.kind for e in wanted} <= Leaderboard.KINDS
-    assert len(wanted) < len(everything)  # started and epoch events were not built
-    assert Leaderboard.from_events(wanted).rows() == Leaderboard.from_events(everything).rows()
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("not json at all\n")
-    with pytest.raises(CorruptFileError, match="line"):
-        read_journal(path, strict=True, kinds=Leaderboard.KINDS)
