@@ -359,22 +359,29 @@ _UNIONS = (typing.Union, getattr(types, "UnionType", None))
 
 def _accepts(annotation: Any, value: Any) -> bool:
     """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
+    return _acceptor(annotation)(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _acceptor(annotation: Any) -> Callable[[Any], bool]:
+    """The check of ``_accepts`` for one annotation, worked out once per annotation."""
     origin = typing.get_origin(annotation)
     if origin in _UNIONS:
-        return any(_accepts(a, value) for a in typing.get_args(annotation))
+        parts = tuple(_acceptor(a) for a in typing.get_args(annotation))
+        return lambda v: any(p(v) for p in parts)
     if annotation is type(None):
-        return value is None
+        return lambda v: v is None
     if origin is not None:
         annotation = origin
     if annotation is bool:
-        return isinstance(value, bool)
+        return lambda v: isinstance(v, bool)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda v: isinstance(v, int) and not isinstance(v, bool)
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     if annotation in (str, list, dict):
-        return isinstance(value, annotation)
-    return True
+        return lambda v: isinstance(v, annotation)
+    return lambda v: True
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -395,13 +402,13 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if cls is CandidateFinished:
         return CandidateFinished.from_fields(data)
     values: dict[str, Any] = {}
-    for name, hint, required in _schema(cls):
+    for name, hint, required, accepts in _schema(cls):
         if name not in data:
             if required:
                 raise ValueError(f"{kind}: field {name!r} is missing")
             continue
         value = data[name]
-        if not _accepts(hint, value):
+        if not accepts(value):
             raise ValueError(f"{kind}: {name} = {value!r:.40} has the wrong type")
         problem = _out_of_range(name, value)
         if problem:
@@ -411,15 +418,20 @@ def event_from_dict(data: dict[str, Any]) -> Event:
 
 
 @functools.lru_cache(maxsize=None)
-def _schema(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """``(name, annotation, required)`` of each field of an event class, resolved once per class.
+def _schema(cls: type) -> tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]:
+    """``(name, annotation, required, check)`` of each field of an event class, resolved once per class.
 
     Resolving string annotations (``typing.get_type_hints``) compiles each one:
     done per event it cost most of the time of reading a journal.
     """
     hints = typing.get_type_hints(cls)
     return tuple(
-        (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            _acceptor(hints[f.name]),
+        )
         for f in dataclasses.fields(cls)
     )
 
