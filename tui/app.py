@@ -223,7 +223,12 @@ class NasApp(App[int]):
             pass
 
     def drain_now(self) -> None:
-        """Apply every queued event immediately (tests; the timer does this in normal use)."""
+        """Apply every queued event and draw immediately (tests; the timer does this in normal use).
+
+        Draws even when nothing is queued: a history folded while the handle was catching up
+        is drawn by the first drain after it.
+        """
+        self._drain()
         while self._inbox:
             self._drain()
 

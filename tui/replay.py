@@ -116,11 +116,6 @@ class ReplayHandle:
     def finished(self) -> bool:
         return self._done.is_set()
 
-    @property
-    def catching_up(self) -> bool:
-        """True while an instant replay (``delay`` 0) is still delivering: it is all history."""
-        return not self.delay and self._thread is not None and not self._done.is_set()
-
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every event was delivered (tests)."""
         return self._done.wait(timeout)

@@ -172,14 +172,3 @@ def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Pat
     assert [e.to_dict() for e in got.events] == [e.to_dict() for e in journal[:3] + journal[half:]]
     assert handle.finished
 
-
-def test_an_instant_replay_is_history_a_paced_one_is_not(journal) -> None:
-    instant, paced = ReplayHandle(journal), ReplayHandle(journal, delay=0.05)
-    assert not instant.catching_up and not paced.catching_up  # not started
-    gate = threading.Event()
-    instant.start(lambda e: gate.wait(5))
-    paced.start(Collector())
-    assert instant.catching_up and not paced.catching_up
-    gate.set()
-    assert instant.wait(10) and not instant.catching_up
-    paced.close(timeout=5)
