@@ -67,3 +67,24 @@ async def test_a_short_leaderboard_has_no_subtitle(journal, ui) -> None:
         await ui.settle(app, pilot)
         assert app.leaderboard.table.row_count == len(app.state.leaderboard.rows()) <= SHOWN_ROWS
         assert not app.leaderboard.border_subtitle
+
+
+async def test_attaching_to_a_failed_run_shows_its_error_once_the_history_is_in(tmp_path, make_journal, make_run_dir, ui):
+    import asyncio
+
+    from tui.attach import AttachHandle
+
+    journal = make_journal(end="failed")
+    handle = AttachHandle(make_run_dir(tmp_path / "run", journal), poll=0.02)
+    app = NasApp(handle)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(250):
+            await asyncio.sleep(0.02)
+            if not handle.catching_up and app.state.events_applied == len(journal):
+                break
+        assert not handle.catching_up
+        for _ in range(3):  # a few ticks of the live dashboard
+            app.drain_now()
+            await pilot.pause(0.25)
+        text = ui.screen_text(app)
+        assert "FAILED" in text and "illegal memory access" in text
