@@ -11,9 +11,11 @@ It must not import torch or any UI library.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -357,24 +359,34 @@ def _ts(data: dict[str, Any]) -> float:
 _SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list", dict: "an object"}
 
 
+_UNIONS = (typing.Union, getattr(types, "UnionType", None))
+
+
 def _accepts(annotation: Any, value: Any) -> bool:
     """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
+    return _acceptor(annotation)(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _acceptor(annotation: Any) -> Callable[[Any], bool]:
+    """The check of ``_accepts`` for one annotation, worked out once per annotation."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    if origin in _UNIONS:
+        parts = tuple(_acceptor(a) for a in typing.get_args(annotation))
+        return lambda v: any(p(v) for p in parts)
     if annotation is type(None):
-        return value is None
+        return lambda v: v is None
     if origin is not None:
         annotation = origin
     if annotation is bool:
-        return isinstance(value, bool)
+        return lambda v: isinstance(v, bool)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda v: isinstance(v, int) and not isinstance(v, bool)
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     if annotation in (str, list, dict):
-        return isinstance(value, annotation)
-    return True
+        return lambda v: isinstance(v, annotation)
+    return lambda v: True
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -394,21 +406,39 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         raise ValueError(f"unknown event kind {kind!r}")
     if cls is CandidateFinished:
         return CandidateFinished.from_fields(data)
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{kind}: field {f.name!r} is missing")
+    for name, hint, required, accepts in _schema(cls):
+        if name not in data:
+            if required:
+                raise ValueError(f"{kind}: field {name!r} is missing")
             continue
-        value = data[f.name]
-        if not _accepts(hints[f.name], value):
-            raise ValueError(f"{kind}: {f.name} = {value!r:.40} has the wrong type")
-        problem = _out_of_range(f.name, value)
+        value = data[name]
+        if not accepts(value):
+            raise ValueError(f"{kind}: {name} = {value!r:.40} has the wrong type")
+        problem = _out_of_range(name, value)
         if problem:
-            raise ValueError(f"{kind}: {f.name} = {value!r:.40} is out of range ({problem})")
-        values[f.name] = float(value) if hints[f.name] is float and value is not None else value
+            raise ValueError(f"{kind}: {name} = {value!r:.40} is out of range ({problem})")
+        values[name] = float(value) if hint is float and value is not None else value
     return cls(**values)
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(cls: type) -> tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]:
+    """``(name, annotation, required, check)`` of each field of an event class, resolved once per class.
+
+    Resolving string annotations (``typing.get_type_hints``) compiles each one:
+    done per event it cost most of the time of reading a journal.
+    """
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            _acceptor(hints[f.name]),
+        )
+        for f in dataclasses.fields(cls)
+    )
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is

@@ -2,7 +2,8 @@
 
 This module owns writing the journal (``JournalSink``: append, flush every
 event, fsync the ones whose loss would lose finished work) and reading it back
-(``read_journal`` for a whole file, ``tail_journal`` for a growing one).
+(``read_journal`` for a whole file, ``tail_journal`` for a growing one,
+``read_history`` for what a growing one holds so far and where to follow it).
 A crash can tear the last line; torn lines are skipped, and a line that is
 JSON but not a valid event is corrupt (an error for strict readers).
 
@@ -14,13 +15,13 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 from .atomic import check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
 
-__all__ = ["JournalSink", "read_journal", "tail_journal"]
+__all__ = ["JournalSink", "read_journal", "read_history", "tail_journal"]
 
 
 # Events after which the journal is fsynced: losing them would lose finished work.
@@ -78,8 +79,9 @@ class _Torn(Exception):
     """A line that starts an event but is not JSON: the partial last write of a process that died."""
 
 
-def _parse_line(line: str) -> Event | None:
-    """The event of one journal line; None for a blank line or an event kind from a newer version.
+def _parse_line(line: str, kinds: Collection[str] | None = None) -> Event | None:
+    """The event of one journal line; None for a blank line, an event kind from a newer version,
+    or (``kinds`` given) a kind the reader does not want, which is then not type-checked.
 
     Raises:
         _Torn: the line starts like an event but is not JSON (a torn write).
@@ -98,17 +100,23 @@ def _parse_line(line: str) -> Event | None:
         raise ValueError("a line nested too deeply to be an event") from None
     if isinstance(data, dict) and data.get("kind") not in EVENT_TYPES and isinstance(data.get("kind"), str):
         return None  # written by a newer version: not ours to judge
+    if kinds is not None and isinstance(data, dict) and data.get("kind") in EVENT_TYPES and data["kind"] not in kinds:
+        return None  # valid JSON of a known kind the reader does not use
     return event_from_dict(data)
 
 
-def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Event]:
-    """The events of a journal, in order.
+def read_journal(
+    path: str | os.PathLike[str], strict: bool = False, kinds: Collection[str] | None = None
+) -> list[Event]:
+    """The events of a journal, in order (only those of ``kinds`` when given).
 
     A line that starts an event but is cut short -- the torn last write of a
     process that was killed -- is skipped, and so are event kinds from a newer
     version. Any other line (not JSON, or JSON but not a valid event) is
     corrupt: skipped too unless ``strict`` (export, report and resume use
-    strict reads).
+    strict reads). With ``kinds``, every line must still be JSON, but only
+    events of those kinds are built and checked: a reader that folds only a
+    few kinds (``export``) does not pay for the others.
 
     Raises:
         CorruptFileError: ``strict`` and a line is a malformed event (names the line).
@@ -123,7 +131,7 @@ def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Eve
         with open(p, encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 try:
-                    event = _parse_line(line)
+                    event = _parse_line(line, kinds)
                 except _Torn:
                     continue
                 except (ValueError, TypeError, CorruptFileError) as exc:
@@ -137,18 +145,50 @@ def read_journal(path: str | os.PathLike[str], strict: bool = False) -> list[Eve
     return events
 
 
+def _watch_lines(lines: list[str]) -> list[Event]:
+    """The events of complete lines, as a watcher reads them: what cannot be read is skipped."""
+    events: list[Event] = []
+    for line in lines:
+        try:
+            event = _parse_line(line)
+        except (_Torn, ValueError, TypeError, CorruptFileError):
+            continue  # a watcher shows what it can
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def read_history(path: str | os.PathLike[str]) -> tuple[list[Event], int]:
+    """The events of every complete line a growing journal holds now, and the byte offset after them.
+
+    ``tail_journal(..., start_at=offset)`` then follows the journal from there
+    without reading the history twice; a line still being written is left to
+    the tail. Lines that cannot be read are skipped (a watcher shows what it can).
+
+    Raises:
+        OSError: the journal cannot be read.
+    """
+    check_regular_file(path)  # a pipe would block forever
+    with open(path, "rb") as fh:
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
+    return _watch_lines(data[:end].decode("utf-8", errors="replace").split("\n")[:-1]), end
+
+
 def tail_journal(
     path: str | os.PathLike[str],
     stop: threading.Event,
     poll: float = 0.2,
     from_start: bool = True,
+    start_at: int = 0,
 ) -> Iterator[Event]:
     """Yield events of a growing journal until ``stop`` is set (used by ``attach``).
 
     Only complete lines are parsed, so a line being written is never torn.
+    ``start_at``: the byte offset of a line start to begin at (see ``read_history``).
     """
     p = Path(path)
-    pos = 0
+    pos = start_at
     buf = ""
     while not stop.is_set():
         if not p.exists():
@@ -164,12 +204,6 @@ def tail_journal(
         if chunk:
             buf += chunk
             *lines, buf = buf.split("\n")
-            for line in lines:
-                try:
-                    ev = _parse_line(line)
-                except (_Torn, ValueError, TypeError, CorruptFileError):
-                    continue  # a watcher shows what it can
-                if ev is not None:
-                    yield ev
+            yield from _watch_lines(lines)
         else:
             stop.wait(poll)

@@ -187,6 +187,9 @@ class Leaderboard:
         self.tie_break = tie_break
         self._candidates: dict[int, CandidateRecord] = {}
         self._finals: dict[int, dict[int, FinalResult]] = {}
+        # rows() per argument set, until the next change: a dashboard asks for the best row at every
+        # redraw, and ranking thousands of candidates each time would grow with the run.
+        self._rows_cache: dict[tuple[str, bool, bool, str], list[Row]] = {}
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> "Leaderboard":
@@ -200,9 +203,11 @@ class Leaderboard:
         """Apply one event; returns True when the leaderboard changed (other kinds are ignored)."""
         if isinstance(event, CandidateFinished):
             self._candidates[event.record.candidate_id] = event.record
+            self._rows_cache.clear()
             return True
         if isinstance(event, FinalResult):
             self._finals.setdefault(event.candidate_id, {})[event.seed] = event
+            self._rows_cache.clear()
             return True
         if isinstance(event, RunStarted):
             search = event.profile.get("search", {}) if isinstance(event.profile, dict) else {}
@@ -210,6 +215,7 @@ class Leaderboard:
             changed = tie_break != self.tie_break and tie_break in ("val_auc", "none")
             if changed:
                 self.tie_break = tie_break
+                self._rows_cache.clear()
             return changed
         return False
 
@@ -244,6 +250,12 @@ class Leaderboard:
         """
         if sort_by not in SORT_KEYS:
             raise ValueError(f"unknown sort_by {sort_by!r}; allowed: {', '.join(SORT_KEYS)}")
+        key = (sort_by, include_duplicates, include_infeasible, self.tie_break)
+        if key not in self._rows_cache:
+            self._rows_cache[key] = self._rows(sort_by, include_duplicates, include_infeasible)
+        return list(self._rows_cache[key])
+
+    def _rows(self, sort_by: str, include_duplicates: bool, include_infeasible: bool) -> list[Row]:
         ranked = sorted((r for r in self._candidates.values() if r.ok), key=lambda r: rank_key(r, self.tie_break))
         hidden = set()
         if not include_duplicates:

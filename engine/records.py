@@ -18,9 +18,10 @@ Pure Python: no torch, no numpy, no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import CorruptFileError
 
@@ -152,12 +153,12 @@ class CandidateRecord:
         if not isinstance(data, Mapping):
             raise CorruptFileError(f"{where} is corrupt: expected a JSON object, got {_kind(data)}")
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                if f.name in _REQUIRED:
-                    raise CorruptFileError(f"{where} is corrupt: field {f.name!r} is missing")
+        for name in _field_names(cls):
+            if name not in data:
+                if name in _REQUIRED:
+                    raise CorruptFileError(f"{where} is corrupt: field {name!r} is missing")
                 continue
-            values[f.name] = _check(f.name, data[f.name], where)
+            values[name] = _check(name, data[name], where)
         record = cls(**values)
         if record.status not in STATUSES:
             raise CorruptFileError(
@@ -177,6 +178,11 @@ class CandidateRecord:
 
 
 _REQUIRED = ("candidate_id", "generation", "phase", "status")
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _kind(value: Any) -> str:
@@ -217,29 +223,34 @@ _TYPES: dict[str, tuple[str, bool]] = {
 }
 
 
+# Built once: a journal of thousands of candidates checks every field of every record.
+_ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "count": lambda v: _is_int(v) and v >= 0,
+    "number": _is_number,
+    "str": lambda v: isinstance(v, str),
+    "dict": lambda v: isinstance(v, dict),
+    # (the common case first: JSON gives plain floats; numpy's are float subclasses)
+    "numbers": lambda v: isinstance(v, list) and (all(type(x) is float for x in v) or all(_is_number(x) for x in v)),
+    "dicts": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+}
+_EXPECTED = {
+    "count": "an integer >= 0",
+    "number": "a number",
+    "str": "a string",
+    "dict": "an object",
+    "numbers": "a list of numbers",
+    "dicts": "a list of objects",
+}
+
+
 def _check(name: str, value: Any, where: str) -> Any:
     kind, nullable = _TYPES[name]
     if value is None:
         if nullable:
             return None
         raise CorruptFileError(f"{where} is corrupt: {name} is null")
-    ok = {
-        "count": lambda v: _is_int(v) and v >= 0,
-        "number": _is_number,
-        "str": lambda v: isinstance(v, str),
-        "dict": lambda v: isinstance(v, dict),
-        "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
-        "dicts": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
-    }[kind](value)
-    if not ok:
-        expected = {
-            "count": "an integer >= 0",
-            "number": "a number",
-            "str": "a string",
-            "dict": "an object",
-            "numbers": "a list of numbers",
-            "dicts": "a list of objects",
-        }[kind]
+    if not _ACCEPTS[kind](value):
+        expected = _EXPECTED[kind]
         raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)} is {_kind(value)}; expected {expected}")
     value = float(value) if kind == "number" else value
     rule = _RANGES.get(name)

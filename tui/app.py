@@ -181,17 +181,28 @@ class NasApp(App[int]):
     def _drain(self) -> None:
         """Fold queued events into the state and redraw what changed (timer, UI thread)."""
         handle_done = self._started and self._safe_finished()
+        # While the handle delivers a run's history (attach), fold it all and draw once it is in:
+        # drawing part of it at every tick would cost a redraw per tick for nothing anyone reads.
+        catching_up = self._started and self._safe_catching_up()
         applied = 0
-        while self._inbox and applied < MAX_EVENTS_PER_TICK:
+        while self._inbox and (catching_up or applied < MAX_EVENTS_PER_TICK):
             event = self._inbox.popleft()
             applied += 1
             try:
                 self.state.apply(event)
             except Exception as exc:  # a malformed event must not take the dashboard down
                 self.state.note("error", f"could not show {event.kind}: {exc!r}")
+        if catching_up:
+            return
         if handle_done and not self._inbox and not self.state.terminal and not self.handle.attached:
             self.state.fail("the engine stopped without reporting an end (see the log)")
         self._sync_panels()  # each panel redraws only when its part of the state changed
+
+    def _safe_catching_up(self) -> bool:
+        try:
+            return bool(getattr(self.handle, "catching_up", False))
+        except Exception:
+            return False
 
     def _safe_finished(self) -> bool:
         try:
@@ -214,7 +225,12 @@ class NasApp(App[int]):
             pass
 
     def drain_now(self) -> None:
-        """Apply every queued event immediately (tests; the timer does this in normal use)."""
+        """Apply every queued event and draw immediately (tests; the timer does this in normal use).
+
+        Draws even when nothing is queued: a history folded while the handle was catching up
+        is drawn by the first drain after it.
+        """
+        self._drain()
         while self._inbox:
             self._drain()
 

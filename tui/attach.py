@@ -1,8 +1,11 @@
 """``AttachHandle``: watch and steer a run that another process drives.
 
-Events come from tailing ``RUN_DIR/events.jsonl`` (replayed from the start);
-commands go to ``RUN_DIR/control.json``, which the running session polls at
-batch boundaries. Closing only stops the tailing: the run goes on.
+Events come from ``RUN_DIR/events.jsonl``: first its history (every complete
+line it holds when the dashboard starts, delivered at once; ``catching_up``
+says it is still being delivered, so the dashboard folds it without drawing
+each event), then the lines appended after it, as they come. Commands go to
+``RUN_DIR/control.json``, which the running session polls at batch
+boundaries. Closing only stops the tailing: the run goes on.
 No torch, no Textual.
 """
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from engine import control
 from engine import events as ev
-from engine.journal import tail_journal
+from engine.journal import read_history, tail_journal
 
 from .handle import HandleError, Sink
 
@@ -28,13 +31,19 @@ class AttachError(HandleError):
 class AttachHandle:
     """Tails ``run_dir/events.jsonl`` in a daemon thread and writes commands to ``control.json``.
 
+    Args:
+        run_dir: the run directory.
+        poll: seconds between looks at the journal once its history is delivered.
+        history: ``engine.journal.read_history`` of the journal when the caller
+            has already read it (it is then not read twice).
+
     Raises:
         AttachError: ``run_dir`` is not a directory or holds no journal.
     """
 
     attached = True
 
-    def __init__(self, run_dir: str | Path, poll: float = 0.2) -> None:
+    def __init__(self, run_dir: str | Path, poll: float = 0.2, history: tuple[list[ev.Event], int] | None = None) -> None:
         path = Path(run_dir)
         if not path.is_dir():
             raise AttachError(f"cannot attach: no run directory at {path}")
@@ -44,6 +53,8 @@ class AttachHandle:
         self.poll = poll
         self._stop = threading.Event()
         self._ended = threading.Event()  # a RunFinished / RunFailed was read
+        self._caught_up = threading.Event()  # the history was delivered
+        self._history = history
         self._thread: threading.Thread | None = None
         self.error: str | None = None
 
@@ -53,16 +64,26 @@ class AttachHandle:
 
     def _tail(self, sink: Sink) -> None:
         try:
-            for event in tail_journal(self.run_dir / JOURNAL, self._stop, poll=self.poll, from_start=True):
-                sink(event)
-                # Keep tailing after the end: a `resume` of this run appends to the same journal.
-                if isinstance(event, (ev.RunFinished, ev.RunFailed)):
-                    self._ended.set()
-                elif isinstance(event, ev.RunStarted):
-                    self._ended.clear()
+            history, offset = self._history if self._history is not None else read_history(self.run_dir / JOURNAL)
+            self._history = None
+            for event in history:
+                self._deliver(sink, event)
+            self._caught_up.set()
+            for event in tail_journal(self.run_dir / JOURNAL, self._stop, poll=self.poll, start_at=offset):
+                self._deliver(sink, event)
         except OSError as exc:  # the journal vanished or became unreadable
             self.error = f"reading {self.run_dir / JOURNAL}: {exc}"
             sink(ev.RunFailed(error=self.error))
+        finally:
+            self._caught_up.set()
+
+    def _deliver(self, sink: Sink, event: ev.Event) -> None:
+        sink(event)
+        # Keep tailing after the end: a `resume` of this run appends to the same journal.
+        if isinstance(event, (ev.RunFinished, ev.RunFailed)):
+            self._ended.set()
+        elif isinstance(event, ev.RunStarted):
+            self._ended.clear()
 
     def pause(self) -> None:
         control.write_command(self.run_dir, "pause")
@@ -81,3 +102,8 @@ class AttachHandle:
     @property
     def finished(self) -> bool:
         return self._ended.is_set()
+
+    @property
+    def catching_up(self) -> bool:
+        """True while the journal's history is being delivered (the dashboard draws once it is in)."""
+        return self._thread is not None and not self._caught_up.is_set()

@@ -3,7 +3,10 @@
 A handle delivers events to a sink (from any thread) and takes commands. The
 in-process session handle (``nas3d_tui``), ``AttachHandle`` (another process,
 through ``events.jsonl`` and ``control.json``) and ``ReplayHandle`` (a recorded
-journal) all satisfy ``RunHandle``. No torch, no Textual.
+journal) all satisfy ``RunHandle``. A handle that first delivers a run's
+history may say so with a ``catching_up`` property (True while it does): the
+dashboard then folds those events without drawing until they are all in.
+No torch, no Textual.
 """
 from __future__ import annotations
 

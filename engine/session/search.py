@@ -80,7 +80,7 @@ class Search:
         self.current_peak: float | None = None
 
     def close(self) -> None:
-        self.counter.close()
+        """Release what the search holds (nothing since complexity is counted in closed form)."""
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -191,7 +191,6 @@ class Search:
                 break
             else:
                 t.first_of_key[g.key] = i
-                self.counter.submit(g)
                 checkpoint = str(self.run_dir.candidate_checkpoint_path(cid))
                 prune = self._prune_rule(batch, i, parents, median)
                 t.jobs.append(

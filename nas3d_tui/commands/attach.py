@@ -15,18 +15,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from engine import events as ev
-    from engine.journal import read_journal
+    from engine.journal import read_history
     from engine.rundir import RunDir
     from tui.app import run_dashboard
-    from tui.attach import AttachHandle
+    from tui.attach import AttachError, AttachHandle
     from tui.replay import ReplayHandle
 
     handle = AttachHandle(args.run_dir)  # checks the directory and its journal
     resume = hints.command("resume", handle.run_dir)
-    journal = read_journal(handle.run_dir / "events.jsonl")
+    try:
+        journal, offset = read_history(handle.run_dir / "events.jsonl")  # read once: the handle follows on from here
+    except OSError as exc:
+        raise AttachError(f"cannot attach: reading {handle.run_dir / 'events.jsonl'}: {exc.strerror or exc}") from None
     ended = bool(journal) and isinstance(journal[-1], (ev.RunFinished, ev.RunFailed))
     if not ended and RunDir(handle.run_dir).locked_by_other() is None:
         # Nobody drives this run and it never ended: it crashed or was killed.
         gone = ev.RunFailed(error=f"no process is driving this run (crashed or killed); continue it with `{resume}`")
         return run_dashboard(ReplayHandle(journal + [gone], run_dir=handle.run_dir, echo_commands=False), resume_command=resume)
-    return run_dashboard(handle, resume_command=resume)
+    return run_dashboard(AttachHandle(handle.run_dir, history=(journal, offset)), resume_command=resume)

@@ -52,3 +52,19 @@ def test_search_speed_projects_the_200_candidate_search(capsys):
     assert code == 0
     assert any("candidates/hour" in line for line in out)
     assert re.fullmatch(r"projected_minutes_200: \d+\.\d", out[-1]), out[-1]
+
+
+@pytest.mark.timeout(600)
+def test_engine_overhead_times_the_engine_and_the_readers_of_its_run(capsys, tmp_path):
+    code = load("engine_overhead").main(
+        ["--profile", "quick", "--candidates", "6", "--no-report", "--keep", str(tmp_path / "run"), *tiny_sets()]
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any(re.match(r"profile quick: .* 6 candidates trained by a stand-in", line) for line in out), out
+    for name in ("export_json_in_process_s", "export_json_command_s", "attach_s", "dashboard_redraw_s"):
+        assert any(re.match(rf"{name}: \d+\.\d{{3}}", line) for line in out), name
+    assert re.fullmatch(r"engine_cpu_ms_per_candidate: \d+\.\d\d", out[-2]), out[-2]
+    assert re.fullmatch(r"engine_ms_per_candidate: \d+\.\d\d", out[-1]), out[-1]
+    records = sorted((tmp_path / "run" / "candidates").glob("*.json"))
+    assert len(records) >= 6  # a real session wrote its records (the stand-in trained, nothing else was faked)

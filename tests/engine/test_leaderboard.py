@@ -256,3 +256,19 @@ def test_the_dashboard_best_and_the_finalists_use_the_same_ranking(tmp_path):
     profile = load_profile("quick", ["final.top_k=3"])
     assert [r.candidate_id for r in finalists(records, profile)] == [r.candidate_id for r in board.rows()[:3]]
     assert board.best().candidate_id == 14
+
+
+def test_rows_follow_every_change_after_being_asked_for():
+    """rows() are kept between changes (a dashboard asks at every redraw); any change shows at once."""
+    board = Leaderboard.from_events(sample_events())
+    first = board.rows()
+    assert board.rows() == first and board.rows() is not board.rows()  # callers may reorder their copy
+    board.update(finished(20, 0.99))
+    assert board.rows()[0].candidate_id == 20 and board.best().candidate_id == 20
+    board.update(FinalResult(candidate_id=20, key="key20", seed=0, test_auc=0.9, test_acc=0.8, val_acc=0.99,
+                             params=1, flops=1, epochs=1, seconds=1.0, weights_path="w", genotype_path="g"))
+    assert board.rows()[0].test_auc == 0.9
+    tied = Leaderboard.from_events([finished(1, 0.8, val_auc=0.1, flops=10), finished(2, 0.8, val_auc=0.2, flops=20)])
+    assert [r.candidate_id for r in tied.rows()] == [2, 1]
+    tied.tie_break = "none"
+    assert [r.candidate_id for r in tied.rows()] == [1, 2]

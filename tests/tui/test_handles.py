@@ -131,3 +131,44 @@ def test_attach_sends_commands_through_the_control_file(tmp_path: Path, running_
     handle.stop()
     with pytest.raises(control.StopRequested):
         flags.checkpoint()
+
+
+def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Path, journal) -> None:
+    """The history is read once (up to the last complete line); a line being written comes with the tail."""
+    from engine.journal import read_history
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "events.jsonl"
+    half = len(journal) // 2
+    writer = JournalSink(path)
+    for e in journal[:half]:
+        writer(e)
+    writer.close()
+    torn = json.dumps(journal[half].to_dict(), separators=(",", ":"))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(torn[:20])  # the writer is in the middle of this line
+    history, offset = read_history(path)
+    assert [e.to_dict() for e in history] == [e.to_dict() for e in journal[:half]]
+    assert offset == path.stat().st_size - 20
+    # The handle takes the history as read and does not read it again: give it only its first events.
+    handle = AttachHandle(run_dir, poll=0.02, history=(history[:3], offset))
+    assert not handle.catching_up  # not started
+    got = Collector()
+    handle.start(got)
+    got.wait_for(3)
+    deadline = time.monotonic() + 5
+    while handle.catching_up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not handle.catching_up
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(torn[20:] + "\n")
+    writer = JournalSink(path)
+    for e in journal[half + 1:]:
+        writer(e)
+    writer.close()
+    got.wait_for(3 + len(journal) - half)
+    handle.close(timeout=5)
+    assert [e.to_dict() for e in got.events] == [e.to_dict() for e in journal[:3] + journal[half:]]
+    assert handle.finished
+

@@ -1,0 +1,203 @@
+"""The engine's own cost per candidate, and what reading a long run costs: attach, export, report.
+
+Drives a real ``Session`` (the ``paper`` profile: ODE with NP 20, the paper's
+space, AdrenalMNIST3D 28^3) for ``--candidates N`` trained candidates with the
+training taken out: the session's evaluator is replaced, in this script only,
+by ``InstantEvaluator``, which answers every job at once with one epoch and a
+fitness drawn from the architecture's key. What is left is the engine:
+triage, complexity, strategy, checkpoints, candidate records, events, journal.
+The final phase is off.
+
+Then, on the finished run directory, it times what a user does with a long run:
+
+- ``attach``: the dashboard (headless, 120x40) from start until it shows the
+  finished run (every journal event folded in and the panels drawn), then
+  one full redraw of every panel (median of 5);
+- ``export --format json`` and ``report`` in this process (imports warm), and
+  ``export`` as a command (a fresh Python, as a user types it).
+
+Prints ``engine_ms_per_candidate: X`` (whole search wall time / N) and
+``engine_cpu_ms_per_candidate: X`` (this process's CPU time / N: what a
+loaded, shared machine does not distort), the first-tenth / last-tenth
+per-candidate times (flat when nothing grows with the run), and one
+``<what>_s: X`` line per reading command (wall seconds, CPU seconds in brackets).
+
+Usage: python benchmarks/engine_overhead.py [--candidates N] [--keep DIR]
+       [--profile paper] [--set SECTION.KEY=VALUE ...] [--no-attach] [--no-report]
+
+N = 2000 takes a few minutes on two CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def stand_in_fitness(key: str) -> float:
+    """A deterministic fitness in [0.5, 1) from an architecture key (no training)."""
+    return 0.5 + int(hashlib.md5(key.encode()).hexdigest()[:8], 16) / 2**33
+
+
+class InstantEvaluator:
+    """An evaluator that trains nothing: one epoch per job, answered at once (the engine's cost only)."""
+
+    name = "instant"
+    worker = "instant:cpu"
+
+    def evaluate(self, jobs: Sequence[Any], callbacks: Any) -> None:
+        from engine.training.loop import CandidateResult
+
+        for job in jobs:
+            callbacks.on_start(job, self.worker)
+            fitness = stand_in_fitness(job.genotype.key)
+            epoch = {"epoch": 1, "train_loss": 1.0 - fitness, "val_loss": 1.0 - fitness, "val_acc": fitness,
+                     "val_auc": fitness, "seconds": 0.0}
+            callbacks.on_epoch(job, epoch)
+            callbacks.on_done(job, CandidateResult("ok", fitness, fitness, fitness, 1, 0.0, None, None, (epoch,)),
+                              self.worker)
+
+    def close(self) -> None:
+        pass
+
+
+def instant_session(profile: Any, run_dir: Path) -> Any:
+    """A real ``Session`` whose search evaluates with ``InstantEvaluator``."""
+    from engine.session import Session
+
+    class InstantSession(Session):
+        def _run_search(self, search_data: Any) -> str:
+            return self._search.run(self._strategy, InstantEvaluator(), lambda: self._save_checkpoint("search"),
+                                    self._elapsed)
+
+    return InstantSession(profile, run_dir)
+
+
+def time_attach(run_dir: Path, size: tuple[int, int] = (120, 40), timeout: float = 600) -> tuple[float, float]:
+    """Seconds from the dashboard's start until it shows the finished run of ``run_dir``, and then
+    the median seconds of a full redraw (every panel's part of the state marked changed, drawn)."""
+    from tui.app import NasApp
+    from tui.attach import AttachHandle
+
+    async def go() -> float:
+        app = NasApp(AttachHandle(run_dir))
+        start = time.perf_counter()
+        async with app.run_test(size=size) as pilot:
+            while not (app.state.terminal and not app._inbox):
+                if time.perf_counter() - start > timeout:
+                    raise TimeoutError("the dashboard did not show the finished run")
+                await pilot.pause(0.01)
+            await pilot.pause()  # the redraw of the last fold
+            seconds = time.perf_counter() - start
+            redraws = []
+            for _ in range(5):
+                app.state._touch("run", "status", "fitness", "leaderboard", "candidates", "cell", "epochs", "log")
+                begin = time.perf_counter()
+                app._sync_panels()
+                await pilot.pause()
+                redraws.append(time.perf_counter() - begin)
+            app.handle.close()
+        return seconds, sorted(redraws)[len(redraws) // 2]
+
+    return asyncio.run(go())
+
+
+def time_call(fn: Any) -> str:
+    """``"wall (cpu cpu)"`` seconds of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return f"{time.perf_counter() - start:.3f} (cpu {time.process_time() - cpu:.3f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--candidates", type=int, default=200, help="trained candidates (default 200)")
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    ap.add_argument("--keep", default=None, help="write the run here and keep it (default: a temporary folder)")
+    ap.add_argument("--no-attach", action="store_true", help="skip timing the dashboard")
+    ap.add_argument("--no-report", action="store_true", help="skip timing the report")
+    args = ap.parse_args(argv)
+
+    from engine import events as ev
+    from engine.profile import load_profile
+
+    overrides = ["run.device='cpu'", f"search.budget={args.candidates}", "final.top_k=0", "executor.workers=1",
+                 *args.overrides]
+    profile = load_profile(args.profile, overrides)
+    finished_at: list[tuple[float, float]] = []  # (wall, cpu) when each trained candidate finished
+    stamps: dict[str, float] = {}
+
+    def watch(e: ev.Event) -> None:
+        if isinstance(e, ev.RunStarted):
+            stamps["start"], stamps["cpu_start"] = time.perf_counter(), time.process_time()
+        elif isinstance(e, ev.CandidateFinished) and e.status == "ok":
+            finished_at.append((time.perf_counter(), time.process_time()))
+        elif isinstance(e, (ev.RunFinished, ev.RunFailed)):
+            stamps["end"], stamps["cpu_end"] = time.perf_counter(), time.process_time()
+
+    with tempfile.TemporaryDirectory(prefix="nas3d-overhead-") as tmp:
+        run_dir = Path(args.keep) if args.keep else Path(tmp) / "run"
+        session = instant_session(profile, run_dir)
+        session.bus.subscribe(watch)
+        outcome = session.run()
+        if outcome.state != "finished":
+            print(f"the run ended {outcome.state}: {outcome.error}")
+            return 1
+        n = len(finished_at)
+        seconds = stamps["end"] - stamps["start"]
+        cpu_seconds = stamps["cpu_end"] - stamps["cpu_start"]
+        tenth = max(1, n // 10)
+        marks = [(stamps["start"], stamps["cpu_start"]), *finished_at]
+
+        def per_candidate(a: int, b: int) -> str:
+            """ms per candidate between the a-th and b-th finish, wall (cpu)."""
+            return (f"{1000 * (marks[b][0] - marks[a][0]) / (b - a):.2f} "
+                    f"(cpu {1000 * (marks[b][1] - marks[a][1]) / (b - a):.2f})")
+        journal = run_dir / "events.jsonl"
+        size_mb = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file()) / 1e6
+        print(f"profile {args.profile}: NP {profile.search.population}, {profile.search.strategy}; "
+              f"{n} candidates trained by a stand-in (no training) in {seconds:.2f} s")
+        print(f"journal {journal.stat().st_size / 1e6:.1f} MB, run directory {size_mb:.1f} MB")
+        if n:
+            print(f"ms per candidate, first tenth: {per_candidate(0, tenth)}, last tenth: {per_candidate(n - tenth, n)}")
+
+        from engine.journal import read_journal
+        from engine.leaderboard import Leaderboard, export
+
+        def export_json() -> None:
+            board = Leaderboard.from_events(read_journal(journal, strict=True))
+            export(board.rows(), "json", None)
+
+        print(f"export_json_in_process_s: {time_call(export_json)}")
+        command = [sys.executable, "-m", "nas3d_tui", "export", str(run_dir), "--format", "json"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+        print(f"export_json_command_s: {time.perf_counter() - start:.3f}")
+        if not args.no_report:
+            from nas3d_tui.report import build_report
+
+            out = Path(tmp) / "report"
+            print(f"report_in_process_s: {time_call(lambda: build_report(run_dir, out))}")
+        if not args.no_attach:
+            cpu = time.process_time()
+            attach, redraw = time_attach(run_dir)
+            print(f"attach_s: {attach:.3f} (cpu {time.process_time() - cpu:.3f})")
+            print(f"dashboard_redraw_s: {redraw:.3f}")
+    print(f"engine_cpu_ms_per_candidate: {1000 * cpu_seconds / max(n, 1):.2f}")
+    print(f"engine_ms_per_candidate: {1000 * seconds / max(n, 1):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
