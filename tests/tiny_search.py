@@ -8,6 +8,7 @@ TINY = [
     "space.stacks=[1]",
     "space.modules=[1]",
     "space.filters=[8]",
+    "space.max_edges=9",  # the paper's; quick's smaller cells would change which candidates train
     "search.population=4",
     "search.budget=8",
     "search.fitness='val_auc'",
