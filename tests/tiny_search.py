@@ -16,6 +16,9 @@ TINY = [
     "training.epochs=1",
     "training.max_batches_per_epoch=1",
     "training.batch_size=32",
+    "training.patience=2",
     "final.top_k=0",
+    "final.epochs=3",  # a test that turns the final phase on gets quick's old one: 3 epochs, seed 0
+    "final.seeds=[0]",
     "search.pruning='none'",  # tests that prune say so (tests/engine/test_pruning.py)
 ]

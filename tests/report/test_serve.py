@@ -262,7 +262,8 @@ def test_serve_run_in_a_browser(tmp_path: Path) -> None:
         stop_everything(proc, run_dir)
     output = log.read_text(errors="replace")
     assert code == 130, output[-3000:]
-    assert f"nas3d-tui serve resume {run_dir}" in output
+    # the hint names the program as it was started (here ``python -m nas3d_tui``)
+    assert f" serve resume {run_dir}" in output and ("nas3d-tui" in output or "-m nas3d_tui" in output)
     journal = read_journal(run_dir / "events.jsonl")
     assert isinstance(journal[-1], ev.RunFinished) and journal[-1].reason == "stopped"
     assert (run_dir / "checkpoint.json").exists()
