@@ -1,8 +1,9 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the local virtual environment on first use and installs what it
 # needs: `run` only the dashboard (`pip install -e .`), `test` also the test
-# extras (pytest, Ray, ONNX: `.[test]`). One stamp per extra: each installs
-# once, and `make test` after `make run` only adds the extras.
+# extras (pytest, mypy, Ray, ONNX: `.[test]`) and type-checks engine/ before
+# the suite. One stamp per extra: each installs once, and `make test` after
+# `make run` only adds the extras.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -31,7 +32,9 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(VENV)/bin/nas3d-tui || [ $$? -eq 130 ]
 
+# The type checker first (strict on engine/, configured in pyproject.toml), then the suite.
 test: $(TEST_STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 clean:
