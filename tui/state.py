@@ -192,7 +192,7 @@ class DashboardState:
         self.resource: ev.ResourceSample | None = None
         self.memory_history: deque[float] = deque(maxlen=MEMORY_HISTORY)
         self.candidate_peak_mb: float | None = None  # peak while the current candidate trains
-        self.checkpoint: ev.CheckpointSaved | None = None
+        self.search_state: ev.StateSaved | None = None
         self.final: ev.FinalStarted | None = None
         self.final_results: list[ev.FinalResult] = []
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
@@ -388,8 +388,8 @@ class DashboardState:
             self.status = STOPPING
         self.pending = None
 
-    def _on_checkpoint_saved(self, e: ev.CheckpointSaved) -> None:
-        self.checkpoint = e
+    def _on_state_saved(self, e: ev.StateSaved) -> None:
+        self.search_state = e
         self.trained = max(self.trained, e.trained)
 
     def _on_final_started(self, e: ev.FinalStarted) -> None:
@@ -494,7 +494,7 @@ class DashboardState:
             "resource": self.resource.to_dict() if self.resource else None,
             "memory_history": list(self.memory_history),
             "candidate_peak_mb": self.candidate_peak_mb,
-            "checkpoint": self.checkpoint.to_dict() if self.checkpoint else None,
+            "search_state": self.search_state.to_dict() if self.search_state else None,
             "final_results": [f.to_dict() for f in self.final_results],
             "log": [(line.seq, line.ts, line.level, line.text) for line in self.log],
             "eta": self.eta_seconds(),
