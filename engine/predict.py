@@ -8,7 +8,7 @@ Inputs (``INPUT_SUFFIXES``):
 
 * ``.nii`` / ``.nii.gz`` -- one raw volume, put through the NIfTI import's
   recipe recorded in the bundle's ``preprocessing.source``
-  (``engine.nifti.VolumeRecipe``): reorientation, resampling, intensity scaling.
+  (``engine.nifti.recipe.VolumeRecipe``): reorientation, resampling, intensity scaling.
 * ``.npy`` -- volumes already preprocessed like the training file: ``(D, H, W)``
   is one volume; ``(N, C, D, H, W)`` is a batch; a 4-D array is a batch
   ``(N, D, H, W)`` when the model takes one channel, and one volume
@@ -42,7 +42,8 @@ import numpy as np
 from .bundle import Bundle, BundleError, Preprocessing
 from .datafile import npz_members, read_npy, read_npz
 from .errors import UserError, one_line
-from .nifti import VolumeRecipe, is_nifti
+from .nifti.recipe import VolumeRecipe
+from .nifti.volume import is_nifti
 from .atomic import atomic_write_text
 
 __all__ = [

@@ -23,7 +23,7 @@ from engine.space import Genotype
 nib = pytest.importorskip("nibabel")
 from test_nifti import save_nifti, write_nifti_folder  # noqa: E402  (tests/engine is on sys.path)
 
-from engine.nifti import import_nifti_folder  # noqa: E402
+from engine.nifti.folder_import import import_nifti_folder  # noqa: E402
 
 CHAIN = [[0, 1, 0], [0, 0, 1], [0, 0, 0]]  # input -> conv3 -> output
 
