@@ -17,7 +17,9 @@ from engine.complexity import count_flops, flops_by_operator
 from engine.datafile import read_datafile
 from engine.errors import UserError
 from engine.model import build_network
-from engine.predict import PredictError, load_input, predict, resolve_device
+from engine.predict import PredictError
+from engine.predict.decode import load_input
+from engine.predict.inference import predict, resolve_device
 from engine.space import Genotype
 
 nib = pytest.importorskip("nibabel")
