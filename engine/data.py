@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -80,9 +80,9 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    class_names: tuple = ()
+    class_names: tuple[str, ...] = ()
     scaling: str = "divide-255"
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -102,7 +102,8 @@ class Dataset:
         """The split called ``name`` (train / val / test)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}: use one of {', '.join(SPLITS)}")
-        return getattr(self, name)
+        part: Split = getattr(self, name)
+        return part
 
     def search_subset(self, fraction: float, seed: int) -> "Dataset":
         """A seeded random ``fraction`` of train and of val (test untouched).
@@ -121,7 +122,7 @@ class Dataset:
             return self
         rows = subset_rows({name: len(self.split(name)) for name in ("train", "val")}, fraction, seed)
         parts = {name: self.split(name).subset(torch.from_numpy(index.astype(np.int64))) for name, index in rows.items()}
-        return replace(self, **parts)
+        return replace(self, train=parts["train"], val=parts["val"])
 
 
 

@@ -124,7 +124,7 @@ class DataFile:
     task: str
     scaling: str
     class_names: tuple[str, ...] = ()
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def min_size_for_stacks(n_stacks: int) -> int:
@@ -133,7 +133,7 @@ def min_size_for_stacks(n_stacks: int) -> int:
     A 2x2x2 max-pool (stride 2) sits between consecutive stacks, so each side
     is halved ``n_stacks - 1`` times and must stay at least 1.
     """
-    return 2 ** max(0, int(n_stacks) - 1)
+    return int(2 ** max(0, int(n_stacks) - 1))
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     if not _head(p, where, "an .npy file").startswith(_NPY_MAGIC):
         raise _fail(where, "not an .npy file (expected an array written by numpy.save)")
     try:
-        value = np.load(p, allow_pickle=False)
+        value: np.ndarray = np.load(p, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise _fail(where, "holds an object array; object arrays are not allowed (store numbers)") from None
@@ -250,7 +250,7 @@ def read_npz(path: str | os.PathLike[str], keys: Sequence[str] | None = None) ->
         return {k: _read_member(npz, where, k) for k in wanted}
 
 
-def _parse_meta(value: np.ndarray, where: str) -> tuple[tuple[str, ...], dict]:
+def _parse_meta(value: np.ndarray, where: str) -> tuple[tuple[str, ...], dict[str, Any]]:
     hint = "expected a 0-d text array holding a JSON object, e.g. np.array(json.dumps({'class_names': [...]}))"
     if value.ndim != 0 or value.dtype.kind not in "US":
         raise _fail(where, f"{META_KEY} has shape {value.shape} and dtype {value.dtype}; {hint}")
@@ -509,4 +509,4 @@ def write_datafile(
     meta["class_names"] = list(class_names)
     meta["source"] = dict(source or {})
     arrays[META_KEY] = np.array(json.dumps(meta))
-    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle

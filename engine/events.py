@@ -86,7 +86,7 @@ class RunStarted(Event):
     fitness: str = "val_acc"
     resumed: bool = False
     pid: int = 0
-    profile: dict = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
     run_kind: str = "search"  # search | train (one architecture retrained over seeds)
 
 
@@ -99,8 +99,8 @@ class CandidateStarted(Event):
     generation: int
     phase: str  # init | opposite | trial | jump
     key: str
-    genotype: dict
-    vector: list = field(default_factory=list)
+    genotype: dict[str, Any]
+    vector: list[float] = field(default_factory=list)
     params: int = 0
     flops: int = 0
     worker: str = "local"
@@ -198,7 +198,7 @@ class ResourceSample(Event):
     gpu_util: float | None = None
     peak_memory_mb: float | None = None
     note: str = ""
-    devices: list = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -270,9 +270,9 @@ class FinalStarted(Event):
     """The final phase (retraining the top-k on the full training set) begins."""
 
     kind: ClassVar[str] = "final_started"
-    candidate_ids: list
+    candidate_ids: list[int]
     epochs: int
-    seeds: list
+    seeds: list[int]
 
 
 @dataclass(frozen=True)
@@ -433,23 +433,29 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**values)
 
 
-@functools.lru_cache(maxsize=None)
-def _schema(cls: type) -> tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]:
+_Schema = tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]
+_SCHEMAS: dict[type[Event], _Schema] = {}
+
+
+def _schema(cls: type[Event]) -> _Schema:
     """``(name, annotation, required, check)`` of each field of an event class, resolved once per class.
 
     Resolving string annotations (``typing.get_type_hints``) compiles each one:
     done per event it cost most of the time of reading a journal.
     """
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (
-            f.name,
-            hints[f.name],
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            _acceptor(hints[f.name]),
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        schema = _SCHEMAS[cls] = tuple(
+            (
+                f.name,
+                hints[f.name],
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                _acceptor(hints[f.name]),
+            )
+            for f in dataclasses.fields(cls)
         )
-        for f in dataclasses.fields(cls)
-    )
+    return schema
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine import events as ev
-from engine.leaderboard import Leaderboard
+from engine.leaderboard import Leaderboard, Row
 from engine.records import CandidateRecord, finite_or_none as _finite
 
 from .fmt import elapsed
@@ -74,23 +74,27 @@ class CandidateView:
 
     @property
     def generation(self) -> int:
-        return self._field("generation", 0)
+        generation: int = self._field("generation", 0)
+        return generation
 
     @property
     def phase(self) -> str:
-        return self._field("phase", "")
+        phase: str = self._field("phase", "")
+        return phase
 
     @property
     def key(self) -> str:
-        return self._field("key", "") or ""
+        key: str = self._field("key", "") or ""
+        return key
 
     @property
-    def genotype(self) -> dict:
+    def genotype(self) -> dict[str, Any]:
         return self._field("genotype", {}) or {}
 
     @property
     def worker(self) -> str:
-        return self._field("worker", "local")
+        worker: str = self._field("worker", "local")
+        return worker
 
     @property
     def params(self) -> int | None:
@@ -502,9 +506,7 @@ class DashboardState:
         }
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
+def _row_dict(row: Row) -> dict[str, Any]:
     import dataclasses
 
-    if dataclasses.is_dataclass(row):
-        return dataclasses.asdict(row)
-    return dict(vars(row))
+    return dataclasses.asdict(row)

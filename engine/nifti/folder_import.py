@@ -36,7 +36,7 @@ class ImportSummary:
     scaling: str
     class_names: tuple[str, ...]
     counts: dict[str, tuple[int, ...]]
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def import_nifti_folder(

@@ -117,12 +117,13 @@ class VolumeRecipe:
         if not isinstance(intensity, Mapping):
             raise NiftiError(f"{where}.intensity: expected an object")
         try:
-            return cls(
-                size=tuple(source.get("size", ())),  # type: ignore[arg-type]
+            recorded: dict[str, Any] = dict(  # JSON values: the constructor checks them
+                size=tuple(source.get("size", ())),
                 channels=source.get("channels", 1),
                 intensity=intensity.get("method"),
                 percentiles=(intensity.get("low", DEFAULT_PERCENTILES[0]), intensity.get("high", DEFAULT_PERCENTILES[1])),
             )
+            return cls(**recorded)
         except NiftiError as exc:
             raise NiftiError(f"{where}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -130,7 +131,7 @@ class VolumeRecipe:
 
     def resample(self, volume: np.ndarray) -> np.ndarray:
         """``(C, X, Y, Z)`` float32 to ``(C, D, H, W)`` float32, trilinear, corners aligned."""
-        from scipy import ndimage
+        from scipy import ndimage  # type: ignore[import-untyped]
 
         out = np.empty((volume.shape[0], *self.size), dtype=np.float32)
         factors = [t / s for t, s in zip(self.size, volume.shape[1:])]

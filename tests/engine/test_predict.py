@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engine.bundle import Preprocessing, read_bundle, write_bundle
-from engine.complexity import count_flops, flops_by_operator
+from engine.complexity import count_flops
 from engine.datafile import read_datafile
 from engine.errors import UserError
 from engine.model import build_network
@@ -24,6 +24,7 @@ from engine.space import Genotype
 
 nib = pytest.importorskip("nibabel")
 from test_nifti import save_nifti, write_nifti_folder  # noqa: E402  (tests/engine is on sys.path)
+from test_model import flops_by_operator  # noqa: E402
 
 from engine.nifti.folder_import import import_nifti_folder  # noqa: E402
 
