@@ -31,7 +31,7 @@ import numpy as np
 from .space import OPERATIONS, Genotype
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fvcore.nn import FlopCountAnalysis  # type: ignore[import-untyped]
+    from fvcore.nn import FlopCountAnalysis  # type: ignore[import-untyped,unused-ignore]
     from torch import nn
 
 __all__ = [
@@ -59,7 +59,7 @@ def _convolution_mode_flop(inputs: list[Any], outputs: list[Any]) -> dict[str, i
     ``padding="same"`` convolution to this other operator, which fvcore would
     silently skip. Counted like fvcore counts any convolution.
     """
-    from fvcore.nn.jit_handles import conv_flop_count, get_shape  # type: ignore[import-untyped]
+    from fvcore.nn.jit_handles import conv_flop_count, get_shape  # type: ignore[import-untyped,unused-ignore]
 
     x, w = inputs[:2]
     return {"conv": int(conv_flop_count(get_shape(x), get_shape(w), get_shape(outputs[0]), transposed=False))}

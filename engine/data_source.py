@@ -76,7 +76,7 @@ def _download(info: DatasetInfo, size: int, root: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # medmnist warns on import when ~ is not writable
-            import medmnist  # type: ignore[import-untyped]
+            import medmnist  # type: ignore[import-untyped,unused-ignore]
 
         root.mkdir(parents=True, exist_ok=True)
         cls = getattr(medmnist, info.python_class)

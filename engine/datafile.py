@@ -31,9 +31,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from numpy.lib.npyio import NpzFile
 
 from .errors import UserError, one_line, os_error_message
 from .atomic import atomic_write, check_regular_file
@@ -168,7 +171,7 @@ def _check_is_npz(path: Path, where: str) -> None:
         raise _fail(where, "not an npz archive (expected a zip of .npy arrays, as numpy.savez_compressed writes)")
 
 
-def _read_member(npz: Any, where: str, key: str) -> np.ndarray:
+def _read_member(npz: NpzFile, where: str, key: str) -> np.ndarray:
     try:
         value = npz[key]
     except ValueError as exc:
@@ -188,7 +191,7 @@ def _read_member(npz: Any, where: str, key: str) -> np.ndarray:
     return value
 
 
-def _open_npz(path: Path, where: str) -> Any:
+def _open_npz(path: Path, where: str) -> NpzFile:
     _check_is_npz(path, where)
     try:
         npz = np.load(path, allow_pickle=False)
@@ -196,7 +199,8 @@ def _open_npz(path: Path, where: str) -> Any:
         raise _fail(where, f"not a readable npz archive ({one_line(exc, 160)})") from None
     if not hasattr(npz, "files"):
         raise _fail(where, "not an npz archive")
-    return npz
+    archive: NpzFile = npz
+    return archive
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
@@ -460,7 +464,7 @@ def read_datafile(
     )
 
 
-def _dims(shape: Any) -> str:
+def _dims(shape: Sequence[int]) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 

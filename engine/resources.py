@@ -10,7 +10,7 @@ import os
 import threading
 from typing import Callable
 
-import psutil  # type: ignore[import-untyped]
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from .events import ResourceSample
 

@@ -24,7 +24,7 @@ INTENSITY_METHODS = ("percentile", "minmax", "none")
 DEFAULT_PERCENTILES = (0.5, 99.5)
 
 
-def volume_size(size: Any) -> tuple[int, int, int]:
+def volume_size(size: object) -> tuple[int, int, int]:
     """``(D, H, W)`` of N (N x N x N) or three positive integers.
 
     Raises:
@@ -131,7 +131,7 @@ class VolumeRecipe:
 
     def resample(self, volume: np.ndarray) -> np.ndarray:
         """``(C, X, Y, Z)`` float32 to ``(C, D, H, W)`` float32, trilinear, corners aligned."""
-        from scipy import ndimage  # type: ignore[import-untyped]
+        from scipy import ndimage  # type: ignore[import-untyped,unused-ignore]
 
         out = np.empty((volume.shape[0], *self.size), dtype=np.float32)
         factors = [t / s for t, s in zip(self.size, volume.shape[1:])]

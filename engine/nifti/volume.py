@@ -41,7 +41,7 @@ def read_nifti(path: str | os.PathLike[str]) -> np.ndarray:
     if not p.is_file():
         raise NiftiError(f"{p}: {'not a regular file (a pipe, socket or device)' if p.exists() else 'no such file'}")
     try:
-        img = nib.as_closest_canonical(nib.load(str(p)))  # type: ignore[no-untyped-call]
+        img = nib.as_closest_canonical(nib.load(str(p)))  # type: ignore[no-untyped-call,unused-ignore]
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except MemoryError:
         raise NiftiError(f"{p}: not enough memory to read this volume") from None
