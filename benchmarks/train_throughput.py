@@ -40,7 +40,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from engine.control import Control  # noqa: E402
-from engine.data import bundled_path, load_dataset  # noqa: E402
+from engine.data import load_dataset  # noqa: E402
+from engine.data_source import bundled_path  # noqa: E402
 from engine.model import build_network  # noqa: E402
 from engine.profile import TrainingConfig  # noqa: E402
 from engine.space import SearchSpace  # noqa: E402

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DatasetInfo", "DATASETS", "SIZES", "ZENODO", "file_name", "dataset_info"]
+__all__ = ["DatasetInfo", "DATASETS", "SIZES", "ZENODO", "file_name"]
 
 SIZES = (28, 64)
 ZENODO = "https://zenodo.org/records/10519652/files"
@@ -35,8 +35,8 @@ class DatasetInfo:
     python_class: str
     task: str
     labels: tuple[str, ...]
-    n_samples: dict
-    md5: dict
+    n_samples: dict[str, int]
+    md5: dict[int, str]
 
     @property
     def num_classes(self) -> int:
@@ -105,8 +105,3 @@ _TABLE = (
 )
 
 DATASETS: dict[str, DatasetInfo] = {d.flag: d for d in _TABLE}
-
-
-def dataset_info(flag: str) -> DatasetInfo | None:
-    """The catalog entry of ``flag``, or None for a name that is not a MedMNIST3D dataset."""
-    return DATASETS.get(flag)

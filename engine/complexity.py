@@ -8,7 +8,7 @@ Two ways to count, which agree for every genotype of the space:
 - ``genotype_complexity`` (with ``genotype_params`` / ``genotype_flops``): the
   closed form from the cell's structure (SPEC §4). It builds nothing and
   imports no torch, so it costs microseconds; the search and ``train`` use it.
-- ``count_params`` / ``count_flops`` / ``flops_by_operator``: any built
+- ``count_params`` / ``count_flops``: any built
   ``nn.Module``, FLOPs traced by fvcore on a CPU copy in eval mode. They are
   the reference the closed form is proved against (tests/engine/test_complexity.py)
   and count networks that are not genotypes.
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 
-from .space import OPERATIONS
+from .space import OPERATIONS, Genotype
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fvcore.nn import FlopCountAnalysis  # type: ignore[import-untyped,unused-ignore]
     from torch import nn
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "genotype_flops",
     "count_params",
     "count_flops",
-    "flops_by_operator",
 ]
 
 # One edge S of a cubic input, or its three sides (D, H, W).
@@ -52,30 +52,32 @@ def count_params(net: "nn.Module") -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def _convolution_mode_flop(inputs, outputs):
+def _convolution_mode_flop(inputs: list[Any], outputs: list[Any]) -> dict[str, int]:
     """FLOPs of ``aten::_convolution_mode``: a convolution with string padding ("same").
 
     fvcore only knows ``aten::_convolution``; current PyTorch traces a
     ``padding="same"`` convolution to this other operator, which fvcore would
     silently skip. Counted like fvcore counts any convolution.
     """
-    from fvcore.nn.jit_handles import conv_flop_count, get_shape
+    from fvcore.nn.jit_handles import conv_flop_count, get_shape  # type: ignore[import-untyped,unused-ignore]
 
     x, w = inputs[:2]
-    return {"conv": conv_flop_count(get_shape(x), get_shape(w), get_shape(outputs[0]), transposed=False)}
+    return {"conv": int(conv_flop_count(get_shape(x), get_shape(w), get_shape(outputs[0]), transposed=False))}
 
 
 def _spatial(input_size: InputSize) -> tuple[int, int, int]:
     """``(D, H, W)`` of an input size given as one edge ``S`` or as three sides."""
+    sides: tuple[Any, ...]
     if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
         sides = (int(input_size),) * 3
     elif isinstance(input_size, Sequence) and not isinstance(input_size, str) and len(input_size) == 3:
         sides = tuple(input_size)
     else:
         raise ValueError(f"input_size must be an integer S or a (D, H, W) triple, got {input_size!r}")
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sides):
+    checked = [int(s) for s in sides if isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0]
+    if len(checked) != 3:
         raise ValueError(f"input_size sides must be positive integers, got {input_size!r}")
-    return tuple(int(s) for s in sides)  # type: ignore[return-value]
+    return checked[0], checked[1], checked[2]
 
 
 # fvcore's FLOPs per element of the affine normalisations (its handles for
@@ -113,11 +115,11 @@ def _operation_flops(index: int, channels: int, voxels: int) -> int:
     return total
 
 
-def _stack_widths(genotype: Any) -> list[int]:
+def _stack_widths(genotype: Genotype) -> list[int]:
     return [genotype.n_filters * 2**s for s in range(genotype.n_stacks)]
 
 
-def genotype_params(genotype: Any, in_channels: int = 1, num_classes: int = 2) -> int:
+def genotype_params(genotype: Genotype, in_channels: int = 1, num_classes: int = 2) -> int:
     """Parameters of ``build_network(genotype, in_channels, num_classes)``, from its structure.
 
     Stem conv3 + BatchNorm3d; per cell a 1×1×1 projection (the first from
@@ -136,7 +138,7 @@ def genotype_params(genotype: Any, in_channels: int = 1, num_classes: int = 2) -
     return total + prev * num_classes + num_classes
 
 
-def genotype_flops(genotype: Any, input_size: InputSize = 28, in_channels: int = 1, num_classes: int = 2) -> int:
+def genotype_flops(genotype: Genotype, input_size: InputSize = 28, in_channels: int = 1, num_classes: int = 2) -> int:
     """fvcore's FLOPs of one forward pass of ``build_network(genotype, …)`` on a 1×C×D×H×W input.
 
     Raises:
@@ -150,7 +152,7 @@ def genotype_flops(genotype: Any, input_size: InputSize = 28, in_channels: int =
     prev = in_channels
     for s, width in enumerate(_stack_widths(genotype)):
         if s > 0:  # the 2×2×2 max-pool (stride 2, floor) between stacks
-            sides = tuple(d // 2 for d in sides)
+            sides = (sides[0] // 2, sides[1] // 2, sides[2] // 2)
             if min(sides) == 0:
                 raise ValueError(f"input_size {input_size!r} is too small for {genotype.n_stacks} stacks")
             voxels = sides[0] * sides[1] * sides[2]
@@ -163,7 +165,7 @@ def genotype_flops(genotype: Any, input_size: InputSize = 28, in_channels: int =
     return total + prev * num_classes
 
 
-def genotype_complexity(genotype: Any, in_channels: int, num_classes: int, input_size: InputSize) -> tuple[int, int]:
+def genotype_complexity(genotype: Genotype, in_channels: int, num_classes: int, input_size: InputSize) -> tuple[int, int]:
     """``(params, flops)`` of the network of a feasible ``genotype``, in closed form (fvcore's convention).
 
     Raises:
@@ -177,7 +179,7 @@ def genotype_complexity(genotype: Any, in_channels: int, num_classes: int, input
     )
 
 
-def _analysis(net: "nn.Module", input_size: InputSize, in_channels: int | None):
+def _analysis(net: "nn.Module", input_size: InputSize, in_channels: int | None) -> "FlopCountAnalysis":
     import torch
     from fvcore.nn import FlopCountAnalysis
     from torch import nn
@@ -210,11 +212,3 @@ def count_flops(net: "nn.Module", input_size: InputSize = 28, in_channels: int |
         warnings.simplefilter("ignore")
         logging.getLogger("fvcore").setLevel(logging.ERROR)
         return int(_analysis(net, input_size, in_channels).total())
-
-
-def flops_by_operator(net: "nn.Module", input_size: InputSize = 28, in_channels: int | None = None) -> dict[str, int]:
-    """fvcore's FLOPs split by operator kind (``conv``, ``batch_norm``, …); arguments as ``count_flops``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("fvcore").setLevel(logging.ERROR)
-        return {k: int(v) for k, v in _analysis(net, input_size, in_channels).by_operator().items()}

@@ -1,55 +1,38 @@
-"""Datasets on the device: MedMNIST3D and own files, resident tensors, search subsets, batching.
+"""Datasets resident on the device: tensors of MedMNIST3D and own files, search subsets, batching.
 
-This module owns where the six MedMNIST3D datasets come from (a root holding
-``<flag>.npz`` / ``<flag>_64.npz``, the AdrenalMNIST3D 28^3 file bundled in
-``nas3d_tui/data``, or medmnist's own root and downloader), how a checked
-dataset file (``engine.datafile``: MedMNIST's or a user's own) becomes
+This module owns how a checked dataset file (``engine.datafile``: MedMNIST's
+or a user's own; where MedMNIST's come from is ``engine.data_source``) becomes
 tensors (uint8 / 255 or float as stored, ``N x C x D x H x W``, loaded once onto
-the target device), the seeded search subset, and batching by indexing a
-permutation on the device -- no per-sample Python work anywhere.
+the target device), the seeded search subset (rows from
+``engine.search_subset``), and batching by indexing a permutation on the
+device -- no per-sample Python work anywhere.
 
 It must not know about models, training or the search, and it does not go
 through ``medmnist``'s ``Dataset`` class (that is a per-sample path). Every
 problem a user can cause (unknown dataset, missing file, malformed file) is a
-``DataError`` with a one-line message; the CLI turns it into exit code 2.
+``DataError`` (``engine.data_source``) with a one-line message; the CLI turns it into exit code 2.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from .catalog import DATASETS, SIZES, DatasetInfo, file_name
-from .datafile import DataFile, DataFileError, read_datafile
+from .datafile import SPLITS, DataFile, read_datafile
+from .data_source import find_dataset
+from .search_subset import subset_rows
 
 __all__ = [
-    "DATASETS",
-    "DatasetInfo",
-    "DataError",
     "Split",
     "Dataset",
-    "SPLITS",
-    "SIZES",
-    "dataset_path",
-    "bundled_path",
     "load_dataset",
     "load_datafile",
     "iterate_batches",
-    "subset_rows",
 ]
-
-SPLITS = ("train", "val", "test")
-BUNDLED_FLAG = "adrenalmnist3d"
-
-
-DataError = DataFileError  # a dataset cannot be used; the message is one line meant for the user
-
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,9 +80,9 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    class_names: tuple = ()
+    class_names: tuple[str, ...] = ()
     scaling: str = "divide-255"
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -119,7 +102,8 @@ class Dataset:
         """The split called ``name`` (train / val / test)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}: use one of {', '.join(SPLITS)}")
-        return getattr(self, name)
+        part: Split = getattr(self, name)
+        return part
 
     def search_subset(self, fraction: float, seed: int) -> "Dataset":
         """A seeded random ``fraction`` of train and of val (test untouched).
@@ -138,89 +122,11 @@ class Dataset:
             return self
         rows = subset_rows({name: len(self.split(name)) for name in ("train", "val")}, fraction, seed)
         parts = {name: self.split(name).subset(torch.from_numpy(index.astype(np.int64))) for name, index in rows.items()}
-        return replace(self, **parts)
+        return replace(self, train=parts["train"], val=parts["val"])
 
 
-def subset_rows(sizes: dict[str, int], fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """The sorted row indices ``Dataset.search_subset`` keeps of each split (``sizes``: split -> rows, in order).
-
-    Raises:
-        ValueError: fraction outside (0, 1].
-    """
-    if not (0.0 < fraction <= 1.0) or math.isnan(fraction):
-        raise ValueError(f"search fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    rows = {}
-    for name, n in sizes.items():
-        k = min(n, max(1, int(round(fraction * n))))
-        rows[name] = np.sort(rng.choice(n, size=k, replace=False))
-    return rows
 
 
-def bundled_path() -> Path:
-    """Path of the bundled AdrenalMNIST3D 28^3 npz (installed package or source tree)."""
-    try:
-        from importlib.resources import files
-
-        candidate = files("nas3d_tui.data") / f"{BUNDLED_FLAG}.npz"
-        path = Path(str(candidate))
-        if path.is_file():
-            return path
-    except (ImportError, ModuleNotFoundError, TypeError, FileNotFoundError):
-        pass
-    return Path(__file__).resolve().parents[1] / "nas3d_tui" / "data" / f"{BUNDLED_FLAG}.npz"
-
-
-def _default_root() -> Path:
-    """medmnist's default root, ``~/.medmnist``, computed without importing medmnist
-    (which creates the folder on import and warns when it cannot)."""
-    return Path(os.path.expanduser("~")) / ".medmnist"
-
-
-def _check_flag_size(flag: str, size: int) -> DatasetInfo:
-    info = DATASETS.get(flag)
-    if info is None:
-        raise DataError(f"unknown dataset {flag!r}: use one of {', '.join(DATASETS)}")
-    if size not in SIZES:
-        raise DataError(f"unsupported size {size!r} for {flag}: use 28 or 64")
-    return info
-
-
-def dataset_path(flag: str, size: int = 28, root: str | os.PathLike[str] = "") -> Path:
-    """Where ``load_dataset`` looks for the npz of ``flag`` at ``size``.
-
-    An empty ``root`` means the bundled file for AdrenalMNIST3D 28^3 and
-    medmnist's default root (``~/.medmnist``) otherwise.
-
-    Raises:
-        DataError: unknown dataset or size.
-    """
-    _check_flag_size(flag, size)
-    name = file_name(flag, size)
-    if str(root):
-        return Path(root).expanduser() / name
-    if flag == BUNDLED_FLAG and size == 28:
-        return bundled_path()
-    return _default_root() / name
-
-
-def _download(info: DatasetInfo, size: int, root: Path) -> None:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # medmnist warns on import when ~ is not writable
-            import medmnist
-
-        root.mkdir(parents=True, exist_ok=True)
-        cls = getattr(medmnist, info.python_class)
-        cls(split="train", download=True, root=str(root), size=size)
-    except Exception as exc:  # medmnist raises several kinds, with multi-line text
-        first = " ".join(str(exc).split())[:200]
-        raise DataError(
-            f"download of {info.flag} (size {size}) into {root} failed: {first or type(exc).__name__}"
-            f"; put the file from {info.url(size)} there instead"
-        ) from None
 
 
 def _resident(df: DataFile, flag: str, device: torch.device, class_names: tuple[str, ...] = ()) -> Dataset:
@@ -275,16 +181,7 @@ def load_dataset(
             path and how to get it), download failure, or a file that is not a
             MedMNIST3D npz of that size (wrong keys, shapes, dtypes or labels).
     """
-    info = _check_flag_size(flag, size)
-    path = dataset_path(flag, size, root)
-    if not _is_file(path) and download:
-        _download(info, size, path.parent)
-    if not _is_file(path):
-        where = f"--set data.root=DIR with {path.name} in DIR"
-        raise DataError(
-            f"dataset file not found: {path}; get it with --set data.download=true (needs network), "
-            f"or download {info.url(size)} and use {where}"
-        )
+    info, path = find_dataset(flag, size, root, download)
     df = read_datafile(path, expect_shape=(size, size, size), expect_channels=1, num_classes=info.num_classes)
     return _resident(df, flag, torch.device(device), class_names=info.labels)
 
@@ -303,11 +200,6 @@ def load_datafile(path: str | os.PathLike[str], device: str | torch.device = "cp
     return _resident(df, p.stem, torch.device(device))
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise DataError(f"{path}: {exc.strerror or exc}") from None
 
 
 def iterate_batches(

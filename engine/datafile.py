@@ -31,9 +31,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from numpy.lib.npyio import NpzFile
 
 from .errors import UserError, one_line, os_error_message
 from .atomic import atomic_write, check_regular_file
@@ -124,7 +127,7 @@ class DataFile:
     task: str
     scaling: str
     class_names: tuple[str, ...] = ()
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def min_size_for_stacks(n_stacks: int) -> int:
@@ -133,7 +136,7 @@ def min_size_for_stacks(n_stacks: int) -> int:
     A 2x2x2 max-pool (stride 2) sits between consecutive stacks, so each side
     is halved ``n_stacks - 1`` times and must stay at least 1.
     """
-    return 2 ** max(0, int(n_stacks) - 1)
+    return int(2 ** max(0, int(n_stacks) - 1))
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -168,7 +171,7 @@ def _check_is_npz(path: Path, where: str) -> None:
         raise _fail(where, "not an npz archive (expected a zip of .npy arrays, as numpy.savez_compressed writes)")
 
 
-def _read_member(npz: Any, where: str, key: str) -> np.ndarray:
+def _read_member(npz: NpzFile, where: str, key: str) -> np.ndarray:
     try:
         value = npz[key]
     except ValueError as exc:
@@ -188,7 +191,7 @@ def _read_member(npz: Any, where: str, key: str) -> np.ndarray:
     return value
 
 
-def _open_npz(path: Path, where: str) -> Any:
+def _open_npz(path: Path, where: str) -> NpzFile:
     _check_is_npz(path, where)
     try:
         npz = np.load(path, allow_pickle=False)
@@ -196,7 +199,8 @@ def _open_npz(path: Path, where: str) -> Any:
         raise _fail(where, f"not a readable npz archive ({one_line(exc, 160)})") from None
     if not hasattr(npz, "files"):
         raise _fail(where, "not an npz archive")
-    return npz
+    archive: NpzFile = npz
+    return archive
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
@@ -210,7 +214,7 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     if not _head(p, where, "an .npy file").startswith(_NPY_MAGIC):
         raise _fail(where, "not an .npy file (expected an array written by numpy.save)")
     try:
-        value = np.load(p, allow_pickle=False)
+        value: np.ndarray = np.load(p, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise _fail(where, "holds an object array; object arrays are not allowed (store numbers)") from None
@@ -250,7 +254,7 @@ def read_npz(path: str | os.PathLike[str], keys: Sequence[str] | None = None) ->
         return {k: _read_member(npz, where, k) for k in wanted}
 
 
-def _parse_meta(value: np.ndarray, where: str) -> tuple[tuple[str, ...], dict]:
+def _parse_meta(value: np.ndarray, where: str) -> tuple[tuple[str, ...], dict[str, Any]]:
     hint = "expected a 0-d text array holding a JSON object, e.g. np.array(json.dumps({'class_names': [...]}))"
     if value.ndim != 0 or value.dtype.kind not in "US":
         raise _fail(where, f"{META_KEY} has shape {value.shape} and dtype {value.dtype}; {hint}")
@@ -460,7 +464,7 @@ def read_datafile(
     )
 
 
-def _dims(shape: Any) -> str:
+def _dims(shape: Sequence[int]) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
@@ -509,4 +513,4 @@ def write_datafile(
     meta["class_names"] = list(class_names)
     meta["source"] = dict(source or {})
     arrays[META_KEY] = np.array(json.dumps(meta))
-    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle

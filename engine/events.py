@@ -1,10 +1,13 @@
-"""Events of a run and the thread-safe bus that carries them.
+"""The event vocabulary of a run: what the engine tells its watchers.
 
 This module owns the vocabulary between the engine and everything that watches
 it (dashboard, journal, headless console). Events are immutable dataclasses
 with JSON-safe fields; ``to_dict``/``event_from_dict`` round-trip (checking
 every field's type), so the journal (``engine.journal``) can rebuild anything
-a watcher has shown.
+a watcher has shown. The bus that carries them is ``engine.bus``.
+
+Kinds renamed since older journals were written (``LEGACY_KINDS``) still read:
+``checkpoint_saved`` is a ``StateSaved``.
 
 It must not import torch or any UI library.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import threading
 import time
 import types
 import typing
@@ -38,15 +40,15 @@ __all__ = [
     "Paused",
     "Resumed",
     "Stopping",
-    "CheckpointSaved",
+    "StateSaved",
     "FinalStarted",
     "FinalResult",
     "RunFinished",
     "RunFailed",
     "Log",
     "EVENT_TYPES",
+    "LEGACY_KINDS",
     "event_from_dict",
-    "EventBus",
 ]
 
 
@@ -84,7 +86,7 @@ class RunStarted(Event):
     fitness: str = "val_acc"
     resumed: bool = False
     pid: int = 0
-    profile: dict = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
     run_kind: str = "search"  # search | train (one architecture retrained over seeds)
 
 
@@ -97,8 +99,8 @@ class CandidateStarted(Event):
     generation: int
     phase: str  # init | opposite | trial | jump
     key: str
-    genotype: dict
-    vector: list = field(default_factory=list)
+    genotype: dict[str, Any]
+    vector: list[float] = field(default_factory=list)
     params: int = 0
     flops: int = 0
     worker: str = "local"
@@ -196,7 +198,7 @@ class ResourceSample(Event):
     gpu_util: float | None = None
     peak_memory_mb: float | None = None
     note: str = ""
-    devices: list = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -251,10 +253,13 @@ class Stopping(Event):
 
 
 @dataclass(frozen=True)
-class CheckpointSaved(Event):
-    """The search state was written atomically."""
+class StateSaved(Event):
+    """The search state (``checkpoint.json``) was written atomically.
 
-    kind: ClassVar[str] = "checkpoint_saved"
+    Journals written before the rename carry it as kind ``checkpoint_saved``.
+    """
+
+    kind: ClassVar[str] = "state_saved"
     path: str
     trained: int
     generation: int
@@ -265,9 +270,9 @@ class FinalStarted(Event):
     """The final phase (retraining the top-k on the full training set) begins."""
 
     kind: ClassVar[str] = "final_started"
-    candidate_ids: list
+    candidate_ids: list[int]
     epochs: int
-    seeds: list
+    seeds: list[int]
 
 
 @dataclass(frozen=True)
@@ -339,7 +344,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Paused,
         Resumed,
         Stopping,
-        CheckpointSaved,
+        StateSaved,
         FinalStarted,
         FinalResult,
         RunFinished,
@@ -347,6 +352,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Log,
     )
 }
+
+# Kinds that older versions wrote, and the kind each is now: a journal of an old
+# run still attaches, exports and reports. They read as the current class, so
+# they are in ``EVENT_TYPES`` too (a reader that skips unknown kinds keeps them).
+LEGACY_KINDS: dict[str, str] = {"checkpoint_saved": StateSaved.kind}
+EVENT_TYPES.update({old: EVENT_TYPES[new] for old, new in LEGACY_KINDS.items()})
 
 
 def _ts(data: dict[str, Any]) -> float:
@@ -422,23 +433,29 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**values)
 
 
-@functools.lru_cache(maxsize=None)
-def _schema(cls: type) -> tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]:
+_Schema = tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]
+_SCHEMAS: dict[type[Event], _Schema] = {}
+
+
+def _schema(cls: type[Event]) -> _Schema:
     """``(name, annotation, required, check)`` of each field of an event class, resolved once per class.
 
     Resolving string annotations (``typing.get_type_hints``) compiles each one:
     done per event it cost most of the time of reading a journal.
     """
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (
-            f.name,
-            hints[f.name],
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            _acceptor(hints[f.name]),
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        schema = _SCHEMAS[cls] = tuple(
+            (
+                f.name,
+                hints[f.name],
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                _acceptor(hints[f.name]),
+            )
+            for f in dataclasses.fields(cls)
         )
-        for f in dataclasses.fields(cls)
-    )
+    return schema
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is
@@ -461,35 +478,3 @@ def _out_of_range(name: str, value: Any) -> str:
     if name == "ts" and value > _LATEST_TS:
         return "expected a time stamp"
     return ""
-
-
-Subscriber = Callable[[Event], None]
-
-
-class EventBus:
-    """Thread-safe publish/subscribe. A subscriber that raises is reported, not propagated."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._subscribers: list[Subscriber] = []
-        self.errors: list[str] = []
-
-    def subscribe(self, fn: Subscriber) -> Subscriber:
-        with self._lock:
-            self._subscribers.append(fn)
-        return fn
-
-    def unsubscribe(self, fn: Subscriber) -> None:
-        with self._lock:
-            if fn in self._subscribers:
-                self._subscribers.remove(fn)
-
-    def publish(self, event: Event) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for fn in subscribers:
-            try:
-                fn(event)
-            except Exception as exc:  # a broken watcher must never stop the search
-                with self._lock:
-                    self.errors.append(f"{getattr(fn, '__name__', fn)!s}: {exc!r}")

@@ -1,7 +1,7 @@
 """Is ``data.search_fraction`` enough to search on? Refused before the run starts, naming the smallest that is.
 
 The search trains on a seeded fraction of the train split and ranks by the
-same fraction of the val split (``engine.data.subset_rows``). A fraction that
+same fraction of the val split (``engine.search_subset.subset_rows``). A fraction that
 leaves either with a single class makes every candidate's validation AUC
 undefined; one that leaves fewer than two training samples cannot train a
 network with batch normalisation (a batch of one has no variance). Such a
@@ -14,7 +14,9 @@ import math
 
 import numpy as np
 
-from .data import DataError, Dataset, subset_rows
+from .data import Dataset
+from .data_source import DataError
+from .search_subset import subset_rows
 
 __all__ = ["check_search_fraction", "smallest_search_fraction", "MIN_TRAIN_SAMPLES"]
 
@@ -67,7 +69,7 @@ def check_search_fraction(data: Dataset, fraction: float, seed: int) -> None:
     """Refuse a ``data.search_fraction`` whose subset cannot be searched on.
 
     Raises:
-        engine.data.DataError: one line naming the key, what the subset lacks and the smallest fraction that works.
+        engine.data_source.DataError: one line naming the key, what the subset lacks and the smallest fraction that works.
     """
     labels = _labels(data)
     problem = _problem(labels, fraction, seed)

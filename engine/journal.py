@@ -25,7 +25,7 @@ __all__ = ["JournalSink", "read_journal", "read_history", "tail_journal"]
 
 
 # Events after which the journal is fsynced: losing them would lose finished work.
-_DURABLE = {"candidate_finished", "checkpoint_saved", "final_result", "run_finished", "run_failed"}
+_DURABLE = {"candidate_finished", "state_saved", "final_result", "run_finished", "run_failed"}
 
 
 class JournalSink:

@@ -25,7 +25,7 @@ import math
 import warnings
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = ["accuracy", "auc", "TASKS"]
 

@@ -127,7 +127,8 @@ class Network(nn.Module):
             if pool:
                 x = self.pool(x)
         x = self.gap(x).flatten(1)
-        return self.classifier(x)
+        logits: torch.Tensor = self.classifier(x)
+        return logits
 
 
 def build_network(genotype: Genotype, in_channels: int = 1, num_classes: int = 2) -> Network:
@@ -145,16 +146,16 @@ def _reference_key_map(net: Network) -> dict[str, str]:
     own = net.state_dict()
     for key in own:
         if key.startswith("stem."):
-            rest = key[len("stem."):]
-            mapping[f"stem_conv.{rest}"] = key
-            mapping[f"cells.0.{rest}"] = key  # the published stem is registered twice
+            param = key[len("stem."):]
+            mapping[f"stem_conv.{param}"] = key
+            mapping[f"cells.0.{param}"] = key  # the published stem is registered twice
         elif key.startswith("cells."):
             _, i, *rest = key.split(".")
             ref_cell = f"cells.{int(i) + 1}"
             if rest[0] == "projection":
-                tail = ".".join(rest[1:])
-                mapping[f"{ref_cell}.ops_list.0.{tail}"] = key
-                mapping[f"{ref_cell}.stem_conv.{tail}"] = key  # registered twice as well
+                param = ".".join(rest[1:])
+                mapping[f"{ref_cell}.ops_list.0.{param}"] = key
+                mapping[f"{ref_cell}.stem_conv.{param}"] = key  # registered twice as well
             elif rest[0] == "nodes":
                 j, layer, *tail = rest[1:]
                 mapping[f"{ref_cell}.ops_list.{int(j) + 1}.op.{layer}.{'.'.join(tail)}"] = key

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +74,12 @@ class OnnxExport:
 
     path: Path
     opset: int
-    input_shape: tuple
+    input_shape: tuple[str | int, ...]
     num_classes: int
     max_abs_diff: float | None
 
 
-def _require(module: str):
+def _require(module: str) -> types.ModuleType:
     try:
         return __import__(module)
     except ImportError:
@@ -101,7 +102,8 @@ def onnx_probabilities(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """
     ort = _require("onnxruntime")
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    probabilities: np.ndarray = session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    return probabilities
 
 
 def _check_input(bundle: Bundle, n: int, seed: int) -> np.ndarray:
@@ -164,6 +166,8 @@ def export_onnx(
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )
+        if program is None:
+            raise RuntimeError("the exporter returned no program")
         proto = program.model_proto
     except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; the user needs one line
         raise OnnxExportError(f"{bundle.path}: ONNX export failed ({one_line(exc, 200)})") from None

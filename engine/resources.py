@@ -10,16 +10,16 @@ import os
 import threading
 from typing import Callable
 
-import psutil
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from .events import ResourceSample
 
 __all__ = ["ResourceSampler"]
 
 
-def _nvml_handles() -> list | None:
+def _nvml_handles() -> list[object] | None:
     try:
-        import pynvml  # provided by nvidia-ml-py
+        import pynvml  # type: ignore[import-not-found,unused-ignore]  # provided by nvidia-ml-py
 
         pynvml.nvmlInit()
         return [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]

@@ -160,11 +160,11 @@ def _progress(events: Sequence[ev.Event], checkpoint: Any) -> dict[str, Any]:
     generation = checkpoint.generation if checkpoint is not None else None
     latest: dict[int, ev.CandidateFinished] = {}
     for e in events:
-        if isinstance(e, (ev.CandidateFinished, ev.GenerationFinished, ev.CheckpointSaved, ev.RunFinished)):
+        if isinstance(e, (ev.CandidateFinished, ev.GenerationFinished, ev.StateSaved, ev.RunFinished)):
             trained.append(int(e.trained))
         if isinstance(e, ev.CandidateFinished):
             latest[e.candidate_id] = e
-        if checkpoint is None and isinstance(e, (ev.CheckpointSaved, ev.CandidateStarted)):
+        if checkpoint is None and isinstance(e, (ev.StateSaved, ev.CandidateStarted)):
             generation = int(e.generation)
     if not trained:
         trained = [sum(1 for e in latest.values() if e.status in TRAINED_STATUSES)]

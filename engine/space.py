@@ -241,7 +241,7 @@ class Genotype:
     def __hash__(self) -> int:
         return hash(self.key if self.feasible else self._raw_identity())
 
-    def _raw_identity(self) -> tuple:
+    def _raw_identity(self) -> tuple[bytes, tuple[int, ...], int, int, int]:
         return (
             self.raw_matrix.tobytes(),
             tuple(self.raw_ops),

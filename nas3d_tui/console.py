@@ -91,7 +91,7 @@ class ConsoleSink:
             # a resumed run starts its bar at 0: the first checkpoint or result says how far it is
             if isinstance(e, (ev.CandidateFinished, ev.GenerationFinished)) and e.budget:
                 self._progress.update(self._task, completed=e.trained, total=e.budget)
-            elif isinstance(e, ev.CheckpointSaved):
+            elif isinstance(e, ev.StateSaved):
                 self._progress.update(self._task, completed=e.trained)
 
     def _final_epoch(self, e: ev.EpochFinished) -> str:

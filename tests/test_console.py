@@ -26,7 +26,7 @@ def test_a_resumed_run_shows_its_progress_from_the_first_checkpoint() -> None:
         console(started(resumed=True))
         task = console._progress.tasks[0]
         assert task.completed == 0 and task.total == 20
-        console(ev.CheckpointSaved(ts=2.0, path="runs/quick-0001/checkpoint.json", trained=3, generation=0))
+        console(ev.StateSaved(ts=2.0, path="runs/quick-0001/checkpoint.json", trained=3, generation=0))
         assert task.completed == 3  # not "0/20 trained" until the next candidate finishes
         console(ev.GenerationFinished(ts=3.0, generation=1, best=0.8, mean=0.7, worst=0.6, trained=5, budget=20,
                                       best_candidate_id=2))

@@ -77,8 +77,8 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         return "info", "resumed"
     if isinstance(event, ev.Stopping):
         return "warning", f"stop requested ({event.source}): finishing with a checkpoint"
-    if isinstance(event, ev.CheckpointSaved):
-        return "info", f"checkpoint saved: {event.trained} trained, generation {event.generation}"
+    if isinstance(event, ev.StateSaved):
+        return "info", f"search state saved: {event.trained} trained, generation {event.generation}"
     if isinstance(event, ev.FinalStarted):
         ids = ", ".join(f"#{c}" for c in event.candidate_ids)
         return "info", f"final phase: retraining {ids} for {event.epochs} epochs, seeds {list(event.seeds)}"

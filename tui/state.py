@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine import events as ev
-from engine.leaderboard import Leaderboard
+from engine.leaderboard import Leaderboard, Row
 from engine.records import CandidateRecord, finite_or_none as _finite
 
 from .fmt import elapsed
@@ -74,23 +74,27 @@ class CandidateView:
 
     @property
     def generation(self) -> int:
-        return self._field("generation", 0)
+        generation: int = self._field("generation", 0)
+        return generation
 
     @property
     def phase(self) -> str:
-        return self._field("phase", "")
+        phase: str = self._field("phase", "")
+        return phase
 
     @property
     def key(self) -> str:
-        return self._field("key", "") or ""
+        key: str = self._field("key", "") or ""
+        return key
 
     @property
-    def genotype(self) -> dict:
+    def genotype(self) -> dict[str, Any]:
         return self._field("genotype", {}) or {}
 
     @property
     def worker(self) -> str:
-        return self._field("worker", "local")
+        worker: str = self._field("worker", "local")
+        return worker
 
     @property
     def params(self) -> int | None:
@@ -192,7 +196,7 @@ class DashboardState:
         self.resource: ev.ResourceSample | None = None
         self.memory_history: deque[float] = deque(maxlen=MEMORY_HISTORY)
         self.candidate_peak_mb: float | None = None  # peak while the current candidate trains
-        self.checkpoint: ev.CheckpointSaved | None = None
+        self.search_state: ev.StateSaved | None = None
         self.final: ev.FinalStarted | None = None
         self.final_results: list[ev.FinalResult] = []
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
@@ -388,8 +392,8 @@ class DashboardState:
             self.status = STOPPING
         self.pending = None
 
-    def _on_checkpoint_saved(self, e: ev.CheckpointSaved) -> None:
-        self.checkpoint = e
+    def _on_state_saved(self, e: ev.StateSaved) -> None:
+        self.search_state = e
         self.trained = max(self.trained, e.trained)
 
     def _on_final_started(self, e: ev.FinalStarted) -> None:
@@ -494,7 +498,7 @@ class DashboardState:
             "resource": self.resource.to_dict() if self.resource else None,
             "memory_history": list(self.memory_history),
             "candidate_peak_mb": self.candidate_peak_mb,
-            "checkpoint": self.checkpoint.to_dict() if self.checkpoint else None,
+            "search_state": self.search_state.to_dict() if self.search_state else None,
             "final_results": [f.to_dict() for f in self.final_results],
             "log": [(line.seq, line.ts, line.level, line.text) for line in self.log],
             "eta": self.eta_seconds(),
@@ -502,9 +506,7 @@ class DashboardState:
         }
 
 
-def _row_dict(row: Any) -> dict[str, Any]:
+def _row_dict(row: Row) -> dict[str, Any]:
     import dataclasses
 
-    if dataclasses.is_dataclass(row):
-        return dataclasses.asdict(row)
-    return dict(vars(row))
+    return dataclasses.asdict(row)

@@ -87,14 +87,14 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
     def check(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
-        v = float(v)
-        if not math.isfinite(v):
+        x = float(v)
+        if not math.isfinite(x):
             raise Bad("not a finite number", allowed)
-        if lo is not None and (v <= lo if lo_open else v < lo):
+        if lo is not None and (x <= lo if lo_open else x < lo):
             raise Bad("out of range", allowed)
-        if hi is not None and v > hi:
+        if hi is not None and x > hi:
             raise Bad("out of range", allowed)
-        return v
+        return x
 
     return check
 
@@ -183,9 +183,10 @@ def operations() -> Checker:
                 return tuple(range(NUM_OPS))
             raise Bad("unknown string", allowed)
         try:
-            return inner(v)
+            ops: tuple[int, ...] = inner(v)
         except Bad as bad:
             raise Bad(bad.problem, allowed) from None
+        return ops
 
     return check
 
@@ -195,9 +196,9 @@ def one_of_ints(values: Sequence[int], what: str) -> Checker:
     as_int = integer(what=what)
 
     def check(v: Any) -> int:
-        v = as_int(v)
-        if v not in values:
+        n: int = as_int(v)
+        if n not in values:
             raise Bad("not allowed", what)
-        return v
+        return n
 
     return check

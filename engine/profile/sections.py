@@ -49,7 +49,8 @@ def key(default: Any, check: c.Checker) -> Any:
 
 def checker(section: type, name: str) -> c.Checker:
     """The checker of ``section.name``."""
-    return next(f.metadata["check"] for f in dataclasses.fields(section) if f.name == name)
+    check: c.Checker = next(f.metadata["check"] for f in dataclasses.fields(section) if f.name == name)
+    return check
 
 
 def keys(section: type) -> list[str]:

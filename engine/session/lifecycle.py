@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..bus import EventBus
 from ..journal import JournalSink
 from ..control import Control
 from ..errors import RunDirError, one_line
@@ -64,13 +65,13 @@ class RunLifecycle(ABC):
         self,
         profile: Profile,
         run_dir: str | os.PathLike[str],
-        bus: ev.EventBus | None = None,
+        bus: EventBus | None = None,
         control: Control | None = None,
         resume: bool = False,
     ) -> None:
         self.profile = profile
         self.run_dir = RunDir(run_dir)
-        self.bus = bus or ev.EventBus()
+        self.bus = bus or EventBus()
         self.control = control or Control()
         self.control.watch(self.run_dir.path)
         self.control.on_change = self._on_control

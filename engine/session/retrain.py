@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from ..bus import EventBus
 from ..journal import read_journal
 from ..atomic import atomic_write_json
 from ..control import Control
@@ -97,7 +98,7 @@ class Retrain(RunLifecycle):
         genotype: Genotype,
         run_dir: str | os.PathLike[str],
         source: str = "",
-        bus: ev.EventBus | None = None,
+        bus: EventBus | None = None,
         control: Control | None = None,
         resume: bool = False,
     ) -> None:
@@ -115,7 +116,7 @@ class Retrain(RunLifecycle):
 
     @classmethod
     def resume_from(
-        cls, run_dir: str | os.PathLike[str], bus: ev.EventBus | None = None, control: Control | None = None
+        cls, run_dir: str | os.PathLike[str], bus: EventBus | None = None, control: Control | None = None
     ) -> "Retrain":
         """Continue the ``train`` run in ``run_dir``.
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import events as ev
+from ..bus import EventBus
 from ..journal import read_journal
 from ..control import Control
 from ..errors import CorruptFileError, SessionError, StopRequested
@@ -73,7 +74,7 @@ class Session(RunLifecycle):
         self,
         profile: Profile,
         run_dir: str | os.PathLike[str],
-        bus: ev.EventBus | None = None,
+        bus: EventBus | None = None,
         control: Control | None = None,
         resume: bool = False,
     ) -> None:
@@ -89,7 +90,7 @@ class Session(RunLifecycle):
         cls,
         profile: Profile,
         run_dir: str | os.PathLike[str] | None = None,
-        bus: ev.EventBus | None = None,
+        bus: EventBus | None = None,
         control: Control | None = None,
     ) -> "Session":
         """A new run (a fresh run directory unless ``run_dir`` is given)."""
@@ -99,7 +100,7 @@ class Session(RunLifecycle):
     def resume_from(
         cls,
         run_dir: str | os.PathLike[str],
-        bus: ev.EventBus | None = None,
+        bus: EventBus | None = None,
         control: Control | None = None,
     ) -> "Session":
         """Continue the run in ``run_dir`` with its saved, resolved profile.
@@ -267,7 +268,7 @@ class Session(RunLifecycle):
                 written=time.time(),
             )
         )
-        self.publish(ev.CheckpointSaved(path=str(path), trained=self.trained, generation=strategy.generation))
+        self.publish(ev.StateSaved(path=str(path), trained=self.trained, generation=strategy.generation))
 
     def _finished(self, reason: str) -> None:
         best = best_record(self.records.values(), self.profile.search.tie_break)

@@ -149,9 +149,10 @@ def load_data(profile: Profile, device: str) -> Any:
     """The profile's dataset, all splits resident on ``device``.
 
     Raises:
-        engine.data.DataError: missing, malformed or unsuitable file (one line).
+        engine.data_source.DataError: missing, malformed or unsuitable file (one line).
     """
-    from ..data import DataError, load_datafile, load_dataset
+    from ..data import load_datafile, load_dataset
+    from ..data_source import DataError
     from ..datafile import min_size_for_stacks
 
     d = profile.data

@@ -117,7 +117,7 @@ def _import(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from engine.nifti import import_nifti_folder
+    from engine.nifti.folder_import import import_nifti_folder
 
     err = Console(stderr=True)
     with Progress(

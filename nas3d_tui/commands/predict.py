@@ -62,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from engine.bundle import read_bundle
-    from engine.predict import check_output, predict, write_predictions
+    from engine.predict.inference import predict
+    from engine.predict.output import check_output, write_predictions
 
     from ..published import resolve
 

@@ -9,15 +9,10 @@ import pytest
 import torch
 
 from engine import data as data_mod
-from engine.data import (
-    DATASETS,
-    DataError,
-    Dataset,
-    bundled_path,
-    dataset_path,
-    iterate_batches,
-    load_dataset,
-)
+from engine import data_source
+from engine.catalog import DATASETS
+from engine.data import Dataset, iterate_batches, load_dataset
+from engine.data_source import DataError, bundled_path, dataset_path
 
 ADRENAL_MD5_28 = "bbd3c5a5576322bc4cdfea780653b1ce"
 
@@ -135,7 +130,7 @@ def test_missing_file_names_path_and_remedy(tmp_path: Path):
 
 
 def test_missing_64_file_in_default_root(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(data_mod, "_default_root", lambda: tmp_path / "nowhere")
+    monkeypatch.setattr(data_source, "_default_root", lambda: tmp_path / "nowhere")
     with pytest.raises(DataError) as exc:
         load_dataset("adrenalmnist3d", size=64)
     assert "adrenalmnist3d_64.npz" in _one_line(exc)

@@ -12,9 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 PURE = (
-    "engine.space", "engine.ode", "engine.random_search", "engine.strategy", "engine.events", "engine.profile",
+    "engine.space", "engine.ode", "engine.random_search", "engine.strategy", "engine.events", "engine.bus", "engine.profile",
     "engine.leaderboard", "engine.control", "engine.rundir", "engine.metrics", "engine.records", "engine.catalog",
-    "engine.errors", "engine.atomic", "engine.datafile", "engine.nifti", "engine.journal",
+    "engine.errors", "engine.atomic", "engine.datafile", "engine.nifti", "engine.nifti.folder_import", "engine.journal",
     "engine.runs",
 )
 

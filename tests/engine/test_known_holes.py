@@ -100,7 +100,8 @@ def test_a_search_fraction_too_small_is_refused_before_the_run_starts(fraction, 
     assert f"data.search_fraction = {fraction}" in line and lacks in line
     assert "the smallest fraction that works is 0.016" in line
     assert not run.exists()
-    from engine.data import bundled_path, load_datafile
+    from engine.data import load_datafile
+    from engine.data_source import bundled_path
 
     check_search_fraction(load_datafile(bundled_path(), "cpu"), 0.016, 0)  # the fraction it names is accepted
 

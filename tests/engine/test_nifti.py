@@ -16,15 +16,12 @@ pytest.importorskip("scipy")
 
 from engine.datafile import read_datafile  # noqa: E402
 from engine.errors import UserError  # noqa: E402
-from engine.nifti import (  # noqa: E402
-    SOURCE_FORMAT,
-    NiftiError,
-    VolumeRecipe,
-    import_nifti_folder,
-    read_labels_csv,
-    read_nifti,
-    stratified_split,
-)
+from engine.nifti import NiftiError  # noqa: E402
+from engine.nifti.folder_import import import_nifti_folder  # noqa: E402
+from engine.nifti.labels import read_labels_csv  # noqa: E402
+from engine.nifti.recipe import SOURCE_FORMAT, VolumeRecipe  # noqa: E402
+from engine.nifti.splits import stratified_split  # noqa: E402
+from engine.nifti.volume import read_nifti  # noqa: E402
 
 
 def blob_volume(rng: np.random.Generator, shape: tuple[int, int, int], blob: bool) -> np.ndarray:
@@ -348,7 +345,7 @@ def test_import_runs_without_torch(tmp_path):
     folder, labels = write_nifti_folder(tmp_path, per_class=3)
     code = (
         "import sys\n"
-        "from engine.nifti import import_nifti_folder\n"
+        "from engine.nifti.folder_import import import_nifti_folder\n"
         f"import_nifti_folder({str(folder)!r}, {str(labels)!r}, {str(tmp_path / 'o.npz')!r}, size=6)\n"
         "print('torch' in sys.modules)\n"
     )

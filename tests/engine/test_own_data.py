@@ -16,8 +16,8 @@ import pytest
 
 from engine import metrics
 from engine.bundle import read_bundle
-from engine.nifti import import_nifti_folder
-from engine.predict import predict
+from engine.nifti.folder_import import import_nifti_folder
+from engine.predict.inference import predict
 from engine.profile import load_profile
 from engine.rundir import RunDir
 from engine.session import Session

@@ -13,17 +13,20 @@ import pytest
 import torch
 
 from engine.bundle import Preprocessing, read_bundle, write_bundle
-from engine.complexity import count_flops, flops_by_operator
+from engine.complexity import count_flops
 from engine.datafile import read_datafile
 from engine.errors import UserError
 from engine.model import build_network
-from engine.predict import PredictError, load_input, predict, resolve_device
+from engine.predict import PredictError
+from engine.predict.decode import load_input
+from engine.predict.inference import predict, resolve_device
 from engine.space import Genotype
 
 nib = pytest.importorskip("nibabel")
 from test_nifti import save_nifti, write_nifti_folder  # noqa: E402  (tests/engine is on sys.path)
+from test_model import flops_by_operator  # noqa: E402
 
-from engine.nifti import import_nifti_folder  # noqa: E402
+from engine.nifti.folder_import import import_nifti_folder  # noqa: E402
 
 CHAIN = [[0, 1, 0], [0, 0, 1], [0, 0, 0]]  # input -> conv3 -> output
 

@@ -54,7 +54,7 @@ def test_run_finishes_with_budget_and_every_event(reference_run, tiny_profile):
     run_dir, events = reference_run
     kinds = [e.kind for e in events]
     for kind in ("run_started", "candidate_started", "epoch_finished", "candidate_finished",
-                 "generation_finished", "resource_sample", "checkpoint_saved", "run_finished"):
+                 "generation_finished", "resource_sample", "state_saved", "run_finished"):
         assert kind in kinds, kind
     finished = [e for e in events if isinstance(e, ev.CandidateFinished)]
     trained = [e for e in finished if e.status in ("ok", "oom", "failed")]

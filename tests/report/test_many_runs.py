@@ -69,7 +69,7 @@ def folder(tmp_path_factory):
     }
     try:
         for name, sig in (("running", signal.SIGSTOP), ("crashed", signal.SIGKILL)):
-            _wait_for(dirs[name], procs[name], "checkpoint_saved")
+            _wait_for(dirs[name], procs[name], "state_saved")
             os.kill(procs[name].pid, sig)
         codes = {name: procs[name].wait(timeout=600) for name in ("finished", "random", "crashed")}
         logs = {name: (root / f"{name}.log").read_text(errors="replace")[-2000:] for name in REAL}

@@ -199,7 +199,7 @@ def build_journal(cpu: bool = False, seed: int = 7, end: str = "finished") -> li
     r.candidate(0, "opposite", 0, status="duplicate", duplicate_of=ids[0])
     r.candidate(0, "opposite", 4)
     r.generation(0)
-    r.emit(ev.CheckpointSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=0)
+    r.emit(ev.StateSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=0)
     # generation 1, paused in the middle
     r.candidate(1, "trial", 5)
     r.emit(ev.Paused, 0.5)
@@ -209,7 +209,7 @@ def build_journal(cpu: bool = False, seed: int = 7, end: str = "finished") -> li
     r.generation(1)
     r.emit(ev.Jump, 0.1, generation=1, proposed=4)
     r.candidate(1, "jump", 1)
-    r.emit(ev.CheckpointSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=1)
+    r.emit(ev.StateSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=1)
     if end == "failed":
         r.emit(ev.CandidateStarted, 0.2, candidate_id=r.next_id, generation=2, phase="trial", key=genotype(5)["key"],
                genotype=genotype(5), params=CELLS[5][5], flops=CELLS[5][6])
@@ -226,7 +226,7 @@ def build_journal(cpu: bool = False, seed: int = 7, end: str = "finished") -> li
         return r.events
     r.candidate(2, "trial", 5)
     r.generation(2)
-    r.emit(ev.CheckpointSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=2)
+    r.emit(ev.StateSaved, 0.1, path="runs/quick-0001/checkpoint.json", trained=r.trained, generation=2)
     best = sorted(
         (e for e in r.events if isinstance(e, ev.CandidateFinished) and e.status == "ok"),
         key=lambda e: -(e.fitness or 0),

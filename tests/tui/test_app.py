@@ -116,7 +116,7 @@ async def test_s_stops_until_the_run_finishes(running_journal, ui) -> None:
         await pilot.press("p")  # no pausing while stopping
         assert handle.commands == ["stop"]
         last = app.state.last_ts
-        app._sink(ev.CheckpointSaved(ts=last + 1, path="c.json", trained=app.state.trained, generation=2))
+        app._sink(ev.StateSaved(ts=last + 1, path="c.json", trained=app.state.trained, generation=2))
         await ui.settle(app, pilot)
         assert app.state.status == STOPPING and "STOPPING" in ui.screen_text(app)
         app._sink(ev.RunFinished(ts=last + 2, reason="stopped", trained=app.state.trained, seconds=100.0))

@@ -1,6 +1,7 @@
 """The dashboard model without Textual: replay equals live, panels' data match the journal."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_status_follows_the_run(running_journal) -> None:
     assert state.status == STOPPING
     state.apply(ev.Paused(ts=state.last_ts + 1))
     assert state.status == STOPPING
-    state.apply(ev.CheckpointSaved(ts=state.last_ts + 1, path="c", trained=state.trained, generation=2))
+    state.apply(ev.StateSaved(ts=state.last_ts + 1, path="c", trained=state.trained, generation=2))
     assert state.status == STOPPING
     state.apply(ev.RunFinished(ts=state.last_ts + 1, reason="stopped", trained=state.trained, seconds=10))
     assert state.status == FINISHED and state.finish_reason == "stopped"
@@ -168,3 +169,23 @@ def test_unknown_and_partial_events_do_not_break_it() -> None:
                                      status="failed", error="boom", fitness=float("nan"))))
     assert state.candidates[99].status == "failed" and state.candidates[99].fitness is None
     assert state.status == STARTING
+
+
+def test_an_old_journals_checkpoint_saved_line_reads_as_state_saved(tmp_path: Path) -> None:
+    """Journals written before the rename say ``checkpoint_saved``: they still read, fold and narrate."""
+    from tui.narrate import describe
+
+    old = {"kind": "checkpoint_saved", "ts": 5.0, "path": "runs/quick-0001/checkpoint.json", "trained": 3, "generation": 1}
+    event = ev.event_from_dict(old)
+    assert isinstance(event, ev.StateSaved) and event.kind == "state_saved"
+    assert (event.path, event.trained, event.generation, event.ts) == (old["path"], 3, 1, 5.0)
+    journal = tmp_path / "events.jsonl"
+    journal.write_text(json.dumps(old) + "\n", encoding="utf-8")
+    [read] = read_journal(journal, strict=True)
+    assert read == event
+    state = DashboardState.from_events([read])
+    assert state.search_state == event
+    assert describe(event) == ("info", "search state saved: 3 trained, generation 1")
+    # new journals write the new kind
+    assert ev.event_from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    assert event.to_dict()["kind"] == "state_saved"

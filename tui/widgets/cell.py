@@ -6,7 +6,10 @@ every resource sample (its "training for" time runs on the event clock).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -52,12 +55,12 @@ def render_candidate(cand: CandidateView, role: str = "", spacious: bool = False
 class CellPanel(VerticalScroll):
     """Follows the training candidate until a leaderboard row is selected."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.selected: int | None = None  # None: follow the training candidate
-        self._seen: tuple | None = None
+        self._seen: tuple[object, ...] | None = None
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static("no candidate yet", id="cell-text")
 
     def select(self, candidate_id: int | None, state: DashboardState) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -19,7 +20,7 @@ GENERATION_WINDOW = 40  # generations shown in the dashboard; the report shows a
 class FitnessPanel(Horizontal):
     """Two plots side by side; replotted only when a generation or a candidate finishes."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._seen = -1
         self.x_axis = "flops"  # or "params"
@@ -68,7 +69,8 @@ class FitnessPanel(Horizontal):
                 top = hi + 0.05 * ((hi - lo) or 0.01)
                 plt.scatter(jumps, [top] * len(jumps), marker="▾", color="gray")
             step = max(1, len(xs) // 8)
-            plt.xticks(xs[::step])
+            ticks: list[float] = list(xs[::step])
+            plt.xticks(ticks)
         else:
             plt.plot([0], [0], marker=" ")
             plt.yticks([])
@@ -81,9 +83,12 @@ class FitnessPanel(Horizontal):
         widget = self.query_one("#fitness-scatter", PlotextPlot)
         plt = widget.plt
         plt.clear_figure()
-        index = 1 if self.x_axis == "flops" else 2
         label = "FLOPs" if self.x_axis == "flops" else "params"
-        points = [(p[index], p[3], p[0]) for p in state.scatter_points() if p[index]]
+        points: list[tuple[float, float, int]] = []
+        for p in state.scatter_points():
+            x = p[1] if self.x_axis == "flops" else p[2]
+            if x:
+                points.append((x, p[3], p[0]))
         plt.title(f"fitness vs {label}  ★ best")
         if points:
             best = state.best()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
@@ -73,7 +74,7 @@ COLUMN_LABELS = {c.key: c.label for c in COLUMNS}  # field -> the header the use
 def sort_rows(rows: list[Any], key: str, descending: bool) -> list[Any]:
     """Rows ordered by ``key``; missing values always last, ties by rank then id."""
 
-    def tie(r: Any) -> tuple:
+    def tie(r: Any) -> tuple[float, int]:
         rank = getattr(r, "rank", None)
         return (rank if rank is not None else float("inf"), getattr(r, "candidate_id", 0))
 
@@ -92,7 +93,7 @@ def column_widths(labels: list[Text], body: list[list[Text]]) -> dict[str, int]:
     return widths
 
 
-class LeaderboardTable(DataTable):
+class LeaderboardTable(DataTable[Text]):
     """The table; row keys are candidate ids."""
 
     BINDINGS = [
@@ -121,7 +122,7 @@ class LeaderboardTable(DataTable):
         key: str
         descending: bool
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._user_moved = False
 
@@ -185,14 +186,14 @@ class LeaderboardTable(DataTable):
 class LeaderboardPanel(Vertical):
     """Holds the table, its order, and rebuilds the rows when the ranking changes."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sort_key = "rank"
         self.descending = False
         self._seen = -1
         self.row_ids: list[int] = []
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield LeaderboardTable(id="leaderboard-table")
 
     @property

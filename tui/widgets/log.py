@@ -1,6 +1,8 @@
 """The log panel: the latest events as one line each."""
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import RichLog
 
@@ -14,7 +16,7 @@ _LEVEL_STYLE = {"warning": "yellow", "error": "bold red"}
 class EventLog(RichLog):
     """Appends the state's new log lines (a replay of thousands writes only the last few hundred)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, **kwargs)
         self._last_seq = 0
 

@@ -54,7 +54,7 @@ class MemoryPanel(Vertical):
     }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._seen = -1
 

@@ -1,6 +1,8 @@
 """The status line: run, dataset, device, progress, ETA and the run state."""
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -23,7 +25,7 @@ class StatusLine(Static):
 
     DEFAULT_CSS = "StatusLine { height: auto; padding: 0 1; }"
 
-    def __init__(self, attached: bool = False, **kwargs) -> None:
+    def __init__(self, attached: bool = False, **kwargs: Any) -> None:
         super().__init__("", **kwargs)
         self.attached = attached
         self._seen = -1
