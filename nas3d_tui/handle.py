@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 from engine import events as ev
 
@@ -28,7 +29,7 @@ class SessionHandle:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, sink) -> None:
+    def start(self, sink: Callable[[ev.Event], None]) -> None:
         for event in read_journal(self.session.run_dir.journal_path):
             sink(event)
         self.session.bus.subscribe(sink)
@@ -43,6 +44,7 @@ class SessionHandle:
             self.session.publish(ev.RunFailed(error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
 
     def pause(self) -> None:
+        """p in the dashboard: the engine pauses at its next batch boundary (``Control.pause``)."""
         self.session.control.pause()
 
     def resume(self) -> None:
