@@ -15,6 +15,7 @@ from engine import events as ev
 
 from engine.journal import read_journal
 from engine.session import Session, SessionOutcome
+from tui.handle import RunHandle
 
 __all__ = ["SessionHandle"]
 
@@ -61,3 +62,8 @@ class SessionHandle:
     @property
     def finished(self) -> bool:
         return self._thread is not None and not self._thread.is_alive()
+
+
+def _as_run_handle(handle: SessionHandle) -> RunHandle:
+    """(For mypy: a ``SessionHandle`` is a ``RunHandle``, the dashboard's ``p`` / ``s`` reach its pause / stop.)"""
+    return handle
