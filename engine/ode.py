@@ -90,7 +90,8 @@ def mutation_rand1(
         raise ValueError(f"DE/rand/1 needs a population of at least 4, got {n}")
     others = np.array([i for i in range(n) if i != target])
     r1, r2, r3 = rng.choice(others, size=3, replace=False)
-    return population[r1] + mutation_factor * (population[r2] - population[r3])
+    mutant: np.ndarray = population[r1] + mutation_factor * (population[r2] - population[r3])
+    return mutant
 
 
 def crossover_bin(
@@ -126,7 +127,8 @@ def opposite(vectors: np.ndarray) -> np.ndarray:
 def generation_jump(population: np.ndarray) -> np.ndarray:
     """Opposites against the population's per-dimension bounds: min_d + max_d − x_d."""
     pop = np.asarray(population, dtype=float)
-    return pop.min(axis=0) + pop.max(axis=0) - pop
+    jumped: np.ndarray = pop.min(axis=0) + pop.max(axis=0) - pop
+    return jumped
 
 
 # --------------------------------------------------------------------------

@@ -18,10 +18,9 @@ Pure Python: no torch, no numpy, no I/O.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .errors import CorruptFileError
 
@@ -30,6 +29,8 @@ __all__ = [
     "TRAINED_STATUSES",
     "TIE_BREAKS",
     "CandidateRecord",
+    "Proposal",
+    "TrainingResult",
     "rank_key",
     "selection_key",
     "best_record",
@@ -41,6 +42,40 @@ STATUSES = ("ok", "pruned", "infeasible", "duplicate", "oom", "failed")
 TRAINED_STATUSES = ("ok", "pruned", "oom", "failed")  # statuses that spent budget
 TIE_BREAKS = ("val_auc", "none")
 PHASES = ("init", "opposite", "trial", "jump", "random")
+
+
+class Proposal(Protocol):
+    """An architecture as a record describes it (``engine.space.Genotype`` is one)."""
+
+    @property
+    def key(self) -> str | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class TrainingResult(Protocol):
+    """What a training returns, as a record reads it (``engine.training.CandidateResult`` is one)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def fitness(self) -> float | None: ...
+    @property
+    def val_acc(self) -> float | None: ...
+    @property
+    def val_auc(self) -> float | None: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def peak_memory_mb(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def history(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def pruned_at(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,8 +114,8 @@ class CandidateRecord:
     phase: str
     status: str
     key: str | None = None
-    genotype: dict = field(default_factory=dict)
-    vector: list = field(default_factory=list)
+    genotype: dict[str, Any] = field(default_factory=dict)
+    vector: list[float] = field(default_factory=list)
     fitness: float | None = None
     val_acc: float | None = None
     val_auc: float | None = None
@@ -93,7 +128,7 @@ class CandidateRecord:
     worker: str = ""
     duplicate_of: int | None = None
     trained: int = 0
-    history: list = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     pruned_at: int | None = None
 
     @property
@@ -119,6 +154,41 @@ class CandidateRecord:
 
     def replace(self, **changes: Any) -> "CandidateRecord":
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def proposed(
+        cls, candidate_id: int, generation: int, phase: str, genotype: Proposal, vector: Sequence[float] = ()
+    ) -> "CandidateRecord":
+        """The draft of a candidate before its result: where it was proposed and what it is (no status yet)."""
+        return cls(
+            candidate_id=candidate_id,
+            generation=generation,
+            phase=phase,
+            status="",
+            key=genotype.key,
+            genotype=genotype.to_dict(),
+            vector=list(vector),
+        )
+
+    def trained_with(
+        self, result: TrainingResult, *, params: int | None, flops: int | None, worker: str
+    ) -> "CandidateRecord":
+        """This draft with the result of its training (the one place a training result becomes record fields)."""
+        return self.replace(
+            status=result.status,
+            fitness=result.fitness,
+            val_acc=result.val_acc,
+            val_auc=result.val_auc,
+            params=params,
+            flops=flops,
+            epochs=result.epochs,
+            seconds=result.seconds,
+            peak_memory_mb=result.peak_memory_mb,
+            error=result.error,
+            worker=worker,
+            history=[dict(h) for h in result.history],
+            pruned_at=result.pruned_at,
+        )
 
     def reuse(self, original: "CandidateRecord") -> "CandidateRecord":
         """This candidate as a duplicate of ``original`` (same architecture key): its result, no training."""
@@ -180,9 +250,14 @@ class CandidateRecord:
 _REQUIRED = ("candidate_id", "generation", "phase", "status")
 
 
-@functools.lru_cache(maxsize=None)
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def _kind(value: Any) -> str:
@@ -300,7 +375,7 @@ def _num(value: float | int | None, missing: float) -> float:
     return missing if math.isnan(v) else v
 
 
-def selection_key(fitness: float | None, val_auc: float | None, flops: int | None, tie_break: str = "val_auc") -> tuple:
+def selection_key(fitness: float | None, val_auc: float | None, flops: int | None, tie_break: str = "val_auc") -> tuple[float, ...]:
     """Larger is better: what the strategy compares when it selects (without the id).
 
     ``tie_break="none"`` compares fitness alone (the paper's plain comparison).
@@ -311,7 +386,7 @@ def selection_key(fitness: float | None, val_auc: float | None, flops: int | Non
     return (f, _num(val_auc, -math.inf), -_num(flops, math.inf))
 
 
-def rank_key(record: CandidateRecord, tie_break: str = "val_auc") -> tuple:
+def rank_key(record: CandidateRecord, tie_break: str = "val_auc") -> tuple[int, tuple[float, ...], int]:
     """Smaller is better: sort records with it (``sorted(records, key=...)``).
 
     Status ``ok`` before everything else; then ``selection_key`` (higher

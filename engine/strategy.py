@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "PHASES",
@@ -79,16 +80,30 @@ class Batch:
         )
 
 
+_Floats = NDArray[np.float64]  # (the protocol's ``np`` attribute hides the module inside the class)
+
+
 class Strategy(Protocol):
-    """An ask/tell search strategy as the session uses it."""
+    """An ask/tell search strategy as the session drives it (``ODE``, ``RandomSearch``).
+
+    The session saves ``state_dict()`` before every ``ask`` (the resume point)
+    and restores it with the implementation's ``from_state`` classmethod
+    (``engine.session.setup.restore_strategy``); ``ask`` returns the pending
+    batch again until it is answered by ``tell``.
+    """
 
     np: int  # population size (batch size of random search)
+
+    @property
+    def phase(self) -> str:
+        """The phase of the next (or pending) batch: after a ``tell``, ``trial`` / ``random`` means a generation is complete."""
+        ...
 
     @property
     def generation(self) -> int: ...
 
     @property
-    def fitness(self) -> np.ndarray: ...
+    def fitness(self) -> _Floats: ...
 
     @property
     def population_ids(self) -> list[int]: ...
@@ -148,7 +163,7 @@ def rows(values: Any, n: int) -> np.ndarray:
 
 def is_count(v: Any) -> bool:
     """An integer >= 0 (not a bool)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 0)
 
 
 def count(state: dict[str, Any], name: str) -> int:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 from engine import events as ev
 
 from engine.journal import read_journal
 from engine.session import Session, SessionOutcome
+from tui.handle import RunHandle
 
 __all__ = ["SessionHandle"]
 
@@ -28,7 +30,7 @@ class SessionHandle:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, sink) -> None:
+    def start(self, sink: Callable[[ev.Event], None]) -> None:
         for event in read_journal(self.session.run_dir.journal_path):
             sink(event)
         self.session.bus.subscribe(sink)
@@ -43,6 +45,7 @@ class SessionHandle:
             self.session.publish(ev.RunFailed(error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
 
     def pause(self) -> None:
+        """p in the dashboard: the engine pauses at its next batch boundary (``Control.pause``)."""
         self.session.control.pause()
 
     def resume(self) -> None:
@@ -59,3 +62,8 @@ class SessionHandle:
     @property
     def finished(self) -> bool:
         return self._thread is not None and not self._thread.is_alive()
+
+
+def _as_run_handle(handle: SessionHandle) -> RunHandle:
+    """(For mypy: a ``SessionHandle`` is a ``RunHandle``, the dashboard's ``p`` / ``s`` reach its pause / stop.)"""
+    return handle

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -46,6 +47,7 @@ MIN_SIZE = (60, 20)  # below this the dashboard shows a message instead of panel
 STACKED_BELOW = (110, 34)  # below this the panels stack in one scrolling column
 EXPORT_FORMATS = (("csv", "leaderboard.csv"), ("json", "leaderboard.json"), ("md", "leaderboard.md"))
 MAX_EVENTS_PER_TICK = 20_000  # a replay of a huge journal is spread over several ticks
+W = TypeVar("W", bound=Widget)
 
 
 class NasApp(App[int]):
@@ -140,7 +142,7 @@ class NasApp(App[int]):
         yield Footer()
 
     @staticmethod
-    def _titled(widget, title: str):
+    def _titled(widget: W, title: str) -> W:
         widget.border_title = title
         widget.add_class("panel")
         return widget
@@ -296,9 +298,10 @@ class NasApp(App[int]):
         self.push_screen(HelpScreen())
 
     # -- commands -------------------------------------------------------------------------
-    def _command(self, name: str) -> bool:
+    def _command(self, name: str, send: Callable[[], None]) -> bool:
+        """Send one command to the handle (``send``); a handle that raises shows the error, not a crash."""
         try:
-            getattr(self.handle, name)()
+            send()
         except Exception as exc:
             self.state.note("error", f"{name} failed: {exc}")
             self.notify(f"{name} failed: {exc}", severity="error")
@@ -317,7 +320,11 @@ class NasApp(App[int]):
             return
         resume = state.status == PAUSED or state.pending == "pause"
         command = "resume" if resume else "pause"
-        if self._command(command):
+        if resume:
+            sent = self._command(command, lambda: self.handle.resume())
+        else:
+            sent = self._command(command, lambda: self.handle.pause())
+        if sent:
             state.request(command)
             self._sync_panels()
             if not resume:
@@ -331,7 +338,7 @@ class NasApp(App[int]):
             return
         if state.status == STOPPING:
             return
-        if self._command("stop"):
+        if self._command("stop", lambda: self.handle.stop()):
             state.request("stop")
             self._sync_panels()
             self.notify("stopping: a checkpoint is written at the next batch boundary", timeout=4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Collection
 
-from .base import TrainSpec
+from .base import Evaluator, TrainSpec
 from .plan import plan_workers
 
 __all__ = ["make_evaluator", "check_executor", "concurrency_of"]
@@ -51,7 +51,7 @@ def make_evaluator(
     control: Any = None,
     *,
     simulate_oom: Collection[int] = (),
-) -> Any:
+) -> Evaluator:
     """The evaluator for the profile's ``[executor]`` section.
 
     Args:

@@ -9,19 +9,24 @@ continues from its per-epoch checkpoint.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
-from ..profile import Profile
+from ..profile import Profile, TrainingConfig
 from ..records import CandidateRecord, ranked
-from ..rundir import RunDir
 from ..space import Genotype
+from .context import RunContext
 from .search import epoch_event
 
-__all__ = ["FinalPhase", "finalists", "final_config", "preprocessing_of", "retrain"]
+if TYPE_CHECKING:
+    from ..data import Dataset, Split
+    from ..training import FinalOutcome
+
+__all__ = ["FinalPhase", "finalists", "final_config", "preprocessing_of", "retrain", "final_result", "bundle_metrics"]
 
 
 def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[CandidateRecord]:
@@ -31,7 +36,7 @@ def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[Can
     return ranked(records.values(), profile.search.tie_break)[: profile.final.top_k]
 
 
-def final_config(profile: Profile) -> Any:
+def final_config(profile: Profile) -> TrainingConfig:
     """The training settings of a retraining: ``final.epochs`` on the full data, never capped.
 
     The best epoch is chosen by validation ACC, as in the paper, equal ACCs by
@@ -42,7 +47,7 @@ def final_config(profile: Profile) -> Any:
     return replace(profile.training, epochs=profile.final.epochs, max_batches_per_epoch=0)
 
 
-def preprocessing_of(data: Any) -> Preprocessing:
+def preprocessing_of(data: Dataset) -> Preprocessing:
     """How a new input must be prepared to look like ``data``'s inputs (for the bundle)."""
     return Preprocessing(
         shape=data.shape,
@@ -54,7 +59,7 @@ def preprocessing_of(data: Any) -> Preprocessing:
     )
 
 
-def majority_acc(split: Any) -> float | None:
+def majority_acc(split: Split) -> float | None:
     """The accuracy of always answering ``split``'s most frequent class (None for an empty split)."""
     import numpy as np
 
@@ -64,70 +69,31 @@ def majority_acc(split: Any) -> float | None:
     return float(np.bincount(y.astype(np.int64)).max() / y.size)
 
 
-def retrain(
-    genotype: Genotype,
-    data: Any,
-    config: Any,
-    seed: int,
-    out: Path,
+_BUNDLE_METRICS = ("test_auc", "test_acc", "val_acc", "best_epoch", "epochs", "params", "flops", "seconds")
+
+
+def bundle_metrics(result: ev.FinalResult, params: int | None, flops: int | None) -> dict[str, Any]:
+    """The metrics a retraining's bundle records (``write_bundle``'s ``metrics``): its result's, size as counted."""
+    metrics = {name: getattr(result, name) for name in _BUNDLE_METRICS}
+    metrics.update(params=params, flops=flops)  # None when unknown (the event says 0)
+    return metrics
+
+
+def final_result(
+    outcome: FinalOutcome,
     *,
     candidate_id: int,
     key: str,
+    seed: int,
     params: int | None,
     flops: int | None,
-    device: str,
-    control: Any,
-    publish: Callable[[ev.Event], None],
-    tie_break: str = "val_auc",
-) -> tuple[ev.FinalResult, Any]:
-    """One retraining from scratch: train (resuming its per-epoch checkpoint), write the bundle and result.json.
+    majority: float | None,
+) -> ev.FinalResult:
+    """The one constructor of a retraining's result: the ``FinalResult`` event, whose dict is its ``result.json``.
 
-    Publishes the epochs, a resume and refused checkpoints; returns the
-    ``FinalResult`` (written to ``out/result.json``, not yet published) and the
-    trainer's ``FinalOutcome``.
-
-    Raises:
-        engine.errors.StopRequested: a stop was asked for; the checkpoint stays.
+    Without the bundle's paths (``retrain`` adds them once the bundle is written).
     """
-    from ..training import final_train
-
-    out.mkdir(parents=True, exist_ok=True)
-    outcome = final_train(
-        genotype,
-        data,
-        config,
-        seed=seed,
-        device=device,
-        control=control,
-        on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
-        checkpoint=out / "training.ckpt",
-        on_resume=lambda epoch: publish(
-            ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
-        ),
-        on_notice=lambda text: publish(ev.Log(message=f"#{candidate_id} seed {seed}: {text}", level="warning")),
-        tie_break=tie_break,
-    )
-    metrics = dict(
-        test_auc=outcome.test_auc,
-        test_acc=outcome.test_acc,
-        val_acc=outcome.val_acc,
-        best_epoch=outcome.best_epoch,
-        epochs=outcome.epochs,
-        params=params,
-        flops=flops,
-        seconds=outcome.seconds,
-    )
-    weights, meta = write_bundle(
-        out,
-        genotype,
-        outcome.state_dict,
-        preprocessing_of(data),
-        num_classes=data.num_classes,
-        dataset=data.flag,
-        seed=seed,
-        metrics=metrics,
-    )
-    event = ev.FinalResult(
+    return ev.FinalResult(
         candidate_id=candidate_id,
         key=key,
         seed=seed,
@@ -138,11 +104,68 @@ def retrain(
         flops=int(flops or 0),
         epochs=outcome.epochs,
         seconds=outcome.seconds,
-        weights_path=str(weights),
-        genotype_path=str(meta),
-        majority_acc=majority_acc(data.test),
+        majority_acc=majority,
         best_epoch=outcome.best_epoch,
     )
+
+
+def retrain(
+    ctx: RunContext,
+    genotype: Genotype,
+    data: Dataset,
+    config: TrainingConfig,
+    seed: int,
+    out: Path,
+    *,
+    candidate_id: int,
+    key: str,
+    params: int | None,
+    flops: int | None,
+) -> tuple[ev.FinalResult, FinalOutcome]:
+    """One retraining from scratch: train (resuming its per-epoch checkpoint), write the bundle and result.json.
+
+    Trains on ``ctx.device``, stops at ``ctx.control``'s batch gate, picks the
+    best epoch with ``ctx.tie_break``. Publishes (``ctx.publish``) the epochs,
+    a resume and refused checkpoints; returns the ``FinalResult`` (written to
+    ``out/result.json``, not yet published) and the trainer's ``FinalOutcome``.
+
+    Raises:
+        engine.errors.StopRequested: a stop was asked for; the checkpoint stays.
+    """
+    from ..training import final_train
+
+    publish = ctx.publish
+    out.mkdir(parents=True, exist_ok=True)
+    outcome = final_train(
+        genotype,
+        data,
+        config,
+        seed=seed,
+        device=ctx.device,
+        control=ctx.control,
+        on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
+        checkpoint=out / "training.ckpt",
+        on_resume=lambda epoch: publish(
+            ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
+        ),
+        on_notice=lambda text: publish(ev.Log(message=f"#{candidate_id} seed {seed}: {text}", level="warning")),
+        tie_break=ctx.tie_break,
+    )
+    event = final_result(
+        outcome, candidate_id=candidate_id, key=key, seed=seed, params=params, flops=flops,
+        majority=majority_acc(data.test),
+    )
+    weights, meta = write_bundle(
+        out,
+        genotype,
+        outcome.state_dict,
+        preprocessing_of(data),
+        num_classes=data.num_classes,
+        dataset=data.flag,
+        seed=seed,
+        metrics=bundle_metrics(event, params, flops),
+    )
+    event = dataclasses.replace(event, weights_path=str(weights), genotype_path=str(meta))
     atomic_write_json(out / "result.json", event.to_dict())
     return event, outcome
 
@@ -151,34 +174,22 @@ class FinalPhase:
     """Retrains the finalists of a search.
 
     Args:
-        profile: the resolved profile.
-        run_dir: where bundles and results go.
+        ctx: the run's profile, directory (bundles and results go there), events, control and device.
         records: every candidate's record.
-        data: the full dataset, resident on ``device``.
-        device: where to train.
-        control: pause / stop flags.
-        publish: where events go.
+        data: the full dataset, resident on ``ctx.device``.
         done: ``(candidate_id, seed)`` pairs that already have a result (a resumed run).
     """
 
     def __init__(
-        self,
-        profile: Profile,
-        run_dir: RunDir,
-        records: dict[int, CandidateRecord],
-        data: Any,
-        device: str,
-        control: Any,
-        publish: Callable[[ev.Event], None],
-        done: set[tuple[int, int]],
+        self, ctx: RunContext, records: dict[int, CandidateRecord], data: Dataset, done: set[tuple[int, int]]
     ) -> None:
-        self.profile = profile
-        self.run_dir = run_dir
+        self.ctx = ctx
+        self.profile = ctx.profile
+        self.run_dir = ctx.run_dir
         self.records = records
         self.data = data
-        self.device = device
-        self.control = control
-        self.publish = publish
+        self.control = ctx.control
+        self.publish = ctx.publish
         self.done = set(done)
 
     def run(self) -> None:
@@ -202,6 +213,7 @@ class FinalPhase:
                     continue
                 self.control.checkpoint()
                 event, _ = retrain(
+                    self.ctx,
                     genotype,
                     self.data,
                     config,
@@ -211,10 +223,6 @@ class FinalPhase:
                     key=record.key or "",
                     params=record.params,
                     flops=record.flops,
-                    device=self.device,
-                    control=self.control,
-                    publish=self.publish,
-                    tie_break=self.profile.search.tie_break,
                 )
                 self.done.add((cid, seed))
                 self.publish(event)

@@ -22,7 +22,7 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .. import events as ev
 from ..bus import EventBus
@@ -31,8 +31,15 @@ from ..control import Control
 from ..errors import RunDirError, one_line
 from ..profile import Profile
 from ..rundir import RunDir
+from .context import RunContext
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..resources import ResourceSampler
 
 __all__ = ["RunLifecycle", "SessionOutcome"]
+
+Prepared = TypeVar("Prepared")  # what a run's ``_prepare`` checked and its phases use
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,10 @@ class SessionOutcome:
         return {"finished": 0, "stopped": 130}.get(self.state, 1)
 
 
-class RunLifecycle(ABC):
+class RunLifecycle(ABC, Generic[Prepared]):
     """The common life of a run directory (see the module docstring).
+
+    ``Prepared`` is the subclass's record of what ``_prepare`` checked.
 
     Args:
         profile: the resolved profile.
@@ -94,6 +103,10 @@ class RunLifecycle(ABC):
 
     def _elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._started
+
+    def context(self) -> RunContext:
+        """What the run's phases share: profile, run directory, ``publish``, control, device (once resolved)."""
+        return RunContext(self.profile, self.run_dir, self.publish, self.control, self.device)
 
     # ------------------------------------------------------------------ the life
     def check(self) -> None:
@@ -166,19 +179,19 @@ class RunLifecycle(ABC):
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _prepare(self) -> Any:
+    def _prepare(self) -> Prepared:
         """Every check; writes nothing; returns what the run needs."""
 
-    def _write_new_run(self, prepared: Any) -> None:
+    def _write_new_run(self, prepared: Prepared) -> None:
         """A fresh run's first files (the resolved profile)."""
         self.profile.save(self.run_dir.profile_path)
 
     @abstractmethod
-    def _announce(self, prepared: Any) -> None:
+    def _announce(self, prepared: Prepared) -> None:
         """Publish ``RunStarted``."""
 
     @abstractmethod
-    def _run_phases(self, prepared: Any) -> SessionOutcome:
+    def _run_phases(self, prepared: Prepared) -> SessionOutcome:
         """The run itself; returns how it ended."""
 
     def _current_peak(self) -> float | None:
@@ -189,7 +202,7 @@ class RunLifecycle(ABC):
         """Free what the phases held (threads, pools)."""
 
     # ------------------------------------------------------------------ shared steps
-    def _run_started(self, data: Any, budget: int, population: int, fitness: str, run_kind: str) -> None:
+    def _run_started(self, data: Dataset, budget: int, population: int, fitness: str, run_kind: str) -> None:
         """Publish ``RunStarted`` for this run on ``data``."""
         p = self.profile
         self.publish(
@@ -211,7 +224,7 @@ class RunLifecycle(ABC):
             )
         )
 
-    def _sample_resources(self) -> Any:
+    def _sample_resources(self) -> ResourceSampler:
         from ..resources import ResourceSampler
 
         return ResourceSampler(self.publish, self.device, peak_fn=self._current_peak).start()

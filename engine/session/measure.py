@@ -8,14 +8,13 @@ waits for it, and the cost does not grow with the run.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from ..complexity import genotype_complexity
+from ..complexity import InputSize, genotype_complexity
+from ..space import Genotype
 
 __all__ = ["ComplexityCounter", "count_complexity"]
 
 
-def count_complexity(genotype: Any, in_channels: int, num_classes: int, input_size: Any) -> tuple[int, int]:
+def count_complexity(genotype: Genotype, in_channels: int, num_classes: int, input_size: InputSize) -> tuple[int, int]:
     """``(params, flops)`` of the network of ``genotype`` (fvcore's convention, one 1xCxDxHxW input)."""
     return genotype_complexity(genotype, in_channels, num_classes, input_size)
 
@@ -28,11 +27,11 @@ class ComplexityCounter:
         input_size: the edge S of cubic inputs, or ``(D, H, W)``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, input_size: Any) -> None:
+    def __init__(self, in_channels: int, num_classes: int, input_size: InputSize) -> None:
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.input_size = input_size
 
-    def get(self, genotype: Any) -> tuple[int, int]:
+    def get(self, genotype: Genotype) -> tuple[int, int]:
         """The counts of ``genotype``."""
         return genotype_complexity(genotype, self.in_channels, self.num_classes, self.input_size)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..bus import EventBus
@@ -36,6 +36,10 @@ from .lifecycle import RunLifecycle, SessionOutcome
 from .measure import count_complexity
 from .setup import load_data, resolve_device
 
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..training import CandidateResult, FinalOutcome
+
 __all__ = ["Retrain", "RetrainSummary", "PLAN_FORMAT", "is_train_run"]
 
 PLAN_FORMAT = "nas3d-tui/train/1"
@@ -53,10 +57,10 @@ def is_train_run(run_dir: str | os.PathLike[str]) -> bool:
 class RetrainSummary:
     """Test metrics over seeds (what ``nas3d-tui train --format json`` prints)."""
 
-    results: tuple = ()  # FinalResult per seed, in seed order
+    results: tuple[ev.FinalResult, ...] = ()  # FinalResult per seed, in seed order
     params: int = 0
     flops: int = 0
-    best_epochs: dict = field(default_factory=dict)
+    best_epochs: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         auc, auc_std = mean_std([r.test_auc for r in self.results])
@@ -77,11 +81,23 @@ class RetrainSummary:
 @dataclass
 class _Prepared:
     device: str
-    data: Any
-    done: dict  # seed -> FinalResult of a retraining that already finished
+    data: Dataset
+    done: dict[int, ev.FinalResult]  # seed -> FinalResult of a retraining that already finished
 
 
-class Retrain(RunLifecycle):
+def seed_result(outcome: FinalOutcome) -> CandidateResult:
+    """A seed's retraining as a training result its record is made from (fitness: its best validation ACC)."""
+    from ..training import CandidateResult
+
+    best = outcome.history[outcome.best_epoch - 1] if outcome.history else {}
+    return CandidateResult(
+        status="ok", fitness=outcome.val_acc, val_acc=outcome.val_acc, val_auc=best.get("val_auc"),
+        epochs=outcome.epochs, seconds=outcome.seconds, peak_memory_mb=outcome.peak_memory_mb, error=None,
+        history=outcome.history,
+    )
+
+
+class Retrain(RunLifecycle[_Prepared]):
     """``genotype`` retrained for every seed of ``profile.final.seeds`` (``final.epochs`` each).
 
     Args:
@@ -112,7 +128,7 @@ class Retrain(RunLifecycle):
         self.genotype = genotype
         self.source = source
         self.summary = RetrainSummary()
-        self._current = None
+        self._current: float | None = None
 
     @classmethod
     def resume_from(
@@ -153,9 +169,9 @@ class Retrain(RunLifecycle):
             # a damaged record or checkpoint is one line here, not something a later command trips on.
             rd.read_records()
             rd.read_checkpoint()
-            for path, data in rd.final_results():
+            for path, saved in rd.final_results():
                 try:
-                    if not isinstance(ev.event_from_dict(data), ev.FinalResult):
+                    if not isinstance(ev.event_from_dict(saved), ev.FinalResult):
                         raise ValueError("not a final result")
                 except ValueError as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
@@ -163,9 +179,9 @@ class Retrain(RunLifecycle):
                 path = self._seed_dir(seed) / "result.json"
                 if not os.path.lexists(path):
                     continue
-                data = read_json(path)
+                saved = read_json(path)
                 try:
-                    event = ev.event_from_dict(data)
+                    event = ev.event_from_dict(saved)
                 except ValueError as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
                 if not isinstance(event, ev.FinalResult) or event.seed != seed:
@@ -207,6 +223,8 @@ class Retrain(RunLifecycle):
         data = prepared.data
         config = final_config(p)
         g = self.genotype
+        key = g.key or ""  # (a feasible architecture always has one)
+        ctx = self.context()
         params, flops = count_complexity(g, data.channels, data.num_classes, data.shape if len(set(data.shape)) > 1 else data.shape[0])
         results = dict(prepared.done)
         try:
@@ -216,22 +234,17 @@ class Retrain(RunLifecycle):
                     continue
                 self.control.checkpoint()
                 self.publish(
-                    ev.CandidateStarted(candidate_id=seed, generation=0, phase="seed", key=g.key, genotype=g.to_dict(),
+                    ev.CandidateStarted(candidate_id=seed, generation=0, phase="seed", key=key, genotype=g.to_dict(),
                                         params=params, flops=flops, worker=f"local:{self.device}")
                 )
                 event, outcome = retrain(
-                    g, data, config, seed, self._seed_dir(seed), candidate_id=seed, key=g.key, params=params,
-                    flops=flops, device=self.device, control=self.control, publish=self.publish,
-                    tie_break=p.search.tie_break,
+                    ctx, g, data, config, seed, self._seed_dir(seed), candidate_id=seed, key=key, params=params,
+                    flops=flops,
                 )
                 self._current = outcome.peak_memory_mb
-                best = outcome.history[outcome.best_epoch - 1] if outcome.history else {}
-                record = CandidateRecord(
-                    candidate_id=seed, generation=0, phase="seed", status="ok", key=g.key, genotype=g.to_dict(),
-                    fitness=outcome.val_acc, val_acc=outcome.val_acc, val_auc=best.get("val_auc"), params=params,
-                    flops=flops, epochs=outcome.epochs, seconds=outcome.seconds, peak_memory_mb=outcome.peak_memory_mb,
-                    worker=f"local:{self.device}", trained=len(results) + 1, history=[dict(h) for h in outcome.history],
-                )
+                record = CandidateRecord.proposed(seed, 0, "seed", g).trained_with(
+                    seed_result(outcome), params=params, flops=flops, worker=f"local:{self.device}"
+                ).replace(trained=len(results) + 1)
                 self.run_dir.write_record(record)
                 self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=len(p.final.seeds)))
                 results[seed] = event

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..bus import EventBus
@@ -27,6 +27,7 @@ from ..fraction_check import check_search_fraction
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord, best_record
 from ..rundir import RunDir, SearchCheckpoint
+from ..strategy import Strategy
 from .failures import summarize_failures
 from .final import FinalPhase
 from .lifecycle import RunLifecycle, SessionOutcome
@@ -42,6 +43,9 @@ from .setup import (
     space_of,
 )
 
+if TYPE_CHECKING:
+    from ..data import Dataset
+
 __all__ = ["Session", "SessionOutcome"]
 
 
@@ -50,15 +54,15 @@ class _Prepared:
     """Everything checked before anything is written."""
 
     device: str
-    data: Any
-    search_data: Any
+    data: Dataset
+    search_data: Dataset
     checkpoint: SearchCheckpoint | None = None
     records: dict[int, CandidateRecord] = field(default_factory=dict)
-    finals_done: set = field(default_factory=set)
-    strategy: Any = None
+    finals_done: set[tuple[int, int]] = field(default_factory=set)
+    strategy: Strategy | None = None
 
 
-class Session(RunLifecycle):
+class Session(RunLifecycle[_Prepared]):
     """One search run bound to a run directory (see ``RunLifecycle`` for its life).
 
     Args:
@@ -82,7 +86,7 @@ class Session(RunLifecycle):
         self.space = space_of(profile)
         self.records: dict[int, CandidateRecord] = {}
         self._search: Search | None = None
-        self._strategy: Any = None
+        self._strategy: Strategy | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -133,8 +137,8 @@ class Session(RunLifecycle):
         p = self.profile
         checkpoint = None
         records: dict[int, CandidateRecord] = {}
-        finals: set = set()
-        strategy = None
+        finals: set[tuple[int, int]] = set()
+        strategy: Strategy | None = None
         if self.resumed:
             checkpoint = rd.read_checkpoint()
             records = rd.read_records()
@@ -166,7 +170,7 @@ class Session(RunLifecycle):
         return _Prepared(device, data, search_data, checkpoint, records, finals, strategy)
 
     def _read_finals(self) -> set[tuple[int, int]]:
-        done = set()
+        done: set[tuple[int, int]] = set()
         for path, data in self.run_dir.final_results():
             try:
                 event = ev.event_from_dict(data)
@@ -183,7 +187,7 @@ class Session(RunLifecycle):
             done.add((event.candidate_id, event.seed))
         return done
 
-    def _check_consistent(self, checkpoint: SearchCheckpoint, strategy: Any, records: dict[int, CandidateRecord]) -> None:
+    def _check_consistent(self, checkpoint: SearchCheckpoint, strategy: Strategy, records: dict[int, CandidateRecord]) -> None:
         """The checkpoint and the records must tell one story; a gap means files were lost or changed."""
         where = self.run_dir.checkpoint_path
         for cid, record in sorted(records.items()):
@@ -217,7 +221,8 @@ class Session(RunLifecycle):
         state = checkpoint.state if checkpoint is not None else "search"
         reason = checkpoint.reason if checkpoint is not None and checkpoint.reason else "budget"
         self._strategy = prepared.strategy or make_strategy(self.profile, self.space)
-        self._search = Search(self.profile, self.space, rd, self.records, prepared.search_data, self.publish, self.control)
+        ctx = self.context()
+        self._search = Search(ctx, self.space, self.records, prepared.search_data)
         try:
             if state == "search":
                 reason = self._run_search(prepared.search_data)
@@ -227,10 +232,7 @@ class Session(RunLifecycle):
                     self.publish(ev.RunFailed(error=message))
                     return SessionOutcome("failed", "all-failed", rd.path, error=message)
                 self._save_checkpoint("final", reason)
-            FinalPhase(
-                self.profile, rd, self.records, prepared.data, self.device, self.control, self.publish,
-                prepared.finals_done,
-            ).run()
+            FinalPhase(ctx, self.records, prepared.data, prepared.finals_done).run()
             self._save_checkpoint("finished", reason)
             failures = summarize_failures(self.records.values())
             if failures.most_failed:  # said at the end, where a user looks for how it went
@@ -243,20 +245,23 @@ class Session(RunLifecycle):
         except Exception as exc:  # an engine failure: finished work is on disk; say so and stop
             return self._failed(exc)
 
-    def _run_search(self, search_data: Any) -> str:
+    def _run_search(self, search_data: Dataset) -> str:
         from ..executors import TrainSpec, make_evaluator
 
         p = self.profile
+        search, strategy = self._search, self._strategy
+        assert search is not None and strategy is not None, "_run_phases makes both before the search"
         evaluator = make_evaluator(
             p.executor, p.run.device, search_data, TrainSpec(p.training, p.search.fitness), self.device, self.control
         )
         try:
-            return self._search.run(self._strategy, evaluator, lambda: self._save_checkpoint("search"), self._elapsed)
+            return search.run(strategy, evaluator, lambda: self._save_checkpoint("search"), self._elapsed)
         finally:
             evaluator.close()
 
     def _save_checkpoint(self, state: str, reason: str = "") -> None:
         strategy = self._strategy
+        assert strategy is not None, "a checkpoint is saved only while the run's strategy exists"
         path = self.run_dir.write_checkpoint(
             SearchCheckpoint(
                 state=state,

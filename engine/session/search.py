@@ -13,17 +13,19 @@ search re-asks the same batch and trains only what was in flight.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .. import events as ev
-from ..executors import Callbacks, Job, candidate_seed
-from ..profile import Profile
+from ..executors import Callbacks, Evaluator, Job, candidate_seed
 from ..pruning import PruneRule, median_rule, parent_rule
-from ..records import TRAINED_STATUSES, CandidateRecord, best_record, selection_key
-from ..rundir import RunDir
+from ..records import TRAINED_STATUSES, CandidateRecord, TrainingResult, best_record, selection_key
 from ..space import SearchSpace
-from ..strategy import NO_TIE_BREAK, Batch
+from ..strategy import NO_TIE_BREAK, Batch, Strategy
+from .context import RunContext
 from .measure import ComplexityCounter
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = ["Search"]
 
@@ -32,11 +34,11 @@ __all__ = ["Search"]
 class _Triage:
     """One batch sorted into what is answered now, what trains, and what waits for a twin in the batch."""
 
-    results: list
-    jobs: list = field(default_factory=list)
-    drafts: dict = field(default_factory=dict)  # candidate id -> (index in batch, draft record)
-    first_of_key: dict = field(default_factory=dict)  # key -> index of its first occurrence in the batch
-    later_twins: list = field(default_factory=list)  # (index, draft) repeating an earlier key of the batch
+    results: list[CandidateRecord | None]
+    jobs: list[Job] = field(default_factory=list)
+    drafts: dict[int, tuple[int, CandidateRecord]] = field(default_factory=dict)  # candidate id -> (index in batch, draft record)
+    first_of_key: dict[str | None, int] = field(default_factory=dict)  # key -> index of its first occurrence in the batch
+    later_twins: list[tuple[int, CandidateRecord]] = field(default_factory=list)  # (index, draft) repeating an earlier key of the batch
     budget_hit: bool = False
 
 
@@ -44,33 +46,22 @@ class Search:
     """The search loop of one session.
 
     Args:
-        profile: the resolved profile.
+        ctx: the run's profile, directory (records are written there), events and control.
         space: its search space.
-        run_dir: where records are written.
         records: candidates finished so far (a resumed run's records).
         data: the search subset (its shape and classes size the networks).
-        publish: where events go.
-        control: pause / stop flags.
     """
 
-    def __init__(
-        self,
-        profile: Profile,
-        space: SearchSpace,
-        run_dir: RunDir,
-        records: dict[int, CandidateRecord],
-        data: Any,
-        publish: Callable[[ev.Event], None],
-        control: Any,
-    ) -> None:
-        self.profile = profile
+    def __init__(self, ctx: RunContext, space: SearchSpace, records: dict[int, CandidateRecord], data: Dataset) -> None:
+        self.ctx = ctx
+        self.profile = ctx.profile
         self.space = space
-        self.run_dir = run_dir
+        self.run_dir = ctx.run_dir
         self.records = records
-        self.publish = publish
-        self.control = control
-        self.tie_break = profile.search.tie_break
-        self.archive: dict[str, CandidateRecord] = {}
+        self.publish = ctx.publish
+        self.control = ctx.control
+        self.tie_break = ctx.tie_break
+        self.archive: dict[str | None, CandidateRecord] = {}
         for cid in sorted(records):
             if records[cid].status in TRAINED_STATUSES:
                 self.archive.setdefault(records[cid].key, records[cid])
@@ -85,8 +76,8 @@ class Search:
     # ------------------------------------------------------------------ the loop
     def run(
         self,
-        strategy: Any,
-        evaluator: Any,
+        strategy: Strategy,
+        evaluator: Evaluator,
         save_checkpoint: Callable[[], None],
         elapsed: Callable[[], float],
     ) -> str:
@@ -115,7 +106,7 @@ class Search:
                 return "budget"
             secondary = None if self.tie_break == "none" else [self._secondary(r) for r in results]
             strategy.tell([r.told_fitness for r in results], secondary)
-            if getattr(strategy, "phase", "") in ("trial", "random"):  # a generation (or the init) is complete
+            if strategy.phase in ("trial", "random"):  # a generation (or the init) is complete
                 self._generation_finished(strategy, batch.generation)
 
     def _secondary(self, record: CandidateRecord) -> list[float]:
@@ -125,7 +116,7 @@ class Search:
         key = selection_key(record.fitness, record.val_auc, record.flops, self.tie_break)[1:]
         return [max(float(v), NO_TIE_BREAK) for v in key]
 
-    def _generation_finished(self, strategy: Any, generation: int) -> None:
+    def _generation_finished(self, strategy: Strategy, generation: int) -> None:
         fit = strategy.fitness
         members = [self.records[i] for i in strategy.population_ids if i in self.records]
         best = best_record(members, self.tie_break)
@@ -142,7 +133,7 @@ class Search:
         )
 
     # ------------------------------------------------------------------ one batch
-    def evaluate(self, batch: Batch, evaluator: Any, parents: list[int] | None = None) -> list[CandidateRecord] | None:
+    def evaluate(self, batch: Batch, evaluator: Evaluator, parents: list[int] | None = None) -> list[CandidateRecord] | None:
         """Answer every candidate of ``batch``; None when the budget ran out inside it.
 
         ``parents``: for a DE trial batch, the candidate id of each vector's
@@ -157,9 +148,10 @@ class Search:
                 triage.budget_hit = True
                 continue
             triage.results[i] = self.finish(draft.reuse(original))
-        if triage.budget_hit or any(r is None for r in triage.results):
+        done = [r for r in triage.results if r is not None]
+        if triage.budget_hit or len(done) < len(triage.results):
             return None
-        return triage.results
+        return done
 
     def _triage(self, batch: Batch, parents: list[int] | None = None) -> _Triage:
         p = self.profile
@@ -171,15 +163,7 @@ class Search:
                 t.results[i] = self.records[cid]
                 continue
             g = self.space.decode(vector)
-            draft = CandidateRecord(
-                candidate_id=cid,
-                generation=batch.generation,
-                phase=batch.phase,
-                status="",
-                key=g.key,
-                genotype=g.to_dict(),
-                vector=list(vector),
-            )
+            draft = CandidateRecord.proposed(cid, batch.generation, batch.phase, g, vector)
             if not g.feasible:
                 t.results[i] = self.finish(draft.replace(status="infeasible", error=g.reason))
             elif g.key in self.archive:
@@ -242,7 +226,7 @@ class Search:
                     candidate_id=job.candidate_id,
                     generation=draft.generation,
                     phase=draft.phase,
-                    key=draft.key,
+                    key=draft.key or "",
                     genotype=draft.genotype,
                     vector=draft.vector,
                     params=params,
@@ -251,7 +235,7 @@ class Search:
                 )
             )
 
-        def on_epoch(job: Job, r: dict) -> None:
+        def on_epoch(job: Job, r: dict[str, Any]) -> None:
             self.publish(epoch_event(job.candidate_id, r, max_epochs))
 
         def on_resume(job: Job, epoch: int) -> None:
@@ -260,27 +244,11 @@ class Search:
         def on_notice(job: Job, text: str) -> None:
             self.publish(ev.Log(message=f"#{job.candidate_id}: {text}", level="warning"))
 
-        def on_done(job: Job, result: Any, worker: str) -> None:
+        def on_done(job: Job, result: TrainingResult, worker: str) -> None:
             i, draft = t.drafts[job.candidate_id]
             params, flops = self.counter.get(job.genotype)
             self.current_peak = result.peak_memory_mb
-            t.results[i] = self.finish(
-                draft.replace(
-                    status=result.status,
-                    fitness=result.fitness,
-                    val_acc=result.val_acc,
-                    val_auc=result.val_auc,
-                    params=params,
-                    flops=flops,
-                    epochs=result.epochs,
-                    seconds=result.seconds,
-                    peak_memory_mb=result.peak_memory_mb,
-                    error=result.error,
-                    worker=worker,
-                    history=[dict(h) for h in result.history],
-                    pruned_at=result.pruned_at,
-                )
-            )
+            t.results[i] = self.finish(draft.trained_with(result, params=params, flops=flops, worker=worker))
 
         return Callbacks(on_start, on_epoch, on_done, on_resume, on_notice)
 
@@ -296,7 +264,7 @@ class Search:
         return record
 
 
-def epoch_event(candidate_id: int, r: dict, max_epochs: int, phase: str = "search") -> ev.EpochFinished:
+def epoch_event(candidate_id: int, r: Mapping[str, Any], max_epochs: int, phase: str = "search") -> ev.EpochFinished:
     """The event for one epoch record of the trainer (``on_epoch``)."""
     return ev.EpochFinished(
         candidate_id=candidate_id,

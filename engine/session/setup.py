@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFileError
 from ..ode import ODE
@@ -15,8 +15,12 @@ from ..ode import STATE_FORMAT as ODE_FORMAT
 from ..profile import Profile
 from ..random_search import STATE_FORMAT as RANDOM_FORMAT
 from ..random_search import RandomSearch
+from ..records import CandidateRecord
 from ..rundir import run_dir_name
 from ..space import SearchSpace
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = [
     "resolve_device",
@@ -68,7 +72,7 @@ def make_strategy(profile: Profile, space: SearchSpace) -> ODE | RandomSearch:
     )
 
 
-def restore_strategy(state: dict, space: SearchSpace, where: str) -> ODE | RandomSearch:
+def restore_strategy(state: dict[str, Any], space: SearchSpace, where: str) -> ODE | RandomSearch:
     """The strategy saved in a checkpoint, checked field by field.
 
     Raises:
@@ -85,7 +89,9 @@ def restore_strategy(state: dict, space: SearchSpace, where: str) -> ODE | Rando
     raise CorruptFileError(f"{where} is corrupt: unknown search state format {fmt!r}; cannot resume")
 
 
-def check_strategy_matches(state: dict, profile: Profile, space: SearchSpace, where: str, profile_path: Any) -> None:
+def check_strategy_matches(
+    state: dict[str, Any], profile: Profile, space: SearchSpace, where: str, profile_path: str | os.PathLike[str]
+) -> None:
     """A checkpoint's strategy must be the one the run's profile makes: same kind and settings.
 
     A run whose profile (population, seed, F, CR, JR, strategy) changed after its
@@ -113,7 +119,7 @@ def _kind_of(fmt: Any) -> str:
     return {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search"}.get(fmt, repr(fmt))
 
 
-def check_record_matches(record: Any, space: SearchSpace, where: str) -> None:
+def check_record_matches(record: CandidateRecord, space: SearchSpace, where: str) -> None:
     """A candidate record must describe the architecture its vector decodes to in the run's space.
 
     Catches hand-edited vectors, genotypes and keys, and a ``[space]`` section
@@ -145,7 +151,7 @@ def check_record_matches(record: Any, space: SearchSpace, where: str) -> None:
         )
 
 
-def load_data(profile: Profile, device: str) -> Any:
+def load_data(profile: Profile, device: str) -> Dataset:
     """The profile's dataset, all splits resident on ``device``.
 
     Raises:

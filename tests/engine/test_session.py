@@ -245,3 +245,20 @@ def test_unwritable_run_directory(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nas3d_tui", "run", "quick", "--headless", "--run-dir", target],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "cannot write run directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_record_is_made_from_a_training_result_in_one_place(reference_run):
+    """Every trained candidate's record carries its training result's fields (``CandidateRecord.trained_with``)."""
+    from engine.records import CandidateRecord
+    from engine.session import space_of
+    from engine.training import CandidateResult
+
+    run_dir, _ = reference_run
+    stored = next(r for r in RunDir(run_dir).read_records().values() if r.status == "ok")
+    space = space_of(load_profile(RunDir(run_dir).profile_path))
+    genotype = space.decode(stored.vector)
+    result = CandidateResult(stored.status, stored.fitness, stored.val_acc, stored.val_auc, stored.epochs,
+                             stored.seconds, stored.peak_memory_mb, stored.error, tuple(stored.history))
+    draft = CandidateRecord.proposed(stored.candidate_id, stored.generation, stored.phase, genotype, stored.vector)
+    made = draft.trained_with(result, params=stored.params, flops=stored.flops, worker=stored.worker)
+    assert made.replace(trained=stored.trained) == stored
