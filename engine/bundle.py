@@ -13,20 +13,21 @@ Bundles written before safetensors hold ``weights.pt`` (a plain state dict);
 they still load, with ``torch.load(..., weights_only=True)``, and their
 preprocessing is the MedMNIST one (uint8 / 255, one channel, S³).
 
-Every file is written atomically (``engine.rundir.atomic_write``); a bundle
-that fails its checks raises ``BundleError`` with one line naming the file.
+Every file is written atomically (``engine.atomic``) and read with the checked
+reader (``engine.jsonfile``); a bundle that fails its checks raises
+``BundleError`` with one line naming the file.
 It knows nothing about the search or the run directory around it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import UserError
-from .atomic import atomic_write, atomic_write_text
+from .errors import CorruptFileError, RunDirError, UserError
+from .jsonfile import read_json
+from .atomic import atomic_write, atomic_write_json
 from .space import Genotype
 
 __all__ = [
@@ -232,7 +233,7 @@ def write_bundle(
         preprocessing=preprocessing.to_dict(),
     )
     path = out / GENOTYPE_FILE
-    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=True))
+    atomic_write_json(path, record)
     return weights, path
 
 
@@ -251,9 +252,11 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         if not meta_path.is_file():
             raise BundleError(f"{folder}: not a model bundle (no {GENOTYPE_FILE})")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BundleError(f"{meta_path}: not valid JSON ({type(exc).__name__})") from None
+            meta = read_json(meta_path)
+        except CorruptFileError:
+            raise BundleError(f"{meta_path}: not valid JSON") from None
+        except RunDirError as exc:
+            raise BundleError(f"{p}: {exc}") from None
     except OSError as exc:
         raise BundleError(f"{p}: {exc.strerror or exc}") from None
     if not isinstance(meta, dict):

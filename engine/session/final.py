@@ -17,7 +17,7 @@ from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile
 from ..records import CandidateRecord, ranked
-from ..rundir import RunDir
+from ..rundir import RunDir, epoch_checkpoint_in, result_path_in
 from ..space import Genotype
 from .search import epoch_event
 
@@ -100,7 +100,7 @@ def retrain(
         device=device,
         control=control,
         on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
-        checkpoint=out / "training.ckpt",
+        checkpoint=epoch_checkpoint_in(out),
         on_resume=lambda epoch: publish(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
         ),
@@ -143,7 +143,7 @@ def retrain(
         majority_acc=majority_acc(data.test),
         best_epoch=outcome.best_epoch,
     )
-    atomic_write_json(out / "result.json", event.to_dict())
+    atomic_write_json(result_path_in(out), event.to_dict())
     return event, outcome
 
 

@@ -99,6 +99,8 @@ def run_headless(session, sink=None) -> int:
 
         fail(outcome.error)
     elif outcome.state == "failed":
-        print(f"nas3d-tui: error: the run failed: {outcome.error}; details in {outcome.run_dir / 'error.log'}; "
+        from engine.rundir import RunDir
+
+        print(f"nas3d-tui: error: the run failed: {outcome.error}; details in {RunDir(outcome.run_dir, resolve=False).error_log_path}; "
               f"finished candidates are kept ({hints.command('resume', outcome.run_dir)})", file=sys.stderr)
     return outcome.exit_code

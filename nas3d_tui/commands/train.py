@@ -59,6 +59,7 @@ def resolve_arch(text: str, space) -> tuple:
     """
     from engine.bundle import BUNDLE_FORMAT, GENOTYPE_FILE
     from engine.errors import CorruptFileError, UserError
+    from engine.jsonfile import read_json
     from engine.rundir import RunDir
     from engine.space import Genotype
 
@@ -83,12 +84,12 @@ def resolve_arch(text: str, space) -> tuple:
     if _is(path, "any"):
         file = path / GENOTYPE_FILE if path.is_dir() else path
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = read_json(file)
             fmt = data.get("format") if isinstance(data, dict) else None
             if fmt is not None and fmt != BUNDLE_FORMAT:
                 raise ValueError(f"format = {fmt!r}, expected {BUNDLE_FORMAT!r} or none")
             return Genotype.from_dict(data, max_edges=space.max_edges), None
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        except (UserError, OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{file}: not a genotype JSON ({' '.join(str(exc).split())[:160]})") from None
     if re.match(r"S\d+M\d+F\d+\b", text.strip()):
         try:
@@ -111,8 +112,9 @@ def resolve_arch(text: str, space) -> tuple:
 
 def _profile(args: argparse.Namespace, run_dir: Path | None):
     from engine.profile import load_profile
+    from engine.rundir import RunDir
 
-    base = args.profile or (str(run_dir / "profile.toml") if run_dir is not None else "paper")
+    base = args.profile or (str(RunDir(run_dir, resolve=False).profile_path) if run_dir is not None else "paper")
     overrides = ["run.name='train'", *args.overrides]
     if args.dataset is not None:
         overrides += [f"data.dataset={json.dumps(args.dataset)}", "data.path=''"]

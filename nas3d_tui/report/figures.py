@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from engine.atomic import atomic_write
 from tui.fmt import si
 from tui.generations import MAX_JUMP_LINES, binned, points, sparse_jumps
 
@@ -215,9 +216,9 @@ def draw_chart(name: str, summary: RunSummary) -> tuple[Figure, str, str]:
 
 def _save(fig: Figure, out_dir: Path, name: str, title: str, caption: str) -> FigureFile:
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None}))
     with matplotlib.rc_context({"svg.hashsalt": "nas3d-tui", "svg.fonttype": "path"}):
-        fig.savefig(svg, format="svg", dpi=DPI, metadata={"Date": None})
+        atomic_write(svg, lambda fh: fig.savefig(fh, format="svg", dpi=DPI, metadata={"Date": None}))
     w, h = fig.get_size_inches()
     return FigureFile(name, title, caption, png, svg, pixel_size((w, h)))
 
