@@ -23,12 +23,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CorruptFileError, RunDirError, UserError
 from .jsonfile import read_json
 from .atomic import atomic_write, atomic_write_json
 from .space import Genotype
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -76,7 +79,7 @@ class Preprocessing:
     scaling: str = "divide-255"
     class_names: tuple[str, ...] = ()
     task: str = "binary-class"
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,14 +130,14 @@ class Bundle:
     genotype: Genotype
     preprocessing: Preprocessing
     num_classes: int
-    metadata: dict
+    metadata: dict[str, Any]
     weights_path: Path
 
     @property
     def in_channels(self) -> int:
         return self.preprocessing.channels
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights as CPU tensors, without unpickling any code.
 
         Raises:
@@ -147,11 +150,12 @@ class Bundle:
                 from safetensors.torch import load_file
 
                 return load_file(str(self.weights_path), device="cpu")
-            return torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            loaded: dict[str, torch.Tensor] = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            return loaded
         except Exception as exc:  # noqa: BLE001 - any reader error means an unusable file
             raise BundleError(f"{self.weights_path}: cannot read the weights ({type(exc).__name__})") from None
 
-    def build_model(self, device: str = "cpu"):
+    def build_model(self, device: str = "cpu") -> torch.nn.Module:
         """The network with the bundle's weights, in eval mode, on ``device``.
 
         The weights are checked against the genotype's network built without
@@ -176,13 +180,13 @@ class Bundle:
         net.load_state_dict(weights, strict=True)
         return net.to(device).eval()
 
-    def _network(self):
+    def _network(self) -> torch.nn.Module:
         from .model import build_network
 
         return build_network(self.genotype, in_channels=self.in_channels, num_classes=self.num_classes)
 
 
-def _first_difference(expected: dict, found: dict) -> str:
+def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
     """The first tensor name whose presence or shape differs, for a one-line error."""
     for name in sorted(set(expected) | set(found)):
         if name not in found:

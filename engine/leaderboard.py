@@ -122,7 +122,7 @@ SORT_KEYS: dict[str, bool] = {
 }
 
 
-def compact_genotype(genotype: dict | None, key: str = "") -> str:
+def compact_genotype(genotype: dict[str, Any] | None, key: str = "") -> str:
     """Short text for a genotype dict: its ``compact`` entry, else ops / stacks / modules / filters."""
     if not isinstance(genotype, dict):
         return key[:12]
@@ -275,7 +275,7 @@ class Leaderboard:
             return rows
         descending = SORT_KEYS[sort_by]
 
-        def key(row: Row) -> tuple:
+        def key(row: Row) -> tuple[Any, ...]:
             value = getattr(row, sort_by)
             if value is None:
                 return (1, 0.0, row.candidate_id)

@@ -176,7 +176,7 @@ def _progress(events: Sequence[ev.Event], search_state: SearchState | None) -> d
     ok = [e.record for e in latest.values() if e.status == "ok" and finite_or_none(e.fitness) is not None]
     if ok:
         best = min(ok, key=lambda r: rank_key(r, tie))
-        out["best_fitness"], out["best_candidate_id"] = float(best.fitness), best.candidate_id
+        out["best_fitness"], out["best_candidate_id"] = float(best.fitness or 0.0), best.candidate_id
 
     final_started = [e for e in events if isinstance(e, ev.FinalStarted)]
     if final_started:
@@ -244,7 +244,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     return RunInfo(path=str(rd.path), name=name, state=state, pid=pid, error=error, **facts)
 
 
-def _signature(path: Path) -> tuple:
+def _signature(path: Path) -> tuple[Any, ...]:
     """What ``inspect_run`` depends on: the files it reads (size, time, inode) and the lock's holder."""
     sig: list[Any] = [driver_pid(path)]
     for file in RunDir(path, resolve=False).watched_files():
@@ -265,7 +265,7 @@ class RunCache:
     """
 
     def __init__(self) -> None:
-        self._known: dict[Path, tuple[tuple, RunInfo]] = {}
+        self._known: dict[Path, tuple[tuple[Any, ...], RunInfo]] = {}
 
     def inspect(self, path: Path) -> RunInfo:
         sig = _signature(path)

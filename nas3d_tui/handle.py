@@ -13,7 +13,8 @@ from pathlib import Path
 from engine import events as ev
 
 from engine.journal import read_journal
-from engine.session import Session, SessionOutcome
+from engine.session import SessionOutcome
+from engine.session.lifecycle import RunLifecycle
 
 __all__ = ["SessionHandle"]
 
@@ -21,7 +22,7 @@ __all__ = ["SessionHandle"]
 class SessionHandle:
     attached = False
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: RunLifecycle) -> None:  # a search (Session) or a train run (Retrain)
         self.session = session
         self.run_dir: Path = session.run_dir.path
         self.outcome: SessionOutcome | None = None

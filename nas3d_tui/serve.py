@@ -117,7 +117,7 @@ class BackgroundSearch:
         self.log_path = layout.serve_log_path
         self._journal = layout.journal_path
         self._control = layout.control_path
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._offset = 0
 
     def start(self, timeout: float = 300.0) -> "BackgroundSearch":
@@ -157,6 +157,8 @@ class BackgroundSearch:
                 fh.seek(self._offset)
                 lines = fh.read().split(b"\n")[:-1]  # complete lines only
         except OSError:
+            return False
+        if self.process is None:
             return False
         for line in lines:
             try:

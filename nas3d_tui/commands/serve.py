@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nas3d_tui.serve import BackgroundSearch
 
 from .. import hints
 
@@ -59,7 +63,7 @@ def _run_dir(path: str, need_journal: bool) -> Path:
     return run_dir.resolve()
 
 
-def _background(args: argparse.Namespace):
+def _background(args: argparse.Namespace) -> tuple[Path, BackgroundSearch]:
     """The run directory and the search to start for ``serve run`` / ``serve resume``."""
     from engine.errors import UserError
 
