@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .errors import CorruptFileError, RunDirError, UserError
 from .jsonfile import read_json
 from .atomic import atomic_write, atomic_write_json
+from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
 from .space import Genotype
 
 if TYPE_CHECKING:
@@ -47,9 +48,6 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "nas3d-tui/bundle/1"
-WEIGHTS_FILE = "weights.safetensors"
-LEGACY_WEIGHTS_FILE = "weights.pt"
-GENOTYPE_FILE = "genotype.json"
 # How stored voxel values became the network's float inputs:
 #   divide-255: uint8 volumes / 255 (MedMNIST, and own uint8 files)
 #   none:       float volumes used as stored

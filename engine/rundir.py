@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .atomic import atomic_write_json
-from .bundle import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
+from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
 from .errors import CorruptFileError, RunDirError
 from .jsonfile import read_json
 from .records import CandidateRecord
