@@ -15,6 +15,7 @@ from engine import events as ev
 from engine.journal import read_journal
 from engine.session import SessionOutcome
 from engine.session.lifecycle import RunLifecycle
+from tui.handle import Sink
 
 __all__ = ["SessionHandle"]
 
@@ -29,7 +30,7 @@ class SessionHandle:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, sink) -> None:
+    def start(self, sink: Sink) -> None:
         for event in read_journal(self.session.run_dir.journal_path):
             sink(event)
         self.session.bus.subscribe(sink)
