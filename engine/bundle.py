@@ -13,21 +13,26 @@ Bundles written before safetensors hold ``weights.pt`` (a plain state dict);
 they still load, with ``torch.load(..., weights_only=True)``, and their
 preprocessing is the MedMNIST one (uint8 / 255, one channel, S³).
 
-Every file is written atomically (``engine.rundir.atomic_write``); a bundle
-that fails its checks raises ``BundleError`` with one line naming the file.
+Every file is written atomically (``engine.atomic``) and read with the checked
+reader (``engine.jsonfile``); a bundle that fails its checks raises
+``BundleError`` with one line naming the file.
 It knows nothing about the search or the run directory around it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .errors import UserError
-from .atomic import atomic_write, atomic_write_text
+from .errors import CorruptFileError, RunDirError, UserError
+from .jsonfile import read_json
+from .atomic import atomic_write, atomic_write_json
+from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
 from .space import Genotype
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -43,9 +48,6 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "nas3d-tui/bundle/1"
-WEIGHTS_FILE = "weights.safetensors"
-LEGACY_WEIGHTS_FILE = "weights.pt"
-GENOTYPE_FILE = "genotype.json"
 # How stored voxel values became the network's float inputs:
 #   divide-255: uint8 volumes / 255 (MedMNIST, and own uint8 files)
 #   none:       float volumes used as stored
@@ -75,7 +77,7 @@ class Preprocessing:
     scaling: str = "divide-255"
     class_names: tuple[str, ...] = ()
     task: str = "binary-class"
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,14 +128,14 @@ class Bundle:
     genotype: Genotype
     preprocessing: Preprocessing
     num_classes: int
-    metadata: dict
+    metadata: dict[str, Any]
     weights_path: Path
 
     @property
     def in_channels(self) -> int:
         return self.preprocessing.channels
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights as CPU tensors, without unpickling any code.
 
         Raises:
@@ -146,11 +148,12 @@ class Bundle:
                 from safetensors.torch import load_file
 
                 return load_file(str(self.weights_path), device="cpu")
-            return torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            loaded: dict[str, torch.Tensor] = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            return loaded
         except Exception as exc:  # noqa: BLE001 - any reader error means an unusable file
             raise BundleError(f"{self.weights_path}: cannot read the weights ({type(exc).__name__})") from None
 
-    def build_model(self, device: str = "cpu"):
+    def build_model(self, device: str = "cpu") -> torch.nn.Module:
         """The network with the bundle's weights, in eval mode, on ``device``.
 
         The weights are checked against the genotype's network built without
@@ -175,13 +178,13 @@ class Bundle:
         net.load_state_dict(weights, strict=True)
         return net.to(device).eval()
 
-    def _network(self):
+    def _network(self) -> torch.nn.Module:
         from .model import build_network
 
         return build_network(self.genotype, in_channels=self.in_channels, num_classes=self.num_classes)
 
 
-def _first_difference(expected: dict, found: dict) -> str:
+def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
     """The first tensor name whose presence or shape differs, for a one-line error."""
     for name in sorted(set(expected) | set(found)):
         if name not in found:
@@ -232,7 +235,7 @@ def write_bundle(
         preprocessing=preprocessing.to_dict(),
     )
     path = out / GENOTYPE_FILE
-    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=True))
+    atomic_write_json(path, record)
     return weights, path
 
 
@@ -251,9 +254,11 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         if not meta_path.is_file():
             raise BundleError(f"{folder}: not a model bundle (no {GENOTYPE_FILE})")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BundleError(f"{meta_path}: not valid JSON ({type(exc).__name__})") from None
+            meta = read_json(meta_path)
+        except CorruptFileError:
+            raise BundleError(f"{meta_path}: not valid JSON") from None
+        except RunDirError as exc:
+            raise BundleError(f"{p}: {exc}") from None
     except OSError as exc:
         raise BundleError(f"{p}: {exc.strerror or exc}") from None
     if not isinstance(meta, dict):

@@ -6,46 +6,40 @@ boundary). A command only sets a flag; the engine reports what actually
 happened: ``on_change("paused")`` fires when training has stopped at a batch
 boundary (not when ``p`` was pressed), ``"resumed"`` when it continues, and
 ``"stop"`` when a stop was asked for. A run started headless in another
-process is steered through a small file, ``RUN_DIR/control.json``, which
-``Control`` polls cheaply; the dashboard in ``attach`` mode writes it with
-``write_command``.
+process is steered through a small command file (``RUN_DIR/control.json``:
+``RunDir.control_path`` names it and hands it here), which ``Control`` polls
+cheaply; the dashboard in ``attach`` mode writes it with ``write_command``.
 
 No torch, no UI imports.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-from .atomic import check_regular_file
-from .errors import StopRequested
+from .atomic import atomic_write_json
+from .errors import StopRequested, UserError
+from .jsonfile import read_json
 
 __all__ = ["Control", "StopRequested", "write_command", "read_command"]
 
-CONTROL_FILE = "control.json"
 
-
-def write_command(run_dir: str | os.PathLike[str], command: str) -> None:
-    """Atomically write ``pause`` / ``resume`` / ``stop`` for the process driving ``run_dir``."""
+def write_command(command_file: str | os.PathLike[str], command: str) -> None:
+    """Atomically write ``pause`` / ``resume`` / ``stop`` to ``command_file`` (a run's ``RunDir.control_path``)."""
     if command not in ("pause", "resume", "stop"):
         raise ValueError(f"unknown command {command!r}: use pause, resume or stop")
-    path = Path(run_dir) / CONTROL_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"command": command, "ts": time.time(), "pid": os.getpid()}))
-    os.replace(tmp, path)
+    atomic_write_json(command_file, {"command": command, "ts": time.time(), "pid": os.getpid()})
 
 
-def read_command(run_dir: str | os.PathLike[str]) -> tuple[str, float] | None:
-    """The last command written to ``run_dir``, with its timestamp, or None."""
+def read_command(command_file: str | os.PathLike[str]) -> tuple[str, float] | None:
+    """The last command written to ``command_file``, with its timestamp, or None (none, or garbage)."""
     try:
-        check_regular_file(Path(run_dir) / CONTROL_FILE)
-        data = json.loads((Path(run_dir) / CONTROL_FILE).read_text())
+        data = read_json(command_file)
         return str(data["command"]), float(data["ts"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (UserError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -53,8 +47,9 @@ class Control:
     """Thread-safe pause / stop flags, optionally mirrored from a control file.
 
     Args:
-        run_dir: when given, commands written to ``run_dir/control.json`` after
-            this object was created are obeyed (polled at most every ``poll`` s).
+        command_file: when given (a run's ``RunDir.control_path``), commands
+            written to it after this object was created are obeyed (polled at
+            most every ``poll`` s).
         on_change: called with ``"paused"`` (the engine stopped at a batch
             boundary), ``"resumed"`` (it goes on) or ``"stop"`` (a stop was
             asked for); the session publishes events from it.
@@ -62,23 +57,23 @@ class Control:
 
     def __init__(
         self,
-        run_dir: str | os.PathLike[str] | None = None,
+        command_file: str | os.PathLike[str] | None = None,
         on_change: Callable[[str], None] | None = None,
         poll: float = 0.25,
     ) -> None:
         self._cond = threading.Condition()
         self._paused = False
         self._stop = False
-        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self._command_file = Path(command_file) if command_file is not None else None
         self._poll = poll
         self._last_poll = 0.0
         self._seen_ts = time.time()
         self._halted = False  # the engine is actually waiting at a batch boundary
         self.on_change = on_change
 
-    def watch(self, run_dir: str | os.PathLike[str]) -> None:
-        """Obey commands written to ``run_dir/control.json`` from now on."""
-        self._run_dir = Path(run_dir)
+    def watch(self, command_file: str | os.PathLike[str]) -> None:
+        """Obey commands written to ``command_file`` (a run's ``RunDir.control_path``) from now on."""
+        self._command_file = Path(command_file)
         self._seen_ts = time.time()
 
     # -- commands (any thread) ------------------------------------------------
@@ -118,17 +113,17 @@ class Control:
         return self._stop
 
     def poll(self) -> None:
-        """Obey a command written to the run directory's control file since the last look."""
+        """Obey a command written to the command file since the last look."""
         self._poll_file()
 
     def _poll_file(self) -> None:
-        if self._run_dir is None:
+        if self._command_file is None:
             return
         now = time.monotonic()
         if now - self._last_poll < self._poll:
             return
         self._last_poll = now
-        cmd = read_command(self._run_dir)
+        cmd = read_command(self._command_file)
         if cmd is None or cmd[1] <= self._seen_ts:
             return
         self._seen_ts = cmd[1]

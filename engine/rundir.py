@@ -1,139 +1,72 @@
-"""The run directory: its layout, the single-driver lock, and every file the run trusts.
+"""The run directory's layout: the one module that names the files of a run.
 
 Layout of ``RUN_DIR``::
 
     profile.toml            the resolved profile (every key, defaults filled in)
     events.jsonl            the journal (append-only; replays the dashboard)
-    checkpoint.json         the search state, written atomically before every batch
+    checkpoint.json         the search state (``SearchState``), written atomically before every batch
     candidates/NNNNNN.json  one record per finished candidate
-    candidates/NNNNNN.ckpt  per-epoch checkpoint of a long candidate in training
-    final/<id>-seed<k>/     a model bundle (weights.safetensors + genotype.json),
-                            result.json, and training.ckpt while it trains
+    candidates/NNNNNN.ckpt  the epoch checkpoint of a long candidate in training
+    final/<id>-seed<k>/     a finalist's model bundle (weights.safetensors + genotype.json),
+                            result.json, and training.ckpt (its epoch checkpoint) while it trains
+    final/seed<k>/          the same for seed k of a ``train`` run
+    train.json              what a ``train`` run retrains
     leaderboard.{csv,json,md}  exports
     control.json            commands from an attached dashboard
-    .lock                   held (flock) by the process driving the run
+    .lock                   held (flock) by the process driving the run (``engine.runlock``)
+    error.log, serve.log, report/   a failure's traceback, a served search's output, the report
 
-Every file the run resumes from is checked when it is read: the checkpoint
-(``SearchCheckpoint``), the candidate records (``CandidateRecord``), the final
-results, the journal. A file that fails its check is reported as
+Every file the run resumes from is checked when it is read: the search
+state (``engine.search_state``), the candidate records (``CandidateRecord``),
+the final results, the journal -- each through the one checked reader
+(``engine.jsonfile.read_json``). A file that fails its check is reported as
 ``CorruptFileError`` with one line naming the file, the field and what is
 wrong -- never replaced by a default -- and nothing is written because of it.
+Every file is written through ``engine.atomic``.
 
 Nothing here imports torch at module level or any UI code.
 """
 from __future__ import annotations
 
-import errno
-import json
-import math
 import os
 import shutil
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from .atomic import atomic_write, atomic_write_json, atomic_write_text, check_regular_file
+from .atomic import atomic_write_json
+from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
 from .errors import CorruptFileError, RunDirError
-from .records import TRAINED_STATUSES, CandidateRecord
+from .jsonfile import read_json
+from .records import CandidateRecord
+from .runlock import RunLock
+from .search_state import SearchState
 
-__all__ = [
-    "RunDirError",
-    "read_json",
-    "refuse_run_file",
-    "CorruptFileError",
-    "RunDir",
-    "SearchCheckpoint",
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_STATES",
-    "atomic_write",
-    "atomic_write_text",
-    "atomic_write_json",
-    "run_dir_name",
-]
+__all__ = ["RunDir", "refuse_run_file", "run_dir_name"]
 
-CHECKPOINT_FORMAT = "nas3d-tui/checkpoint/1"
-CHECKPOINT_STATES = ("search", "final", "finished")
+# The names of a run's files: spelled here only.
+_PROFILE = "profile.toml"
+_JOURNAL = "events.jsonl"
+_SEARCH_STATE = "checkpoint.json"  # the on-disk name predates "search state"; kept so old runs resume
+_TRAIN_PLAN = "train.json"
+_CONTROL = "control.json"
+_LOCK = ".lock"
+_CANDIDATES = "candidates"
+_FINAL = "final"
+_RESULT = "result.json"
+_EPOCH_CHECKPOINT = "training.ckpt"
+_ERROR_LOG = "error.log"
+_SERVE_LOG = "serve.log"
+_REPORT = "report"
+EXPORT_FORMATS = ("csv", "json", "md")
 
-
-@dataclass(frozen=True)
-class SearchCheckpoint:
-    """The search state saved before every batch (``checkpoint.json``).
-
-    Attributes:
-        state: ``search`` (the search goes on), ``final`` (the search ended,
-            the final phase runs) or ``finished``.
-        reason: why the search ended (``budget`` / ``time``), once it has.
-        strategy: the strategy's ``state_dict()`` (ODE or random search).
-        trained: candidates trained when it was written.
-        elapsed: seconds of run time before it was written (all segments).
-        generation: the strategy's generation.
-        written: wall-clock time it was written.
-    """
-
-    state: str
-    strategy: dict
-    trained: int
-    elapsed: float
-    generation: int
-    written: float
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "state": self.state,
-            "reason": self.reason,
-            "ode": self.strategy,  # the key predates random search; kept so old runs resume
-            "trained": self.trained,
-            "elapsed": self.elapsed,
-            "generation": self.generation,
-            "written": self.written,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str) -> "SearchCheckpoint":
-        """Check every field.
-
-        Raises:
-            CorruptFileError: a field is missing, of the wrong type, or an unknown value.
-        """
-
-        def bad(field: str, problem: str) -> CorruptFileError:
-            return CorruptFileError(f"{where} is corrupt: {field} {problem}; cannot resume")
-
-        if not isinstance(data, dict):
-            raise CorruptFileError(f"{where} is corrupt: not a JSON object; cannot resume")
-        if data.get("format") != CHECKPOINT_FORMAT:
-            raise bad("format", f"= {data.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
-        for name in ("state", "ode", "trained", "elapsed"):
-            if name not in data:
-                raise bad(name, "is missing")
-        state = data["state"]
-        if state not in CHECKPOINT_STATES:
-            raise bad("state", f"= {state!r} (expected one of {', '.join(CHECKPOINT_STATES)})")
-        if not isinstance(data["ode"], dict):
-            raise bad("ode", "is not an object")
-        values: dict[str, Any] = {}
-        for name, default in (("trained", None), ("generation", 0)):
-            v = data.get(name, default)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise bad(name, f"= {v!r} (expected an integer >= 0)")
-            values[name] = v
-        for name, default in (("elapsed", None), ("written", 0.0)):
-            v = data.get(name, default)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise bad(name, f"= {v!r} (expected a number >= 0)")
-            values[name] = float(v)
-        reason = data.get("reason", "")
-        if not isinstance(reason, str):
-            raise bad("reason", f"= {reason!r} (expected a string)")
-        return cls(state=state, strategy=data["ode"], reason=reason, **values)
+# The files a run or a model bundle trusts: an export must never write over them.
+_RUN_FILES = frozenset({_PROFILE, _SEARCH_STATE, _JOURNAL, _TRAIN_PLAN, _LOCK, _CONTROL})
+_BUNDLE_FILES = frozenset({WEIGHTS_FILE, LEGACY_WEIGHTS_FILE, GENOTYPE_FILE, _RESULT, _EPOCH_CHECKPOINT})
 
 
 def run_dir_name(output_dir: str | os.PathLike[str], name: str) -> Path:
     """A fresh run directory path ``<output_dir>/<name>-YYYYmmdd-HHMMSS`` (suffixed when taken)."""
-    from datetime import datetime
-
     base = Path(output_dir).expanduser()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = base / f"{name}-{stamp}"
@@ -144,36 +77,11 @@ def run_dir_name(output_dir: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
-def read_json(path: Path) -> Any:
-    """JSON of a file the run trusts.
-
-    Raises:
-        CorruptFileError: not UTF-8, not JSON, or truncated.
-        RunDirError: it cannot be read (a directory, no permission, ...).
-    """
-    try:
-        check_regular_file(path)
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CorruptFileError(f"{path} is corrupt: not UTF-8 text; cannot resume") from None
-    except OSError as exc:
-        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to be ours
-        raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
-
-
-# The files a run or a model bundle trusts: an export must never write over them.
-_RUN_FILES = frozenset({"profile.toml", "checkpoint.json", "events.jsonl", "train.json", ".lock", "control.json"})
-_BUNDLE_FILES = frozenset({"weights.safetensors", "weights.pt", "genotype.json", "result.json", "training.ckpt"})
-
-
 def refuse_run_file(target: str | os.PathLike[str]) -> None:
     """Raise when ``target`` is one of the files of a run directory or of a model bundle.
 
     ``export -o``, ``predict -o`` and ``export-model -o`` call it before writing:
-    a slip of the shell's completion must not replace a checkpoint or a bundle's
+    a slip of the shell's completion must not replace a search state or a bundle's
     genotype with a table.
 
     Raises:
@@ -182,9 +90,9 @@ def refuse_run_file(target: str | os.PathLike[str]) -> None:
     p = Path(target).expanduser().absolute()
     try:
         parent = p.parent
-        in_run = (parent / "profile.toml").is_file()
-        in_bundle = (parent / "genotype.json").is_file() or (parent / "result.json").is_file()
-        candidate = parent.name == "candidates" and (parent.parent / "profile.toml").is_file()
+        in_run = (parent / _PROFILE).is_file()
+        in_bundle = (parent / GENOTYPE_FILE).is_file() or (parent / _RESULT).is_file()
+        candidate = parent.name == _CANDIDATES and (parent.parent / _PROFILE).is_file()
     except OSError:
         return  # an unreadable place: the write itself will say why
     if (p.name in _RUN_FILES and in_run) or candidate:
@@ -193,61 +101,135 @@ def refuse_run_file(target: str | os.PathLike[str]) -> None:
         raise RunDirError(f"{p}: a file of the model bundle in {parent}; write the output elsewhere")
 
 
-class RunDir:
-    """One run's directory. ``acquire()`` takes the lock; use as a context manager."""
+def result_path_in(bundle_dir: Path) -> Path:
+    """The ``FinalResult`` of the retraining whose bundle folder is ``bundle_dir``."""
+    return bundle_dir / _RESULT
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+def epoch_checkpoint_in(bundle_dir: Path) -> Path:
+    """The epoch checkpoint of the retraining whose bundle folder is ``bundle_dir``, while it trains."""
+    return bundle_dir / _EPOCH_CHECKPOINT
+
+
+class RunDir:
+    """One run's directory. ``acquire()`` takes the lock; use as a context manager.
+
+    Args:
+        path: the folder.
+        resolve: make ``path`` absolute, with ``~`` and links resolved (the
+            default); ``False`` keeps it as given, for a reader that names the
+            paths as the user wrote them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], resolve: bool = True) -> None:
         try:
-            self.path = Path(path).expanduser().resolve()
+            self.path = Path(path).expanduser().resolve() if resolve else Path(path)
         except (OSError, RuntimeError) as exc:
             raise RunDirError(f"cannot use run directory {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        self._lock_fd: int | None = None
+        self._lock = RunLock(self.lock_path, self.path)
         self.created_here = False  # this object's create() made the directory (no other process did)
-        self.lock_refused = False  # acquire() found another live process holding the run
 
     # -- paths ----------------------------------------------------------------------
     @property
     def profile_path(self) -> Path:
-        return self.path / "profile.toml"
+        return self.path / _PROFILE
 
     @property
     def journal_path(self) -> Path:
-        return self.path / "events.jsonl"
+        return self.path / _JOURNAL
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.json"
+    def search_state_path(self) -> Path:
+        """The search state (``SearchState``)."""
+        return self.path / _SEARCH_STATE
 
     @property
     def candidates_dir(self) -> Path:
-        return self.path / "candidates"
+        return self.path / _CANDIDATES
 
     @property
     def final_dir(self) -> Path:
-        return self.path / "final"
+        return self.path / _FINAL
+
+    @property
+    def control_path(self) -> Path:
+        """Commands (pause / resume / stop) for the process driving the run."""
+        return self.path / _CONTROL
+
+    @property
+    def lock_path(self) -> Path:
+        """The single-driver lock (``engine.runlock``)."""
+        return self.path / _LOCK
+
+    @property
+    def train_plan_path(self) -> Path:
+        """What a ``nas3d-tui train`` run retrains (its architecture and seeds)."""
+        return self.path / _TRAIN_PLAN
+
+    @property
+    def error_log_path(self) -> Path:
+        """The traceback of a run that failed."""
+        return self.path / _ERROR_LOG
+
+    @property
+    def serve_log_path(self) -> Path:
+        """The output of a search started by ``nas3d-tui serve``."""
+        return self.path / _SERVE_LOG
+
+    @property
+    def report_dir(self) -> Path:
+        """Where ``nas3d-tui report`` writes without ``-o``."""
+        return self.path / _REPORT
+
+    def export_path(self, fmt: str) -> Path:
+        """The leaderboard exported as ``fmt`` (one of ``EXPORT_FORMATS``)."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
+        return self.path / f"leaderboard.{fmt}"
 
     def candidate_path(self, candidate_id: int) -> Path:
         return self.candidates_dir / f"{candidate_id:06d}.json"
 
-    def candidate_checkpoint_path(self, candidate_id: int) -> Path:
-        """Where a search candidate's per-epoch checkpoint lives while it trains."""
+    def epoch_checkpoint_path(self, candidate_id: int) -> Path:
+        """Where a search candidate's epoch checkpoint lives while it trains."""
         return self.candidates_dir / f"{candidate_id:06d}.ckpt"
 
     def finalist_dir(self, candidate_id: int, seed: int) -> Path:
         """The bundle folder of one retraining of a finalist."""
         return self.final_dir / f"{candidate_id:06d}-seed{seed}"
 
-    @property
-    def train_plan_path(self) -> Path:
-        """What a ``nas3d-tui train`` run retrains (its architecture and seeds)."""
-        return self.path / "train.json"
+    def finalist_result_path(self, candidate_id: int, seed: int) -> Path:
+        return result_path_in(self.finalist_dir(candidate_id, seed))
+
+    def finalist_epoch_checkpoint(self, candidate_id: int, seed: int) -> Path:
+        return epoch_checkpoint_in(self.finalist_dir(candidate_id, seed))
+
+    def retrain_seed_dir(self, seed: int) -> Path:
+        """The bundle folder of seed ``seed`` of a ``train`` run."""
+        return self.final_dir / f"seed{seed}"
+
+    def retrain_result_path(self, seed: int) -> Path:
+        return result_path_in(self.retrain_seed_dir(seed))
+
+    def watched_files(self) -> tuple[Path, ...]:
+        """The files ``engine.runs`` reads to describe the run (a change in one changes its entry)."""
+        return self.profile_path, self.journal_path, self.search_state_path, self.train_plan_path
 
     # -- state of the folder ------------------------------------------------------------
+    def looks_like_run(self) -> bool:
+        """Whether the folder holds (or held) a run: a profile, a journal or a search state."""
+        try:
+            return self.path.is_dir() and any(
+                os.path.lexists(p) for p in (self.profile_path, self.journal_path, self.search_state_path)
+            )
+        except OSError:
+            return False
+
     def holds_run(self) -> bool:
-        """Whether a run has started here (a journal with content, or a checkpoint)."""
+        """Whether a run has started here (a journal with content, or a search state)."""
         try:
             journal = self.journal_path.stat().st_size > 0 if self.journal_path.exists() else False
-            return journal or self.checkpoint_path.exists()
+            return journal or self.search_state_path.exists()
         except OSError as exc:
             raise RunDirError(f"cannot read run directory {self.path}: {exc.strerror or exc}") from None
 
@@ -263,12 +245,12 @@ class RunDir:
             if not self.path.is_dir():
                 raise RunDirError(f"{self.path} is not a directory")
             if not self.profile_path.is_file():
-                raise RunDirError(f"{self.path} is not a nas3d-tui run directory (no profile.toml)")
+                raise RunDirError(f"{self.path} is not a nas3d-tui run directory (no {_PROFILE})")
         except OSError as exc:
             raise RunDirError(f"cannot use run directory {self.path}: {exc.strerror or exc}") from None
 
-    def check_training_checkpoints(self) -> None:
-        """Every per-epoch training checkpoint present must be a plain file.
+    def check_epoch_checkpoints(self) -> None:
+        """Every epoch checkpoint present must be a plain file.
 
         A damaged checkpoint *file* is reported when its training starts and that
         training restarts; a directory (or a link loop) in its place could not be
@@ -277,7 +259,7 @@ class RunDir:
         Raises:
             CorruptFileError: names the first such path.
         """
-        patterns = (self.candidates_dir, "*.ckpt"), (self.final_dir, "*/training.ckpt")
+        patterns = (self.candidates_dir, "*.ckpt"), (self.final_dir, f"*/{_EPOCH_CHECKPOINT}")
         try:
             for folder, pattern in patterns:
                 if not folder.is_dir():
@@ -314,6 +296,11 @@ class RunDir:
             raise RunDirError(f"cannot write run directory {self.path}: {exc.strerror or exc}") from None
         return self
 
+    @property
+    def lock_refused(self) -> bool:
+        """``acquire()`` found another live process holding the run."""
+        return self._lock.refused
+
     def acquire(self, announce: bool = True) -> "RunDir":
         """Take the exclusive lock (released by the OS if the process dies).
 
@@ -324,45 +311,15 @@ class RunDir:
         Raises:
             RunDirError: another live process drives this run (its PID is named).
         """
-        import fcntl
-
-        lock_path = self.path / ".lock"
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RunDirError(f"cannot lock run directory {self.path}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                self.lock_refused = True
-                raise RunDirError(
-                    f"run directory {self.path} is in use by process {holder}; "
-                    f"watch it with `nas3d-tui attach {self.path}`"
-                ) from None
-            raise RunDirError(f"cannot lock run directory {self.path}: {exc.strerror or exc}") from None
-        self._lock_fd = fd
-        if announce:
-            self.announce()
+        self._lock.acquire(announce)
         return self
 
     def announce(self) -> None:
         """Write this process's PID into the held lock file (``attach`` and the refusal name it)."""
-        if self._lock_fd is not None:
-            os.ftruncate(self._lock_fd, 0)
-            os.lseek(self._lock_fd, 0, os.SEEK_SET)
-            os.write(self._lock_fd, str(os.getpid()).encode())
-            os.fsync(self._lock_fd)
+        self._lock.announce()
 
     def release(self) -> None:
-        if self._lock_fd is not None:
-            import fcntl
-
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     def __enter__(self) -> "RunDir":
         return self.acquire()
@@ -372,23 +329,7 @@ class RunDir:
 
     def locked_by_other(self) -> int | None:
         """PID of another process holding the lock, or None (used by ``attach``)."""
-        import fcntl
-
-        lock_path = self.path / ".lock"
-        try:
-            fd = os.open(lock_path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                text = os.read(fd, 64).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        return self._lock.held_by_other()
 
     def discard(self) -> None:
         """Remove a run directory in which no candidate has finished (a run that failed to start)."""
@@ -397,24 +338,25 @@ class RunDir:
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
 
-    # -- the search checkpoint ------------------------------------------------------------
-    def write_checkpoint(self, checkpoint: SearchCheckpoint) -> Path:
-        atomic_write_json(self.checkpoint_path, checkpoint.to_dict())
-        return self.checkpoint_path
+    # -- the search state -------------------------------------------------------------------
+    def write_search_state(self, state: SearchState) -> Path:
+        atomic_write_json(self.search_state_path, state.to_dict())
+        return self.search_state_path
 
-    def read_checkpoint(self) -> SearchCheckpoint | None:
-        """The last checkpoint, None when there is none.
+    def read_search_state(self) -> SearchState | None:
+        """The last search state, None when there is none.
 
         Raises:
             CorruptFileError: it exists but fails its check.
             RunDirError: it cannot be read.
         """
+        path = self.search_state_path
         try:
-            if not os.path.lexists(self.checkpoint_path):
+            if not os.path.lexists(path):
                 return None
         except OSError as exc:
-            raise RunDirError(f"cannot read {self.checkpoint_path}: {exc.strerror or exc}") from None
-        return SearchCheckpoint.from_dict(read_json(self.checkpoint_path), where=str(self.checkpoint_path))
+            raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return SearchState.from_dict(read_json(path), where=str(path))
 
     # -- candidate records ----------------------------------------------------------------
     def write_record(self, record: CandidateRecord) -> None:
@@ -439,7 +381,7 @@ class RunDir:
             if p.name.startswith("."):
                 continue  # a temporary file of an interrupted atomic write
             record = CandidateRecord.from_dict(read_json(p), where=str(p))
-            if p.name != f"{record.candidate_id:06d}.json":
+            if p != self.candidate_path(record.candidate_id):
                 raise CorruptFileError(f"{p} is corrupt: it holds candidate {record.candidate_id}; cannot resume")
             records[record.candidate_id] = record
         return records
@@ -452,18 +394,13 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"cannot read {self.final_dir}: {exc.strerror or exc}") from None
 
-    def final_results(self) -> Iterator[tuple[Path, dict]]:
-        """``(path, data)`` of every ``final/*/result.json`` (checked as events by the caller)."""
+    def final_results(self) -> Iterator[tuple[Path, Any]]:
+        """``(path, JSON)`` of every ``final/*/result.json`` (checked as events by the caller)."""
         try:
             folders = sorted(p for p in self.final_dir.iterdir() if p.is_dir()) if self.final_dir.exists() else []
         except OSError as exc:
             raise RunDirError(f"cannot read {self.final_dir}: {exc.strerror or exc}") from None
         for folder in folders:
-            path = folder / "result.json"
+            path = result_path_in(folder)
             if os.path.lexists(path):
                 yield path, read_json(path)
-
-
-def count_trained(records: dict[int, CandidateRecord]) -> int:
-    """Candidates that spent budget."""
-    return sum(1 for r in records.values() if r.status in TRAINED_STATUSES)

@@ -4,8 +4,8 @@ This module owns ``nas3d-tui runs``' facts (``RunInfo``): for every run
 directory under a folder, its kind (search or train), its state, its
 progress, its best fitness and finalist test AUC, and its first and last
 event. It reads with the run directory's checked readers -- the journal
-(strict), ``checkpoint.json``, ``profile.toml`` and a train run's
-``train.json`` -- so a damaged file makes its run one ``damaged`` entry naming
+(strict), the search state, the profile and a train run's
+plan (``RunDir.watched_files``) -- so a damaged file makes its run one ``damaged`` entry naming
 the file, and the other runs are still listed.
 
 It writes nothing, not even a lock file: whether a live process holds a
@@ -29,16 +29,17 @@ from . import events as ev
 from .errors import RunDirError, UserError, os_error_message
 from .journal import read_journal
 from .records import TIE_BREAKS, TRAINED_STATUSES, finite_or_none, rank_key
-from .rundir import RunDir, read_json
+from .jsonfile import read_json
+from .rundir import RunDir
+from .search_state import SearchState
 
 __all__ = ["STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid", "RunCache"]
 
-# running: a live process holds the lock; stopped: ended with a checkpoint (resumable);
+# running: a live process holds the lock; stopped: ended with a search state (resumable);
 # crashed: never ended and nobody drives it; finished / failed: its last segment says so;
 # damaged: a file it trusts fails its check (``error`` names it).
 STATES = ("running", "stopped", "crashed", "finished", "failed", "damaged")
 PROC_LOCKS = Path("/proc/locks")
-_MARKERS = ("profile.toml", "events.jsonl", "checkpoint.json")
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,10 @@ class RunInfo:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a folder that holds (or held) a run: a profile, a journal or a checkpoint."""
+    """Whether ``path`` is a folder that holds (or held) a run: a profile, a journal or a search state."""
     try:
-        return path.is_dir() and any(os.path.lexists(path / m) for m in _MARKERS)
-    except OSError:
+        return RunDir(path, resolve=False).looks_like_run()
+    except RunDirError:
         return False
 
 
@@ -105,7 +106,7 @@ def driver_pid(run_dir: str | os.PathLike[str]) -> int | None:
     whose ``stat`` reports other device numbers than the kernel's table)
     does the run directory's own probe settle it.
     """
-    lock = Path(run_dir) / ".lock"
+    lock = RunDir(run_dir, resolve=False).lock_path
     try:
         st = os.stat(lock)
     except OSError:
@@ -144,7 +145,7 @@ def _tie_break(profile: Any) -> str:
     return value if value in TIE_BREAKS else "val_auc"
 
 
-def _progress(events: Sequence[ev.Event], checkpoint: Any) -> dict[str, Any]:
+def _progress(events: Sequence[ev.Event], search_state: SearchState | None) -> dict[str, Any]:
     starts = [e for e in events if isinstance(e, ev.RunStarted)]
     last_start = starts[-1] if starts else None
     out: dict[str, Any] = {
@@ -156,15 +157,15 @@ def _progress(events: Sequence[ev.Event], checkpoint: Any) -> dict[str, Any]:
     stamps = [t for t in (finite_or_none(getattr(e, "ts", None)) for e in events) if t is not None]
     out["last_event"] = max(stamps) if stamps else None
 
-    trained = [checkpoint.trained] if checkpoint is not None else []
-    generation = checkpoint.generation if checkpoint is not None else None
+    trained = [search_state.trained] if search_state is not None else []
+    generation = search_state.generation if search_state is not None else None
     latest: dict[int, ev.CandidateFinished] = {}
     for e in events:
         if isinstance(e, (ev.CandidateFinished, ev.GenerationFinished, ev.StateSaved, ev.RunFinished)):
             trained.append(int(e.trained))
         if isinstance(e, ev.CandidateFinished):
             latest[e.candidate_id] = e
-        if checkpoint is None and isinstance(e, (ev.StateSaved, ev.CandidateStarted)):
+        if search_state is None and isinstance(e, (ev.StateSaved, ev.CandidateStarted)):
             generation = int(e.generation)
     if not trained:
         trained = [sum(1 for e in latest.values() if e.status in TRAINED_STATUSES)]
@@ -175,7 +176,7 @@ def _progress(events: Sequence[ev.Event], checkpoint: Any) -> dict[str, Any]:
     ok = [e.record for e in latest.values() if e.status == "ok" and finite_or_none(e.fitness) is not None]
     if ok:
         best = min(ok, key=lambda r: rank_key(r, tie))
-        out["best_fitness"], out["best_candidate_id"] = float(best.fitness), best.candidate_id
+        out["best_fitness"], out["best_candidate_id"] = float(best.fitness or 0.0), best.candidate_id
 
     final_started = [e for e in events if isinstance(e, ev.FinalStarted)]
     if final_started:
@@ -207,8 +208,8 @@ def _check_train_plan(rd: RunDir) -> None:
 def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     """What the run directory at ``path`` holds; a damaged file gives a ``damaged`` entry, never an error.
 
-    Reads the journal (strictly), ``checkpoint.json``, ``profile.toml`` and a
-    train run's ``train.json``, each with its checked reader; writes nothing.
+    Reads the journal (strictly), the search state, the profile and a
+    train run's plan, each with its checked reader; writes nothing.
     """
     p = Path(path)
     name = p.name
@@ -225,13 +226,13 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
         train = os.path.lexists(rd.train_plan_path)
         if train:
             _check_train_plan(rd)
-        checkpoint = rd.read_checkpoint()
+        search_state = rd.read_search_state()
         events = read_journal(rd.journal_path, strict=True)
     except UserError as exc:  # already one line naming the file
         return RunInfo(path=where, name=name, kind="", state="damaged", pid=pid, error=" ".join(str(exc).split()))
     except OSError as exc:
         return RunInfo(path=where, name=name, kind="", state="damaged", pid=pid, error=os_error_message(exc))
-    facts = _progress(events, checkpoint)
+    facts = _progress(events, search_state)
     if train:
         facts["kind"] = "train"
     if pid is not None:
@@ -243,12 +244,12 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     return RunInfo(path=str(rd.path), name=name, state=state, pid=pid, error=error, **facts)
 
 
-def _signature(path: Path) -> tuple:
+def _signature(path: Path) -> tuple[Any, ...]:
     """What ``inspect_run`` depends on: the files it reads (size, time, inode) and the lock's holder."""
     sig: list[Any] = [driver_pid(path)]
-    for name in ("profile.toml", "events.jsonl", "checkpoint.json", "train.json"):
+    for file in RunDir(path, resolve=False).watched_files():
         try:
-            st = os.stat(path / name)
+            st = os.stat(file)
             sig.append((st.st_size, st.st_mtime_ns, st.st_ino))
         except OSError:
             sig.append(None)
@@ -258,13 +259,13 @@ def _signature(path: Path) -> tuple:
 class RunCache:
     """Remembers each run's ``RunInfo`` with the signature of its files, for a list that refreshes.
 
-    A run whose journal, checkpoint, profile, plan and lock holder did not
+    A run whose journal, search state, profile, plan and lock holder did not
     change is not read again, so refreshing a folder of long runs costs a few
     ``stat`` calls per run.
     """
 
     def __init__(self) -> None:
-        self._known: dict[Path, tuple[tuple, RunInfo]] = {}
+        self._known: dict[Path, tuple[tuple[Any, ...], RunInfo]] = {}
 
     def inspect(self, path: Path) -> RunInfo:
         sig = _signature(path)
@@ -279,7 +280,7 @@ class RunCache:
 def list_runs(folder: str | os.PathLike[str], cache: RunCache | None = None) -> list[RunInfo]:
     """Every run directory directly under ``folder`` (or ``folder`` itself when it is one), oldest first.
 
-    Folders that hold no run (no profile, journal or checkpoint) are left
+    Folders that hold no run (no profile, journal or search state) are left
     out; a run whose files are damaged is listed as ``damaged``. With
     ``cache``, runs whose files did not change since the last call are not
     read again.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TaskID
 
 from engine import events as ev
 from tui.fmt import duration
@@ -33,7 +33,7 @@ class ConsoleSink:
         self.console = console or Console(stderr=False, highlight=False, soft_wrap=True)
         self._lock = threading.RLock()
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._finals_total = 0  # finalist × seed trainings announced by FinalStarted
         self._finals_done = 0
 

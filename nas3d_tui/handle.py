@@ -14,8 +14,9 @@ from typing import Callable
 from engine import events as ev
 
 from engine.journal import read_journal
-from engine.session import Session, SessionOutcome
-from tui.handle import RunHandle
+from engine.session import SessionOutcome
+from engine.session.lifecycle import RunLifecycle
+from tui.handle import RunHandle, Sink
 
 __all__ = ["SessionHandle"]
 
@@ -23,14 +24,14 @@ __all__ = ["SessionHandle"]
 class SessionHandle:
     attached = False
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: RunLifecycle) -> None:  # a search (Session) or a train run (Retrain)
         self.session = session
         self.run_dir: Path = session.run_dir.path
         self.outcome: SessionOutcome | None = None
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, sink: Callable[[ev.Event], None]) -> None:
+    def start(self, sink: Sink) -> None:
         for event in read_journal(self.session.run_dir.journal_path):
             sink(event)
         self.session.bus.subscribe(sink)

@@ -32,10 +32,9 @@ from typing import Sequence
 
 from engine import control
 from engine.errors import UserError
+from engine.rundir import RunDir
 
 __all__ = [
-    "JOURNAL",
-    "LOG",
     "BackgroundSearch",
     "attach_command",
     "check_port",
@@ -45,8 +44,6 @@ __all__ = [
     "serve_app",
 ]
 
-JOURNAL = "events.jsonl"
-LOG = "serve.log"
 
 
 def nas3d_argv(*args: str) -> list[str]:
@@ -116,8 +113,11 @@ class BackgroundSearch:
     def __init__(self, argv: Sequence[str], run_dir: Path) -> None:
         self.argv = list(argv)
         self.run_dir = Path(run_dir)
-        self.log_path = self.run_dir / LOG
-        self.process: subprocess.Popen | None = None
+        layout = RunDir(self.run_dir, resolve=False)
+        self.log_path = layout.serve_log_path
+        self._journal = layout.journal_path
+        self._control = layout.control_path
+        self.process: subprocess.Popen[bytes] | None = None
         self._offset = 0
 
     def start(self, timeout: float = 300.0) -> "BackgroundSearch":
@@ -128,7 +128,7 @@ class BackgroundSearch:
                 ended (its last output line is the message) or did not start
                 within ``timeout`` seconds.
         """
-        journal = self.run_dir / JOURNAL
+        journal = self._journal
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_path, "ab")
@@ -157,6 +157,8 @@ class BackgroundSearch:
                 fh.seek(self._offset)
                 lines = fh.read().split(b"\n")[:-1]  # complete lines only
         except OSError:
+            return False
+        if self.process is None:
             return False
         for line in lines:
             try:
@@ -190,7 +192,7 @@ class BackgroundSearch:
         """
         assert self.process is not None
         if self.process.poll() is None:
-            control.write_command(self.run_dir, "stop")
+            control.write_command(self._control, "stop")
         while True:
             try:
                 return self.process.wait()

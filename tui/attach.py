@@ -16,12 +16,11 @@ from pathlib import Path
 from engine import control
 from engine import events as ev
 from engine.journal import read_history, tail_journal
+from engine.rundir import RunDir
 
 from .handle import HandleError, Sink
 
 __all__ = ["AttachHandle", "AttachError"]
-
-JOURNAL = "events.jsonl"
 
 
 class AttachError(HandleError):
@@ -47,8 +46,11 @@ class AttachHandle:
         path = Path(run_dir)
         if not path.is_dir():
             raise AttachError(f"cannot attach: no run directory at {path}")
-        if not (path / JOURNAL).is_file():
-            raise AttachError(f"cannot attach: {path} has no {JOURNAL} (not a run directory, or not started yet)")
+        layout = RunDir(path, resolve=False)
+        self._journal = layout.journal_path
+        self._control = layout.control_path
+        if not self._journal.is_file():
+            raise AttachError(f"cannot attach: {path} has no {self._journal.name} (not a run directory, or not started yet)")
         self.run_dir = path
         self.poll = poll
         self._stop = threading.Event()
@@ -64,15 +66,15 @@ class AttachHandle:
 
     def _tail(self, sink: Sink) -> None:
         try:
-            history, offset = self._history if self._history is not None else read_history(self.run_dir / JOURNAL)
+            history, offset = self._history if self._history is not None else read_history(self._journal)
             self._history = None
             for event in history:
                 self._deliver(sink, event)
             self._caught_up.set()
-            for event in tail_journal(self.run_dir / JOURNAL, self._stop, poll=self.poll, start_at=offset):
+            for event in tail_journal(self._journal, self._stop, poll=self.poll, start_at=offset):
                 self._deliver(sink, event)
         except OSError as exc:  # the journal vanished or became unreadable
-            self.error = f"reading {self.run_dir / JOURNAL}: {exc}"
+            self.error = f"reading {self._journal}: {exc}"
             sink(ev.RunFailed(error=self.error))
         finally:
             self._caught_up.set()
@@ -86,13 +88,13 @@ class AttachHandle:
             self._ended.clear()
 
     def pause(self) -> None:
-        control.write_command(self.run_dir, "pause")
+        control.write_command(self._control, "pause")
 
     def resume(self) -> None:
-        control.write_command(self.run_dir, "resume")
+        control.write_command(self._control, "resume")
 
     def stop(self) -> None:
-        control.write_command(self.run_dir, "stop")
+        control.write_command(self._control, "stop")
 
     def close(self, timeout: float = 30) -> None:
         self._stop.set()

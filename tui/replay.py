@@ -14,6 +14,7 @@ from typing import Iterable
 from engine import events as ev
 
 from engine.journal import read_journal
+from engine.rundir import RunDir
 
 from .handle import HandleError, Sink
 
@@ -64,9 +65,9 @@ class ReplayHandle:
         path = Path(run_dir)
         if not path.is_dir():
             raise HandleError(f"no run directory at {path}")
-        journal = path / "events.jsonl"
+        journal = RunDir(path, resolve=False).journal_path
         if not journal.is_file():
-            raise HandleError(f"{path} has no events.jsonl: not a run directory")
+            raise HandleError(f"{path} has no {journal.name}: not a run directory")
         return cls(read_journal(journal), delay=delay, run_dir=path, echo_commands=False)
 
     # -- RunHandle ------------------------------------------------------------------

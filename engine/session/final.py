@@ -18,6 +18,7 @@ from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile, TrainingConfig
 from ..records import CandidateRecord, ranked
+from ..rundir import RunDir, epoch_checkpoint_in, result_path_in
 from ..space import Genotype
 from .context import RunContext
 from .search import epoch_event
@@ -144,7 +145,7 @@ def retrain(
         device=ctx.device,
         control=ctx.control,
         on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
-        checkpoint=out / "training.ckpt",
+        checkpoint=epoch_checkpoint_in(out),
         on_resume=lambda epoch: publish(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
         ),
@@ -166,7 +167,7 @@ def retrain(
         metrics=bundle_metrics(event, params, flops),
     )
     event = dataclasses.replace(event, weights_path=str(weights), genotype_path=str(meta))
-    atomic_write_json(out / "result.json", event.to_dict())
+    atomic_write_json(result_path_in(out), event.to_dict())
     return event, outcome
 
 

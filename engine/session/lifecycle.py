@@ -82,7 +82,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         self.run_dir = RunDir(run_dir)
         self.bus = bus or EventBus()
         self.control = control or Control()
-        self.control.watch(self.run_dir.path)
+        self.control.watch(self.run_dir.control_path)
         self.control.on_change = self._on_control
         self.resumed = resume
         self.device = "cpu"
@@ -121,7 +121,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         rd = self.run_dir
         if not self.resumed and os.path.lexists(rd.path) and not rd.path.is_dir():
             raise RunDirError(f"{rd.path} is a file, not a run directory")
-        locking = self.resumed and os.path.lexists(rd.path / ".lock")  # no lock file: nobody drives it
+        locking = self.resumed and os.path.lexists(rd.lock_path)  # no lock file: nobody drives it
         if locking:
             rd.acquire(announce=False)  # a run driven by another process is refused here too
         try:
@@ -244,7 +244,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         message = one_line(exc)
         self.publish(ev.RunFailed(error=message))
         try:
-            (self.run_dir.path / "error.log").write_text(traceback.format_exc())
+            self.run_dir.error_log_path.write_text(traceback.format_exc())
         except OSError:
             pass
         return SessionOutcome("failed", "error", self.run_dir.path, error=message)

@@ -28,7 +28,8 @@ from ..errors import CorruptFileError, SessionError, StopRequested
 from ..leaderboard import mean_std
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord
-from ..rundir import RunDir, read_json
+from ..jsonfile import read_json
+from ..rundir import RunDir
 from ..datafile import min_size_for_stacks
 from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS, Genotype
 from .final import final_config, retrain
@@ -164,11 +165,11 @@ class Retrain(RunLifecycle[_Prepared]):
         done: dict[int, ev.FinalResult] = {}
         if self.resumed:
             read_journal(rd.journal_path, strict=True)
-            rd.check_training_checkpoints()
+            rd.check_epoch_checkpoints()
             # Every file of the folder is checked as a search's resume checks it, used or not:
             # a damaged record or checkpoint is one line here, not something a later command trips on.
             rd.read_records()
-            rd.read_checkpoint()
+            rd.read_search_state()
             for path, saved in rd.final_results():
                 try:
                     if not isinstance(ev.event_from_dict(saved), ev.FinalResult):
@@ -176,7 +177,7 @@ class Retrain(RunLifecycle[_Prepared]):
                 except ValueError as exc:
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
             for seed in self.profile.final.seeds:
-                path = self._seed_dir(seed) / "result.json"
+                path = rd.retrain_result_path(seed)
                 if not os.path.lexists(path):
                     continue
                 saved = read_json(path)
@@ -216,7 +217,7 @@ class Retrain(RunLifecycle[_Prepared]):
         self._run_started(prepared.data, len(p.final.seeds), 1, "val_acc", "train")
 
     def _seed_dir(self, seed: int) -> Path:
-        return self.run_dir.final_dir / f"seed{seed}"
+        return self.run_dir.retrain_seed_dir(seed)
 
     def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
         p = self.profile

@@ -26,7 +26,8 @@ from ..errors import CorruptFileError, SessionError, StopRequested
 from ..fraction_check import check_search_fraction
 from ..profile import Profile, load_profile
 from ..records import CandidateRecord, best_record
-from ..rundir import RunDir, SearchCheckpoint
+from ..rundir import RunDir
+from ..search_state import SearchState
 from ..strategy import Strategy
 from .failures import summarize_failures
 from .final import FinalPhase
@@ -56,7 +57,7 @@ class _Prepared:
     device: str
     data: Dataset
     search_data: Dataset
-    checkpoint: SearchCheckpoint | None = None
+    checkpoint: SearchState | None = None
     records: dict[int, CandidateRecord] = field(default_factory=dict)
     finals_done: set[tuple[int, int]] = field(default_factory=set)
     strategy: Strategy | None = None
@@ -140,9 +141,9 @@ class Session(RunLifecycle[_Prepared]):
         finals: set[tuple[int, int]] = set()
         strategy: Strategy | None = None
         if self.resumed:
-            checkpoint = rd.read_checkpoint()
+            checkpoint = rd.read_search_state()
             records = rd.read_records()
-            rd.check_training_checkpoints()
+            rd.check_epoch_checkpoints()
             finals = self._read_finals()
             read_journal(rd.journal_path, strict=True)
             if checkpoint is None and records:
@@ -154,8 +155,8 @@ class Session(RunLifecycle[_Prepared]):
             if checkpoint is not None and checkpoint.state == "finished":
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
             if checkpoint is not None:
-                strategy = restore_strategy(checkpoint.strategy, self.space, str(rd.checkpoint_path))
-                check_strategy_matches(checkpoint.strategy, p, self.space, str(rd.checkpoint_path), rd.profile_path)
+                strategy = restore_strategy(checkpoint.strategy, self.space, str(rd.search_state_path))
+                check_strategy_matches(checkpoint.strategy, p, self.space, str(rd.search_state_path), rd.profile_path)
                 self._check_consistent(checkpoint, strategy, records)
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
@@ -187,9 +188,9 @@ class Session(RunLifecycle[_Prepared]):
             done.add((event.candidate_id, event.seed))
         return done
 
-    def _check_consistent(self, checkpoint: SearchCheckpoint, strategy: Strategy, records: dict[int, CandidateRecord]) -> None:
+    def _check_consistent(self, checkpoint: SearchState, strategy: Strategy, records: dict[int, CandidateRecord]) -> None:
         """The checkpoint and the records must tell one story; a gap means files were lost or changed."""
-        where = self.run_dir.checkpoint_path
+        where = self.run_dir.search_state_path
         for cid, record in sorted(records.items()):
             check_record_matches(record, self.space, str(self.run_dir.candidate_path(cid)))
         trained = sum(1 for r in records.values() if r.spent_budget)
@@ -261,9 +262,9 @@ class Session(RunLifecycle[_Prepared]):
 
     def _save_checkpoint(self, state: str, reason: str = "") -> None:
         strategy = self._strategy
-        assert strategy is not None, "a checkpoint is saved only while the run's strategy exists"
-        path = self.run_dir.write_checkpoint(
-            SearchCheckpoint(
+        assert strategy is not None, "the search state is saved only while the run's strategy exists"
+        path = self.run_dir.write_search_state(
+            SearchState(
                 state=state,
                 reason=reason,
                 strategy=strategy.state_dict(),

@@ -175,7 +175,7 @@ class Search:
                 break
             else:
                 t.first_of_key[g.key] = i
-                checkpoint = str(self.run_dir.candidate_checkpoint_path(cid))
+                checkpoint = str(self.run_dir.epoch_checkpoint_path(cid))
                 prune = self._prune_rule(batch, i, parents, median)
                 t.jobs.append(
                     Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint, prune=prune)

@@ -24,9 +24,10 @@ def main(args: argparse.Namespace) -> int:
     handle = AttachHandle(args.run_dir)  # checks the directory and its journal
     resume = hints.command("resume", handle.run_dir)
     try:
-        journal, offset = read_history(handle.run_dir / "events.jsonl")  # read once: the handle follows on from here
+        path = RunDir(handle.run_dir, resolve=False).journal_path
+        journal, offset = read_history(path)  # read once: the handle follows on from here
     except OSError as exc:
-        raise AttachError(f"cannot attach: reading {handle.run_dir / 'events.jsonl'}: {exc.strerror or exc}") from None
+        raise AttachError(f"cannot attach: reading {path}: {exc.strerror or exc}") from None
     ended = bool(journal) and isinstance(journal[-1], (ev.RunFinished, ev.RunFailed))
     if not ended and RunDir(handle.run_dir).locked_by_other() is None:
         # Nobody drives this run and it never ended: it crashed or was killed.

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from .. import hints
 
@@ -97,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="require volumes large enough for networks of S stacks (default 1)")
 
 
-def _counts_table(class_names: tuple[str, ...], counts: dict[str, tuple[int, ...]]):
+def _counts_table(class_names: tuple[str, ...], counts: dict[str, tuple[int, ...]]) -> Table:
     """A rich table of volumes per class and split."""
     from rich.table import Table
 

@@ -20,9 +20,9 @@ def main(args: argparse.Namespace) -> int:
     from engine.errors import RunDirError
     from engine.journal import read_journal
     from engine.leaderboard import Leaderboard, export
+    from engine.rundir import RunDir
 
-    run_dir = Path(args.run_dir)
-    journal = run_dir / "events.jsonl"
+    journal = RunDir(Path(args.run_dir), resolve=False).journal_path
     if not journal.exists():
         raise RunDirError(f"no run journal at {journal}")
     if args.output is not None:

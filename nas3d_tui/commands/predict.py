@@ -15,6 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from engine.predict import PredictionReport
 
 NAME = "predict"
 HELP = "classify .nii/.nii.gz/.npy/.npz volumes with a found model (a bundle folder)"
@@ -40,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--recursive", action="store_true", help="also classify files in sub-folders")
 
 
-def _table(report):
+def _table(report: PredictionReport) -> Table:
     from rich.table import Table
 
     table = Table()

@@ -7,6 +7,15 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.control import Control
+    from engine.session.lifecycle import RunLifecycle
+
+    from ..console import ConsoleSink
 
 from .. import hints
 
@@ -30,12 +39,12 @@ def main(args: argparse.Namespace) -> int:
     return drive(Session.create(profile, run_dir=args.run_dir), args.headless)
 
 
-def stopped_hint(run_dir) -> None:
+def stopped_hint(run_dir: Path) -> None:
     print(f"checkpoint written; continue with: {hints.command('resume', run_dir)}", file=sys.stderr)
 
 
 @contextlib.contextmanager
-def stop_on_signals(control) -> Iterator[None]:
+def stop_on_signals(control: Control) -> Iterator[None]:
     """While inside: the first Ctrl-C / TERM asks ``control`` to stop (with a checkpoint); a second one leaves now.
 
     A Python signal handler runs on the main thread between two bytecodes of
@@ -47,7 +56,7 @@ def stop_on_signals(control) -> Iterator[None]:
     """
     interrupted = 0
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
         interrupted += 1
         if interrupted > 1:
@@ -63,7 +72,7 @@ def stop_on_signals(control) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def drive(session, headless: bool) -> int:
+def drive(session: RunLifecycle, headless: bool) -> int:
     """Run a session headless or in the dashboard; returns the exit code."""
     if headless:
         return run_headless(session)
@@ -81,7 +90,7 @@ def drive(session, headless: bool) -> int:
     return code
 
 
-def run_headless(session, sink=None) -> int:
+def run_headless(session: RunLifecycle, sink: ConsoleSink | None = None) -> int:
     """Run with rich progress on the console (stdout, or ``sink``'s console); Ctrl-C / TERM stop with a checkpoint."""
     from ..console import ConsoleSink
 
@@ -97,8 +106,10 @@ def run_headless(session, sink=None) -> int:
     elif outcome.state == "failed" and outcome.reason == "all-failed":  # the one line says why and what to change
         from ..cli import fail
 
-        fail(outcome.error)
+        fail(outcome.error or outcome.reason)
     elif outcome.state == "failed":
-        print(f"nas3d-tui: error: the run failed: {outcome.error}; details in {outcome.run_dir / 'error.log'}; "
+        from engine.rundir import RunDir
+
+        print(f"nas3d-tui: error: the run failed: {outcome.error}; details in {RunDir(outcome.run_dir, resolve=False).error_log_path}; "
               f"finished candidates are kept ({hints.command('resume', outcome.run_dir)})", file=sys.stderr)
     return outcome.exit_code

@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nas3d_tui.serve import BackgroundSearch
 
 from .. import hints
 
@@ -48,21 +52,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_dir(path: str, need_journal: bool) -> Path:
     from engine.errors import UserError
 
-    from nas3d_tui.serve import JOURNAL
+    from engine.rundir import RunDir
 
     run_dir = Path(path).expanduser()
     if not run_dir.is_dir():
         raise UserError(f"no run directory at {run_dir}")
-    if need_journal and not (run_dir / JOURNAL).is_file():
-        raise UserError(f"{run_dir} has no {JOURNAL}: not a run directory, or its run has not started")
+    journal = RunDir(run_dir, resolve=False).journal_path
+    if need_journal and not journal.is_file():
+        raise UserError(f"{run_dir} has no {journal.name}: not a run directory, or its run has not started")
     return run_dir.resolve()
 
 
-def _background(args: argparse.Namespace):
+def _background(args: argparse.Namespace) -> tuple[Path, BackgroundSearch]:
     """The run directory and the search to start for ``serve run`` / ``serve resume``."""
     from engine.errors import UserError
 
-    from nas3d_tui.serve import JOURNAL, BackgroundSearch, fresh_run_dir, nas3d_argv
+    from engine.rundir import RunDir
+
+    from nas3d_tui.serve import BackgroundSearch, fresh_run_dir, nas3d_argv
 
     if args.serve_mode == "resume":
         from engine.session import Session
@@ -79,7 +86,7 @@ def _background(args: argparse.Namespace):
         run_dir = Path(args.run_dir).expanduser()
     else:
         run_dir = fresh_run_dir(profile.run.output_dir, profile.run.name)
-    if (run_dir / JOURNAL).exists():
+    if RunDir(run_dir, resolve=False).journal_path.exists():
         raise UserError(f"{run_dir} already holds a run: continue it with `{hints.command('serve', 'resume', run_dir)}`")
     from engine.session import Session
 

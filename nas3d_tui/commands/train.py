@@ -21,6 +21,12 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.profile import Profile
+    from engine.session.retrain import Retrain
+    from engine.space import Genotype, SearchSpace
 
 NAME = "train"
 HELP = "retrain an architecture over seeds and report test AUC / ACC (mean ± std)"
@@ -51,7 +57,7 @@ def _is(path: Path, what: str) -> bool:
         return False
 
 
-def resolve_arch(text: str, space) -> tuple:
+def resolve_arch(text: str, space: SearchSpace) -> tuple[Genotype, Path | None]:
     """``(genotype, run_dir or None)`` of an ARCH argument.
 
     Raises:
@@ -59,6 +65,7 @@ def resolve_arch(text: str, space) -> tuple:
     """
     from engine.bundle import BUNDLE_FORMAT, GENOTYPE_FILE
     from engine.errors import CorruptFileError, UserError
+    from engine.jsonfile import read_json
     from engine.rundir import RunDir
     from engine.space import Genotype
 
@@ -83,12 +90,12 @@ def resolve_arch(text: str, space) -> tuple:
     if _is(path, "any"):
         file = path / GENOTYPE_FILE if path.is_dir() else path
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = read_json(file)
             fmt = data.get("format") if isinstance(data, dict) else None
             if fmt is not None and fmt != BUNDLE_FORMAT:
                 raise ValueError(f"format = {fmt!r}, expected {BUNDLE_FORMAT!r} or none")
             return Genotype.from_dict(data, max_edges=space.max_edges), None
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        except (UserError, OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{file}: not a genotype JSON ({' '.join(str(exc).split())[:160]})") from None
     if re.match(r"S\d+M\d+F\d+\b", text.strip()):
         try:
@@ -109,10 +116,11 @@ def resolve_arch(text: str, space) -> tuple:
         raise UserError(f"ARCH chromosome: {exc}") from None
 
 
-def _profile(args: argparse.Namespace, run_dir: Path | None):
+def _profile(args: argparse.Namespace, run_dir: Path | None) -> Profile:
     from engine.profile import load_profile
+    from engine.rundir import RunDir
 
-    base = args.profile or (str(run_dir / "profile.toml") if run_dir is not None else "paper")
+    base = args.profile or (str(RunDir(run_dir, resolve=False).profile_path) if run_dir is not None else "paper")
     overrides = ["run.name='train'", *args.overrides]
     if args.dataset is not None:
         overrides += [f"data.dataset={json.dumps(args.dataset)}", "data.path=''"]
@@ -150,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
     return drive(job, dashboard=args.dashboard, fmt=args.format)
 
 
-def drive(job, dashboard: bool = False, fmt: str = "text") -> int:
+def drive(job: Retrain, dashboard: bool = False, fmt: str = "text") -> int:
     """Run a ``Retrain`` headless (progress on stderr) or in the dashboard; print its results."""
     from rich.console import Console
 
@@ -166,7 +174,7 @@ def drive(job, dashboard: bool = False, fmt: str = "text") -> int:
     return code
 
 
-def print_results(job, fmt: str) -> None:
+def print_results(job: Retrain, fmt: str) -> None:
     """The per-seed and mean ± std test metrics (text), or one JSON object as the last line."""
     summary = job.summary.to_dict()
     if fmt == "json":
@@ -178,7 +186,7 @@ def print_results(job, fmt: str) -> None:
         print(f"seed {s['seed']}: test AUC {s['test_auc']:.4f}  test ACC {s['test_acc']:.4f}  ({s['epochs']} epochs)")
     mean, std = summary["mean"], summary["std"]
     if summary["seeds"]:
-        def pm(m, s):
+        def pm(m: float, s: float | None) -> str:
             return f"{m:.4f}" + (f" ± {s:.4f}" if s is not None else "")
 
         print(f"mean over {len(summary['seeds'])} seed(s): test AUC {pm(mean['test_auc'], std['test_auc'])}  "

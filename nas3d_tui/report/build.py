@@ -17,16 +17,17 @@ from pathlib import Path
 
 from engine import events as ev
 
-from engine.journal import read_journal
+from engine.atomic import atomic_write_text
 from engine.errors import UserError, os_error_message
+from engine.journal import read_journal
+from engine.rundir import RunDir
 
 from .figures import FigureFile, write_figures
 from .render import render_html, render_markdown
 from .summary import RunSummary, summarise
 
-__all__ = ["JOURNAL", "FIGURES", "DEFAULT_TOP_K", "ReportFiles", "read_run", "default_output", "build_report"]
+__all__ = ["FIGURES", "DEFAULT_TOP_K", "ReportFiles", "read_run", "default_output", "build_report"]
 
-JOURNAL = "events.jsonl"
 FIGURES = "figures"  # folder of PNG / SVG files beside the documents
 DEFAULT_TOP_K = 5
 
@@ -53,9 +54,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[Path, list[ev.Event]]:
         raise UserError(f"no run directory at {path}")
     if not path.is_dir():
         raise UserError(f"{path} is not a run directory (not a directory)")
-    journal = path / JOURNAL
+    journal = RunDir(path, resolve=False).journal_path
     if not journal.exists():
-        raise UserError(f"{path} has no {JOURNAL}: not a run directory, or the run has not started")
+        raise UserError(f"{path} has no {journal.name}: not a run directory, or the run has not started")
     if not journal.is_file():
         raise UserError(f"{journal} is not a file")
     try:
@@ -69,7 +70,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[Path, list[ev.Event]]:
 
 def default_output(run_dir: str | os.PathLike[str]) -> Path:
     """Where the report goes without ``-o``: ``RUN_DIR/report``."""
-    return Path(run_dir).expanduser() / "report"
+    return RunDir(Path(run_dir).expanduser(), resolve=False).report_dir
 
 
 def _prepare(out_dir: Path) -> Path:
@@ -90,10 +91,8 @@ def _prepare(out_dir: Path) -> Path:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     # a path that is not UTF-8 (a lone surrogate from os.fsdecode) is shown as U+FFFD: the page stays valid UTF-8
-    tmp.write_text(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
 def build_report(

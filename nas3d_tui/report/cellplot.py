@@ -14,7 +14,7 @@ tested on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -142,13 +142,13 @@ def edge_routes(matrix: Sequence[Sequence[int]], placed: Sequence[Placed]) -> tu
     return routes, max(lanes.values())
 
 
-def macro_line(genotype: dict) -> str:
+def macro_line(genotype: dict[str, Any]) -> str:
     """``S1 · M2 · F16`` (stacks, modules per stack, initial filters)."""
     g = genotype
     return f"S{g.get('n_stacks', '?')} · M{g.get('n_modules', '?')} · F{g.get('n_filters', '?')}"
 
 
-def draw_cell(fig: Figure, genotype: dict, title: str = "", footer: str = "") -> None:
+def draw_cell(fig: Figure, genotype: dict[str, Any], title: str = "", footer: str = "") -> None:
     """Draw ``genotype`` (the dict the engine publishes) onto ``fig``, filling it.
 
     Args:

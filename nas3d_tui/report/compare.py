@@ -84,7 +84,7 @@ def anytime_seconds(events: Sequence[ev.Event]) -> list[float]:
     return out
 
 
-def profile_diff(profiles: Sequence[dict]) -> list[tuple[str, tuple[Any, ...]]]:
+def profile_diff(profiles: Sequence[dict[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
     """The flattened keys whose values are not the same in every profile, in first-seen order."""
     flat = [dict(flatten_profile(p if isinstance(p, dict) else {})) for p in profiles]
     keys = list(dict.fromkeys(k for f in flat for k in f))

@@ -11,7 +11,9 @@ Agg canvas, no pyplot; reads only a ``Comparison``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -29,7 +31,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 COMPARE_CHARTS = ("compare_anytime", "compare_anytime_time", "compare_pareto_flops")
 
 
-def _style(k: int) -> dict:
+def _style(k: int) -> dict[str, Any]:
     return {"color": COLOURS[k % len(COLOURS)], "marker": MARKERS[k % len(MARKERS)]}
 
 
@@ -42,7 +44,7 @@ def time_unit(seconds: float) -> tuple[str, float]:
     return "s", 1.0
 
 
-def _curve(ax, k: int, r: ComparedRun, xs: list[float], end: float) -> None:
+def _curve(ax: Axes, k: int, r: ComparedRun, xs: list[float], end: float) -> None:
     """The best-so-far steps of run ``k``, markers where it improved, carried on to ``end``."""
     best = [p.best for p in r.summary.anytime]
     style = _style(k)
@@ -124,7 +126,7 @@ def _plot_fronts(fig: Figure, c: Comparison) -> str:
             f"(highest fitness for its cost; bold markers). Fronts: {parts}.")
 
 
-_CHARTS = {
+_CHARTS: dict[str, tuple[str, Callable[[Figure, Comparison], str]]] = {
     "compare_anytime": ("Anytime curves", lambda fig, c: _plot_anytime(fig, c, by_time=False)),
     "compare_anytime_time": ("Anytime curves against run time", lambda fig, c: _plot_anytime(fig, c, by_time=True)),
     "compare_pareto_flops": ("Pareto fronts against FLOPs", _plot_fronts),

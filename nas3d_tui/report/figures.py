@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from engine.atomic import atomic_write
 from tui.fmt import si
 from tui.generations import MAX_JUMP_LINES, binned, points, sparse_jumps
 
@@ -63,7 +65,7 @@ def _new(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _empty(ax, text: str) -> None:
+def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#6b7280", fontsize=11)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -215,9 +217,9 @@ def draw_chart(name: str, summary: RunSummary) -> tuple[Figure, str, str]:
 
 def _save(fig: Figure, out_dir: Path, name: str, title: str, caption: str) -> FigureFile:
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+    atomic_write(png, lambda fh: fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None}))
     with matplotlib.rc_context({"svg.hashsalt": "nas3d-tui", "svg.fonttype": "path"}):
-        fig.savefig(svg, format="svg", dpi=DPI, metadata={"Date": None})
+        atomic_write(svg, lambda fh: fig.savefig(fh, format="svg", dpi=DPI, metadata={"Date": None}))
     w, h = fig.get_size_inches()
     return FigureFile(name, title, caption, png, svg, pixel_size((w, h)))
 

@@ -76,7 +76,7 @@ class RunSummary:
     segments: int  # run segments: 1 + the number of resumes
     outcome: str  # one line: how the journal ends
     ended: bool  # a RunFinished / RunFailed closes the last segment
-    profile: dict
+    profile: dict[str, Any]
     generations: tuple[ev.GenerationFinished, ...]
     jumps: tuple[ev.Jump, ...]
     candidates: tuple[ev.CandidateFinished, ...]  # the last result of each candidate id
@@ -122,13 +122,13 @@ def pareto_mask(costs: Sequence[float], fitnesses: Sequence[float]) -> list[bool
     return mask
 
 
-def _tie_break(profile: dict) -> str:
+def _tie_break(profile: dict[str, Any]) -> str:
     search = profile.get("search") if isinstance(profile, dict) else None
     value = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
     return value if value in TIE_BREAKS else "val_auc"
 
 
-def flatten_profile(profile: dict, prefix: str = "") -> list[tuple[str, Any]]:
+def flatten_profile(profile: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """``{"run": {"seed": 42}}`` → ``[("run.seed", 42)]``, in the profile's own order."""
     rows: list[tuple[str, Any]] = []
     for key, value in profile.items():

@@ -28,6 +28,7 @@ from engine import events as ev
 
 from engine.journal import read_journal
 from engine.control import write_command
+from engine.rundir import RunDir
 from engine.errors import UserError
 from headless_chromium import Browser, require_chromium
 from nas3d_tui.serve import BackgroundSearch, check_port, exposure_warning, fresh_run_dir, is_loopback
@@ -133,6 +134,7 @@ class TestRefusals:
 STAND_IN = textwrap.dedent("""
     import json, os, sys, time
     from engine.control import read_command
+    from engine.rundir import RunDir
     run_dir = sys.argv[1]
     time.sleep(0.3)
     with open(os.path.join(run_dir, "events.jsonl"), "a") as fh:
@@ -141,7 +143,7 @@ STAND_IN = textwrap.dedent("""
                              "population": 1, "num_classes": 2, "task": "binary-class", "pid": os.getpid()}) + "\\n")
     started = time.time()
     while time.time() - started < 60:
-        command = read_command(run_dir)
+        command = read_command(RunDir(run_dir).control_path)
         if command and command[0] == "stop" and command[1] > started:
             print("stopped with a checkpoint")
             sys.exit(130)
@@ -221,7 +223,7 @@ def stop_everything(proc: subprocess.Popen, run_dir: Path) -> None:
             proc.wait()
     if not (run_dir / "events.jsonl").is_file():
         return
-    write_command(run_dir, "stop")  # obeyed by a search that outlived its serve process
+    write_command(RunDir(run_dir).control_path, "stop")  # obeyed by a search that outlived its serve process
     pids = {e.pid for e in read_journal(run_dir / "events.jsonl") if isinstance(e, ev.RunStarted)}
     deadline = time.monotonic() + 60
     while pids and time.monotonic() < deadline:

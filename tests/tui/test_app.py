@@ -11,6 +11,7 @@ from engine import events as ev
 
 from engine.journal import JournalSink
 from engine.leaderboard import Leaderboard
+from engine.rundir import RunDir
 from tui.app import NasApp
 from tui.replay import ReplayHandle
 from tui.screens import CandidateDetails, ConfirmQuit, HelpScreen
@@ -408,7 +409,7 @@ async def test_attached_dashboard_follows_a_growing_journal(tmp_path: Path, jour
                 break
         assert app.state.events_applied == half and app.state.status in (RUNNING, PAUSED)
         await pilot.press("p")
-        assert control.read_command(run_dir)[0] == "pause"
+        assert control.read_command(RunDir(run_dir).control_path)[0] == "pause"
         for e in journal[half:]:
             writer(e)
         writer.close()
@@ -420,5 +421,5 @@ async def test_attached_dashboard_follows_a_growing_journal(tmp_path: Path, jour
         assert app.state.snapshot() == DashboardState.from_events(journal).snapshot()
         await pilot.press("q")
         await pilot.pause()
-    assert control.read_command(run_dir)[0] == "pause"  # quitting detached: no stop was sent
+    assert control.read_command(RunDir(run_dir).control_path)[0] == "pause"  # quitting detached: no stop was sent
     assert not handle._thread.is_alive()

@@ -11,6 +11,7 @@ import pytest
 from engine import control
 from engine import events as ev
 from engine.journal import JournalSink
+from engine.rundir import RunDir
 from tui.attach import AttachError, AttachHandle
 from tui.handle import HandleError, RunHandle
 from tui.replay import ReplayHandle
@@ -122,11 +123,11 @@ def test_attach_sends_commands_through_the_control_file(tmp_path: Path, running_
     before = time.time()
     for command in ("pause", "resume", "stop"):
         getattr(handle, command)()
-        name, ts = control.read_command(run_dir)
+        name, ts = control.read_command(RunDir(run_dir).control_path)
         assert name == command and ts >= before
     assert json.loads((run_dir / "control.json").read_text())["command"] == "stop"
     # the running session's Control obeys it at its next batch boundary
-    flags = control.Control(run_dir=run_dir, poll=0.0)
+    flags = control.Control(command_file=RunDir(run_dir).control_path, poll=0.0)
     time.sleep(0.01)
     handle.stop()
     with pytest.raises(control.StopRequested):
