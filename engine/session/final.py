@@ -18,7 +18,7 @@ from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile, TrainingConfig
 from ..records import CandidateRecord, ranked
-from ..rundir import RunDir, epoch_checkpoint_in, result_path_in
+from ..rundir import epoch_checkpoint_in, result_path_in
 from ..space import Genotype
 from .context import RunContext
 from .search import epoch_event
