@@ -5,10 +5,14 @@ Nothing shares the device, so an out-of-memory error is final (``oom``).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-from ..training.loop import train_candidate
+from ..control import Gate
+from ..errors import StopRequested
+from ..training.data_protocol import TrainData
+from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
+from .worker import EpochDone, Notice, Resumed, Started, Stopped, WorkerMessage, run_job
 
 __all__ = ["SequentialEvaluator"]
 
@@ -20,16 +24,25 @@ class SequentialEvaluator:
         data: the search subset (``engine.data.Dataset``) on ``device``.
         spec: training settings and fitness.
         device: where to train.
-        control: pause / stop flags, obeyed at every batch boundary.
+        control: the batch gate (the session's pause / stop flags).
+        model_factory: builds each network (None: ``engine.model.build_network``).
     """
 
     name = "local"
 
-    def __init__(self, data: Any, spec: TrainSpec, device: str, control: Any = None) -> None:
+    def __init__(
+        self,
+        data: TrainData,
+        spec: TrainSpec,
+        device: str,
+        control: Gate | None = None,
+        model_factory: ModelFactory | None = None,
+    ) -> None:
         self.data = data
         self.spec = spec
         self.device = device
         self.control = control
+        self.model_factory = model_factory
         self.worker = f"local:{device}"
 
     def evaluate(self, jobs: Sequence[Job], callbacks: Callbacks) -> None:
@@ -39,22 +52,25 @@ class SequentialEvaluator:
             engine.errors.StopRequested: at the batch boundary after a stop.
         """
         for job in jobs:
-            callbacks.on_start(job, self.worker)
-            result = train_candidate(
-                job.genotype,
-                self.data,
-                self.spec.config,
-                seed=job.seed,
-                fitness=self.spec.fitness,
-                device=self.device,
-                control=self.control,
-                on_epoch=lambda record, job=job: callbacks.on_epoch(job, record),
-                checkpoint=job.checkpoint,
-                prune=job.prune,
-                on_resume=lambda epoch, job=job: callbacks.on_resume(job, epoch),
-                on_notice=lambda text, job=job: callbacks.on_notice(job, text),
+
+            def report(message: WorkerMessage, job: Job = job) -> None:
+                match message:
+                    case Started():
+                        callbacks.on_start(job, self.worker)
+                    case EpochDone(record=record):
+                        callbacks.on_epoch(job, record)
+                    case Resumed(epoch=epoch):
+                        callbacks.on_resume(job, epoch)
+                    case Notice(text=text):
+                        callbacks.on_notice(job, text)
+
+            reply = run_job(
+                job, lambda: self.data, self.spec, self.device, self.control, report,
+                worker=self.worker, model_factory=self.model_factory,
             )
-            callbacks.on_done(job, result, self.worker)
+            if isinstance(reply, Stopped):
+                raise StopRequested()
+            callbacks.on_done(job, reply.result, self.worker)
 
     def close(self) -> None:
         pass

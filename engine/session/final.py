@@ -100,7 +100,7 @@ def retrain(
         device=device,
         control=control,
         on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
-        checkpoint=out / "training.ckpt",
+        epoch_checkpoint=out / "training.ckpt",
         on_resume=lambda epoch: publish(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
         ),
@@ -200,7 +200,7 @@ class FinalPhase:
             for seed in f.seeds:
                 if (cid, seed) in self.done:
                     continue
-                self.control.checkpoint()
+                self.control.at_batch_boundary()
                 event, _ = retrain(
                     genotype,
                     self.data,
