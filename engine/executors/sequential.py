@@ -5,6 +5,7 @@ Nothing shares the device, so an out-of-memory error is final (``oom``).
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 from ..control import Gate
@@ -12,7 +13,8 @@ from ..errors import StopRequested
 from ..training.data_protocol import TrainData
 from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
-from .worker import EpochDone, Notice, Resumed, Started, Stopped, WorkerMessage, run_job
+from .tasks import TaskCore
+from .worker import Stopped, run_job
 
 __all__ = ["SequentialEvaluator"]
 
@@ -46,31 +48,28 @@ class SequentialEvaluator:
         self.worker = f"local:{device}"
 
     def evaluate(self, jobs: Sequence[Job], callbacks: Callbacks) -> None:
-        """Train every job in order.
+        """Train every job in order (``TaskCore`` hands on what ``run_job`` reports).
 
         Raises:
             engine.errors.StopRequested: at the batch boundary after a stop.
         """
-        for job in jobs:
-
-            def report(message: WorkerMessage, job: Job = job) -> None:
-                match message:
-                    case Started():
-                        callbacks.on_start(job, self.worker)
-                    case EpochDone(record=record):
-                        callbacks.on_epoch(job, record)
-                    case Resumed(epoch=epoch):
-                        callbacks.on_resume(job, epoch)
-                    case Notice(text=text):
-                        callbacks.on_notice(job, text)
-
+        core = TaskCore(jobs, callbacks, [])
+        while core.queue:
+            task = core.queue.popleft()
+            core.dispatched(task, shared=False)
             reply = run_job(
-                job, lambda: self.data, self.spec, self.device, self.control, report,
-                worker=self.worker, model_factory=self.model_factory,
+                task.job,
+                lambda: self.data,
+                self.spec,
+                self.device,
+                self.control,
+                functools.partial(core.progress, task),
+                worker=self.worker,
+                model_factory=self.model_factory,
             )
             if isinstance(reply, Stopped):
                 raise StopRequested()
-            callbacks.on_done(job, reply.result, self.worker)
+            core.finished(task, reply.result, self.worker)
 
     def close(self) -> None:
         pass

@@ -120,7 +120,7 @@ class Stopped:
 Progress = Union[Started, EpochDone, Resumed, Notice, Paused, Running]
 Reply = Union[Finished, Stopped]
 WorkerMessage = Union[Progress, Reply]
-Report = Callable[[WorkerMessage], None]
+Report = Callable[[Progress], None]
 
 
 class _ReportFailed(Exception):
@@ -168,7 +168,7 @@ def run_job(
 
     cid = job.candidate_id
 
-    def send(message: WorkerMessage) -> None:
+    def send(message: Progress) -> None:
         try:
             report(message)
         except BaseException as exc:  # noqa: BLE001 - re-raised unchanged below
