@@ -18,13 +18,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 from .atomic import atomic_write_json
 from .errors import StopRequested, UserError
 from .jsonfile import read_json
 
-__all__ = ["Control", "StopRequested", "write_command", "read_command"]
+__all__ = ["Control", "Gate", "StopRequested", "write_command", "read_command"]
 
 
 def write_command(command_file: str | os.PathLike[str], command: str) -> None:
@@ -41,6 +41,29 @@ def read_command(command_file: str | os.PathLike[str]) -> tuple[str, float] | No
         return str(data["command"]), float(data["ts"])
     except (UserError, ValueError, KeyError, TypeError):
         return None
+
+
+@runtime_checkable
+class Gate(Protocol):
+    """The batch gate: the pause / stop point training passes at every batch boundary.
+
+    ``Control`` (the session's flags), the process pool's shared events and
+    Ray's hub flags all implement it; the trainer takes a ``Gate | None``.
+    """
+
+    @property
+    def paused(self) -> bool:
+        """A pause was asked for (and not yet lifted)."""
+        ...
+
+    @property
+    def stopped(self) -> bool:
+        """A stop was asked for."""
+        ...
+
+    def at_batch_boundary(self) -> None:
+        """Block while paused; raise ``StopRequested`` once a stop was asked for."""
+        ...
 
 
 class Control:
@@ -146,7 +169,7 @@ class Control:
             self._halted = False
         self._emit("resumed")
 
-    def checkpoint(self) -> None:
+    def at_batch_boundary(self) -> None:
         """Called by the engine at every batch boundary: blocks while paused, raises on stop.
 
         The first engine thread that blocks reports ``paused``; leaving the

@@ -9,10 +9,14 @@ trains the candidates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from ..profile.sections import TrainingConfig
 from ..pruning import PruneRule
+
+if TYPE_CHECKING:  # importing the trainer would import torch
+    from ..space import Genotype
+    from ..training.loop import CandidateResult, EpochRecord
 
 __all__ = ["Job", "TrainSpec", "Callbacks", "Evaluator", "candidate_seed"]
 
@@ -30,15 +34,15 @@ class Job:
         candidate_id: the strategy's proposal number.
         genotype: the feasible ``engine.space.Genotype``.
         seed: its training seed (``candidate_seed``).
-        checkpoint: where its per-epoch checkpoint lives (None: none).
+        epoch_checkpoint: where its epoch checkpoint lives (None: none).
         prune: the bars its training must reach epoch by epoch
             (``engine.pruning``); None: trained to the end.
     """
 
     candidate_id: int
-    genotype: Any
+    genotype: Genotype
     seed: int
-    checkpoint: str | None = None
+    epoch_checkpoint: str | None = None
     prune: PruneRule | None = None
 
 
@@ -56,14 +60,14 @@ class Callbacks:
 
     ``on_start(job, worker)`` once per attempt; ``on_epoch(job, record)``
     after every epoch; ``on_done(job, result, worker)`` once per job with the
-    final ``CandidateResult``; ``on_resume(job, epoch)`` when a checkpoint let
-    a job start after ``epoch``; ``on_notice(job, text)`` for a one-line
-    warning (a refused checkpoint).
+    final ``CandidateResult``; ``on_resume(job, epoch)`` when an epoch
+    checkpoint let a job start after ``epoch``; ``on_notice(job, text)`` for a
+    one-line warning (a refused epoch checkpoint).
     """
 
     on_start: Callable[[Job, str], None]
-    on_epoch: Callable[[Job, dict], None]
-    on_done: Callable[[Job, Any, str], None]
+    on_epoch: Callable[[Job, EpochRecord], None]
+    on_done: Callable[[Job, CandidateResult, str], None]
     on_resume: Callable[[Job, int], None] = lambda job, epoch: None
     on_notice: Callable[[Job, str], None] = lambda job, text: None
 

@@ -9,15 +9,21 @@ threads on CUDA, processes on the CPU).
 """
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import TYPE_CHECKING
 
 from .base import Evaluator, TrainSpec
 from .plan import plan_workers
 
+if TYPE_CHECKING:
+    from ..control import Control
+    from ..data import Dataset
+    from ..profile.sections import ExecutorConfig
+    from ..training.loop import ModelFactory
+
 __all__ = ["make_evaluator", "check_executor", "concurrency_of"]
 
 
-def check_executor(executor: Any) -> None:
+def check_executor(executor: ExecutorConfig) -> None:
     """Fail early, with one line, when the ``[executor]`` section cannot run here.
 
     Raises:
@@ -29,7 +35,7 @@ def check_executor(executor: Any) -> None:
         import_ray()
 
 
-def concurrency_of(executor: Any, device: str) -> str:
+def concurrency_of(executor: ExecutorConfig, device: str) -> str:
     """``sequential``, ``threads``, ``processes`` or ``ray``: how the executor trains candidates."""
     if executor.kind == "ray":
         return "ray"
@@ -39,18 +45,18 @@ def concurrency_of(executor: Any, device: str) -> str:
         return "sequential"
     if executor.concurrency == "auto":
         return "threads" if cuda else "processes"
-    return executor.concurrency
+    return str(executor.concurrency)
 
 
 def make_evaluator(
-    executor: Any,
+    executor: ExecutorConfig,
     run_device: str,
-    data: Any,
+    data: Dataset,
     spec: TrainSpec,
     device: str,
-    control: Any = None,
+    control: Control | None = None,
     *,
-    simulate_oom: Collection[int] = (),
+    model_factory: ModelFactory | None = None,
 ) -> Evaluator:
     """The evaluator for the profile's ``[executor]`` section.
 
@@ -61,8 +67,8 @@ def make_evaluator(
         spec: training settings and fitness.
         device: the session's resolved device.
         control: pause / stop flags of the session.
-        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
-            out-of-memory error whenever they share their device.
+        model_factory: builds each network (None: ``engine.model.build_network``);
+            it must pickle for processes and Ray. Tests inject failures with it.
 
     Raises:
         engine.errors.SessionError: Ray was asked for and is not installed.
@@ -79,12 +85,12 @@ def make_evaluator(
             workers=executor.workers,
             per_gpu=executor.per_gpu,
             use_gpus=run_device != "cpu",
-            simulate_oom=simulate_oom,
+            model_factory=model_factory,
         )
     if how == "sequential":
         from .sequential import SequentialEvaluator
 
-        return SequentialEvaluator(data, spec, device, control)
+        return SequentialEvaluator(data, spec, device, control, model_factory)
     cuda = 0
     if device.startswith("cuda"):
         import torch
@@ -94,7 +100,7 @@ def make_evaluator(
     if how == "threads":
         from .threads import ThreadEvaluator
 
-        return ThreadEvaluator(data, spec, control, slots, simulate_oom=simulate_oom)
+        return ThreadEvaluator(data, spec, control, slots, model_factory=model_factory)
     from .pool import LocalPoolEvaluator
 
-    return LocalPoolEvaluator(data, spec, control, slots, simulate_oom=simulate_oom)
+    return LocalPoolEvaluator(data, spec, control, slots, model_factory=model_factory)

@@ -1,21 +1,20 @@
-"""Moving the search subset to other processes, and the test-only out-of-memory model.
+"""Moving the search subset to other processes.
 
 ``pack_dataset`` turns the resident search subset into plain CPU tensors and
 metadata that a worker process (a spawned pool worker, a Ray task) can load
 once and make resident on its own device with ``unpack_dataset``.
-
-``simulated_oom_model`` is a ``model_fn`` for tests only: it raises the error a
-CUDA allocation failure raises, so the retry-alone rule can be exercised on a
-machine without a GPU.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["pack_dataset", "unpack_dataset", "simulated_oom_model"]
+if TYPE_CHECKING:
+    from ..data import Dataset
+
+__all__ = ["pack_dataset", "unpack_dataset"]
 
 
-def pack_dataset(data: Any) -> dict[str, Any]:
+def pack_dataset(data: Dataset) -> dict[str, Any]:
     """The search subset as plain CPU tensors (train and val only) plus its metadata."""
     import dataclasses
 
@@ -28,7 +27,7 @@ def pack_dataset(data: Any) -> dict[str, Any]:
     return out
 
 
-def unpack_dataset(packed: dict[str, Any], device: str) -> Any:
+def unpack_dataset(packed: dict[str, Any], device: str) -> Dataset:
     """A ``Dataset`` resident on ``device`` from ``pack_dataset``'s dict (test = val: never used in search)."""
     import torch
 
@@ -43,9 +42,3 @@ def unpack_dataset(packed: dict[str, Any], device: str) -> Any:
     val = split("val")
     return Dataset(**packed["meta"], train=split("train"), val=val, test=val)
 
-
-def simulated_oom_model(genotype: Any, **_: Any) -> Any:
-    """TEST ONLY ``model_fn``: raises the error a CUDA allocation failure raises."""
-    import torch
-
-    raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated for a test: device shared)")

@@ -24,7 +24,7 @@ workers on C cores reproduces a sequential run made with
 ``torch.set_num_threads(C // N)``).
 
 It must not decide what is trained, write to the run directory (beyond the
-checkpoint files the jobs name) or publish events; workers never write to
+epoch checkpoint files the jobs name) or publish events; workers never write to
 the terminal (their output goes to a log file in the pool's folder).
 """
 from __future__ import annotations
@@ -37,16 +37,24 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
+from ..control import Control
 from ..errors import StopRequested, one_line
-from ..training.loop import CandidateResult
+from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
-from .packing import pack_dataset, simulated_oom_model, unpack_dataset
+from .packing import pack_dataset, unpack_dataset
 from .plan import WorkerSlot
 from .tasks import Slot, Task, TaskCore, Trace, control_flags, drain_with_grace, place
+from .worker import Finished, Paused, Running, Stopped, WorkerMessage, run_job
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = ["LocalPoolEvaluator", "PoolError"]
 
@@ -57,13 +65,45 @@ class PoolError(RuntimeError):
     """The worker pool cannot run (a worker keeps failing to start)."""
 
 
+# What the session sends a worker, and what a worker says about itself (its candidates' messages
+# are ``engine.executors.worker``'s).
+
+
+@dataclass(frozen=True)
+class _Train:
+    """Session -> worker: train this job."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class _Exit:
+    """Session -> worker: end the process."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """Worker -> session: the data is resident, jobs can come."""
+
+
+@dataclass(frozen=True)
+class _Fatal:
+    """Worker -> session: the worker cannot start (it exits next)."""
+
+    error: str
+
+
+_ToWorker = Union[_Train, _Exit]
+_FromWorker = Union[_Ready, _Fatal, WorkerMessage]
+
+
 # ---------------------------------------------------------------------------------------------
 # Worker process side
 # ---------------------------------------------------------------------------------------------
 
 
-class _SharedControl:
-    """What training calls at every batch boundary inside a worker.
+class _SharedGate:
+    """The batch gate inside a worker: the pool's two shared events (a ``Gate``).
 
     Blocks while the pause event is set (telling the session once), raises
     ``StopRequested`` once the stop event is set, and ends the process when
@@ -71,25 +111,34 @@ class _SharedControl:
     workers holding a GPU).
     """
 
-    def __init__(self, pause: Any, stop: Any, parent_pid: int, tell: Any) -> None:
+    def __init__(self, pause: Event, stop: Event, parent_pid: int, tell: Callable[[WorkerMessage], None], cid: int) -> None:
         self.pause = pause
         self.stop = stop
         self.parent_pid = parent_pid
         self.tell = tell
+        self.cid = cid
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop.is_set()
 
     def _orphaned(self) -> bool:
         return os.getppid() != self.parent_pid
 
-    def checkpoint(self) -> None:
+    def at_batch_boundary(self) -> None:
         if self._orphaned():
             os._exit(3)
         if self.pause.is_set() and not self.stop.is_set():
-            self.tell(("paused",))
+            self.tell(Paused(self.cid, 0))
             while self.pause.is_set() and not self.stop.is_set():
                 self.stop.wait(0.1)
                 if self._orphaned():
                     os._exit(3)
-            self.tell(("running",))
+            self.tell(Running(self.cid, 0))
         if self.stop.is_set():
             raise StopRequested()
 
@@ -108,23 +157,21 @@ def _redirect_output(log_path: str) -> None:
 
 
 def _worker_main(
-    conn: Any,
+    conn: Connection,
     slot: WorkerSlot,
     data_file: str,
     spec: TrainSpec,
-    pause: Any,
-    stop: Any,
+    pause: Event,
+    stop: Event,
     parent_pid: int,
     log_path: str,
+    model_factory: ModelFactory | None,
 ) -> None:
-    """Entry point of a worker process: load the data once, then train jobs until told to exit."""
+    """Entry point of a worker process: load the data once, then train jobs (``run_job``) until told to exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the session's to handle
     _redirect_output(log_path)
     try:
         import torch
-
-        from ..model import build_network
-        from ..training.loop import train_candidate
 
         torch.set_num_threads(slot.threads)
         if slot.device.startswith("cuda"):
@@ -134,40 +181,19 @@ def _worker_main(
         del packed
     except BaseException as exc:  # noqa: BLE001 - reported to the session, then exit
         try:
-            conn.send(("fatal", one_line(exc)))
+            conn.send(_Fatal(one_line(exc)))
         finally:
             return
     try:
-        conn.send(("ready", os.getpid()))
+        conn.send(_Ready())
         while True:
-            msg = conn.recv()
-            if msg[0] == "exit":
+            order: _ToWorker = conn.recv()
+            if not isinstance(order, _Train):
                 return
-            _, job, simulate_oom = msg
-            cid = job.candidate_id
-            control = _SharedControl(pause, stop, parent_pid, lambda m, cid=cid: conn.send((m[0], cid)))
-            start = time.perf_counter()
-            try:
-                result = train_candidate(
-                    job.genotype,
-                    data,
-                    spec.config,
-                    seed=job.seed,
-                    fitness=spec.fitness,
-                    device=slot.device,
-                    control=control,
-                    on_epoch=lambda record, cid=cid: conn.send(("epoch", cid, record)),
-                    model_fn=simulated_oom_model if simulate_oom else build_network,
-                    checkpoint=job.checkpoint,
-                    prune=job.prune,
-                    on_resume=lambda epoch, cid=cid: conn.send(("resumed", cid, epoch)),
-                    on_notice=lambda text, cid=cid: conn.send(("notice", cid, text)),
-                )
-                reply: tuple = ("done", cid, result)
-            except StopRequested:
-                reply = ("stopped", cid)
-            except Exception as exc:  # noqa: BLE001 - e.g. a config that does not fit the data
-                reply = ("done", cid, CandidateResult.failure(one_line(exc), time.perf_counter() - start))
+            job = order.job
+            gate = _SharedGate(pause, stop, parent_pid, conn.send, job.candidate_id)
+            reply = run_job(job, lambda: data, spec, slot.device, gate, conn.send, worker=slot.name,
+                            model_factory=model_factory)
             conn.send(reply)
     except (EOFError, OSError, BrokenPipeError):  # the session went away
         return
@@ -193,9 +219,8 @@ def _remove_stale_pool_dirs() -> None:
 @dataclass(eq=False)
 class _Worker(Slot):
     plan: WorkerSlot | None = None
-    proc: Any = None
-    conn: Any = None
-    pid: int | None = None
+    proc: SpawnProcess | None = None
+    conn: Connection | None = None
     failed_starts: int = 0
     last_error: str = ""
     waiting: bool = False  # paused at a batch boundary
@@ -217,8 +242,8 @@ class LocalPoolEvaluator:
         spec: training settings and fitness.
         control: the session's pause / stop flags (``None``: never paused).
         slots: the worker plan (``engine.executors.plan.plan_workers``).
-        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
-            out-of-memory error whenever they do not have the device to themselves.
+        model_factory: builds each network inside the workers (None:
+            ``engine.model.build_network``); it must pickle. Tests inject failures with it.
         stop_grace: seconds ``evaluate`` waits, after a stop, for in-flight
             candidates to finish or to reach a batch boundary.
 
@@ -230,17 +255,17 @@ class LocalPoolEvaluator:
 
     def __init__(
         self,
-        data: Any,
+        data: Dataset,
         spec: TrainSpec,
-        control: Any = None,
+        control: Control | None = None,
         slots: Sequence[WorkerSlot] = (),
-        simulate_oom: Collection[int] = (),
+        model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         self.data = data
         self.spec = spec
         self.control = control
-        self.simulate_oom = frozenset(int(c) for c in simulate_oom)
+        self.model_factory = model_factory
         self.stop_grace = stop_grace
         self.plan = list(slots)
         if not self.plan:
@@ -250,20 +275,12 @@ class LocalPoolEvaluator:
         self._tmp: Path | None = None
         self._data_file: str = ""
         self._ctx = mp.get_context("spawn")
-        self._pause = None
-        self._stop = None
+        self._pause: Event = self._ctx.Event()
+        self._stop: Event = self._ctx.Event()
         self._closed = False
         self._core: TaskCore | None = None
 
     # ------------------------------------------------------------------ pool
-    def worker_pids(self) -> dict[str, int]:
-        """``{worker name: pid}`` of the live worker processes."""
-        return {w.name: w.pid for w in self._workers if w.alive and w.pid}
-
-    def pid_of(self, candidate_id: int) -> int | None:
-        """The pid of the worker process training ``candidate_id`` now, if any (diagnostics, tests)."""
-        return next((w.pid for w in self._workers if w.task is not None and w.task.job.candidate_id == candidate_id), None)
-
     def _ensure_pool(self) -> None:
         if self._closed:
             raise PoolError("the worker pool was closed")
@@ -274,8 +291,6 @@ class LocalPoolEvaluator:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"nas3d-pool-{os.getpid()}-"))
             self._data_file = str(self._tmp / "search_data.pt")
             torch.save(pack_dataset(self.data), self._data_file)
-            self._pause = self._ctx.Event()
-            self._stop = self._ctx.Event()
             self._workers = [_Worker(name=p.name, device=p.device, ready=False, plan=p) for p in self.plan]
         for w in self._workers:
             if not w.alive:
@@ -306,13 +321,14 @@ class LocalPoolEvaluator:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, w.plan, self._data_file, self.spec, self._pause, self._stop, os.getpid(), str(self._log_path(w))),
+            args=(child, w.plan, self._data_file, self.spec, self._pause, self._stop, os.getpid(), str(self._log_path(w)),
+                  self.model_factory),
             name=f"nas3d-{w.name}",
             daemon=True,
         )
         proc.start()
         child.close()
-        w.proc, w.conn, w.pid, w.ready, w.waiting = proc, parent, proc.pid, False, False
+        w.proc, w.conn, w.ready, w.waiting = proc, parent, False, False
 
     def _bury(self, w: _Worker) -> int | None:
         """Forget a dead (or stuck) worker's process; returns its exit code."""
@@ -328,7 +344,6 @@ class LocalPoolEvaluator:
             except OSError:
                 pass
         w.proc = w.conn = None
-        w.pid = None
         w.ready = w.waiting = False
         return code
 
@@ -344,12 +359,11 @@ class LocalPoolEvaluator:
         if self._closed:
             return
         self._closed = True
-        if self._stop is not None:
-            self._stop.set()
+        self._stop.set()
         for w in self._workers:
             if w.conn is not None:
                 try:
-                    w.conn.send(("exit",))
+                    w.conn.send(_Exit())
                 except (OSError, BrokenPipeError):
                     pass
         deadline = time.monotonic() + 10.0
@@ -414,9 +428,9 @@ class LocalPoolEvaluator:
             self.control.running()
 
     def _send(self, core: TaskCore, task: Task, w: _Worker) -> None:
-        simulate = task.job.candidate_id in self.simulate_oom and not task.alone
+        assert w.conn is not None
         try:
-            w.conn.send(("job", task.job, simulate))
+            w.conn.send(_Train(task.job))
         except (OSError, BrokenPipeError):  # died while idle: not the candidate's fault
             core.queue.appendleft(task)
             self._bury(w)
@@ -431,50 +445,50 @@ class LocalPoolEvaluator:
         if not live:
             time.sleep(timeout)
             return
-        by_obj: dict[Any, _Worker] = {}
+        by_obj: dict[Connection | int, _Worker] = {}
         for w in live:
+            assert w.conn is not None and w.proc is not None
             by_obj[w.conn] = w
             by_obj[w.proc.sentinel] = w
-        for obj in wait_for(list(by_obj), timeout=timeout):
-            w = by_obj[obj]
-            if not w.alive:
+        ready = wait_for(list(by_obj), timeout=timeout)
+        for obj, w in by_obj.items():
+            if obj not in ready:
+                continue
+            conn, proc = w.conn, w.proc
+            if conn is None or proc is None:
                 continue
             dead = False
             try:
-                while w.conn.poll():
-                    self._handle(w, w.conn.recv())
+                while conn.poll():
+                    self._handle(w, conn.recv())
             except (EOFError, OSError):
                 dead = True
-            if dead or not w.proc.is_alive():
+            if dead or not proc.is_alive():
                 self._died(w)
 
-    def _handle(self, w: _Worker, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "ready":
-            w.ready, w.pid, w.failed_starts = True, msg[1], 0
+    def _handle(self, w: _Worker, message: _FromWorker) -> None:
+        if isinstance(message, _Ready):
+            w.ready, w.failed_starts = True, 0
             return
-        if kind == "fatal":
-            w.last_error = msg[1]
+        if isinstance(message, _Fatal):
+            w.last_error = message.error
             return
         task, core = w.task, self._core
-        if task is None or core is None or task.job.candidate_id != msg[1]:
+        if task is None or core is None or task.job.candidate_id != message.cid:
             return  # a message about an abandoned candidate
-        if kind == "paused":
-            w.waiting = True
-        elif kind == "running":
-            w.waiting = False
-        elif kind == "epoch":
-            core.epoch(task, msg[2])
-        elif kind == "resumed":
-            core.resumed(task, msg[2])
-        elif kind == "notice":
-            core.notice(task, msg[2])
-        elif kind == "stopped":
-            w.task, w.waiting = None, False
-            core.stopped(task, w.name)
-        elif kind == "done":
-            w.task, w.waiting = None, False
-            core.finished(task, msg[2], w.name)
+        match message:
+            case Paused():
+                w.waiting = True
+            case Running():
+                w.waiting = False
+            case Stopped():
+                w.task, w.waiting = None, False
+                core.stopped(task, w.name)
+            case Finished(result=result):
+                w.task, w.waiting = None, False
+                core.finished(task, result, w.name)
+            case _:
+                core.progress(task, message)
 
     def _died(self, w: _Worker) -> None:
         was_ready = w.ready

@@ -26,7 +26,7 @@ Design:
   is retried once, then reported ``failed``; a notice names the lost node
   (``HOST/NODEID``, the worker column's name for it) and the retried
   candidate. When no live node with a CPU is left, ``evaluate`` raises a
-  one-line ``SessionError`` (the session keeps its checkpoint).
+  one-line ``SessionError`` (the session keeps its search state).
 - ``ray.init`` installs its own SIGTERM handler; the run's handlers (stop with
   a checkpoint, exit 130) are put back after it. A candidate that runs out of GPU
   memory on a fractional GPU is retried with ``num_gpus = 1`` (alone on a
@@ -48,13 +48,20 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence
 
+from ..control import Control
 from ..errors import SessionError, StopRequested, one_line
-from ..training.loop import CandidateResult
+from ..training.data_protocol import TrainData
+from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
-from .packing import pack_dataset, simulated_oom_model, unpack_dataset
+from .packing import pack_dataset, unpack_dataset
 from .tasks import Task, TaskCore, Trace, control_flags, drain_with_grace
+from .worker import EpochDone, Finished, Paused, Reply, Running, Started, Stopped, WorkerMessage, run_job
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 __all__ = ["RayEvaluator", "import_ray", "RAY_MISSING"]
 
@@ -63,7 +70,7 @@ POLL_S = 0.05
 RAY_MISSING = "executor.kind = 'ray' needs Ray, which is not installed: pip install 'nas3d-tui[ray]' (or 'ray[default]>=2.9')"
 
 
-def import_ray() -> Any:
+def import_ray() -> ModuleType:
     """The ``ray`` module.
 
     Raises:
@@ -86,20 +93,20 @@ def node_label(hostname: str, node_id: str) -> str:
 # Inside Ray workers
 # ---------------------------------------------------------------------------------------------
 
-_DATA_CACHE: dict[tuple[str, str], Any] = {}
+_DATA_CACHE: dict[tuple[str, str], TrainData] = {}
 
 
 class _Hub:
     """Ray actor: progress messages from tasks, pause / stop flags from the session."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple] = []
+        self.messages: list[WorkerMessage] = []
         self.flags = (False, False)
 
-    def push(self, message: tuple) -> None:
+    def push(self, message: WorkerMessage) -> None:
         self.messages.append(message)
 
-    def drain(self) -> list[tuple]:
+    def drain(self) -> list[WorkerMessage]:
         out, self.messages = self.messages, []
         return out
 
@@ -110,11 +117,11 @@ class _Hub:
         return self.flags
 
 
-class _HubControl:
-    """``Control``-like object inside a task: reads the hub's flags at batch boundaries (at most every 0.2 s)
-    and tells the hub when it waits in a pause."""
+class _HubGate:
+    """The batch gate inside a task (a ``Gate``): reads the hub's flags at batch boundaries (at most
+    every 0.2 s) and tells the hub when it waits in a pause."""
 
-    def __init__(self, hub: Any, cid: int, attempt: int) -> None:
+    def __init__(self, hub: Any, cid: int, attempt: int) -> None:  # hub: a Ray actor handle of _Hub
         self.hub = hub
         self.cid = cid
         self.attempt = attempt
@@ -126,24 +133,35 @@ class _HubControl:
 
         now = time.monotonic()
         if now - self.last >= 0.2:
-            self.flags = tuple(ray.get(self.hub.get_flags.remote()))
+            paused, stopped = ray.get(self.hub.get_flags.remote())
+            self.flags = (bool(paused), bool(stopped))
             self.last = now
         return self.flags
 
-    def checkpoint(self) -> None:
+    @property
+    def paused(self) -> bool:
+        return self._read()[0]
+
+    @property
+    def stopped(self) -> bool:
+        return self._read()[1]
+
+    def at_batch_boundary(self) -> None:
         paused, stopped = self._read()
         if paused and not stopped:
-            self.hub.push.remote(("paused", self.cid, self.attempt))
+            self.hub.push.remote(Paused(self.cid, self.attempt))
             while paused and not stopped:
                 time.sleep(0.2)
                 paused, stopped = self._read()
-            self.hub.push.remote(("running", self.cid, self.attempt))
+            self.hub.push.remote(Running(self.cid, self.attempt))
         if stopped:
             raise StopRequested()
 
 
-def _ray_train(data_ref: list, spec: TrainSpec, job: Job, attempt: int, hub: Any, simulate_oom: bool) -> tuple:
-    """A Ray task: train one candidate; returns ``(kind, worker, result)``.
+def _ray_train(
+    data_ref: list[Any], spec: TrainSpec, job: Job, attempt: int, hub: Any, model_factory: ModelFactory | None
+) -> Reply:
+    """A Ray task: train one candidate (``run_job``); returns ``Finished`` or ``Stopped``.
 
     ``data_ref`` is a one-element list so that Ray hands over the reference,
     not the value: the data is fetched once per worker process and cached.
@@ -151,42 +169,22 @@ def _ray_train(data_ref: list, spec: TrainSpec, job: Job, attempt: int, hub: Any
     import ray
     import torch
 
-    from ..model import build_network
-    from ..training.loop import train_candidate
-
     torch.set_num_threads(1)
     gpu_ids = ray.get_gpu_ids()
     device = "cuda:0" if gpu_ids else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it assigned
     node = node_label(socket.gethostname(), ray.get_runtime_context().get_node_id())
     worker = f"ray:{node}:cuda:{gpu_ids[0]}" if gpu_ids else f"ray:{node}:cpu"
-    cid = job.candidate_id
-    hub.push.remote(("start", cid, attempt, worker, os.getpid()))
     key = (data_ref[0].hex(), device)
-    start = time.perf_counter()
-    try:
+
+    def data() -> TrainData:
         if key not in _DATA_CACHE:
             _DATA_CACHE.clear()
             _DATA_CACHE[key] = unpack_dataset(ray.get(data_ref[0]), device)
-        result = train_candidate(
-            job.genotype,
-            _DATA_CACHE[key],
-            spec.config,
-            seed=job.seed,
-            fitness=spec.fitness,
-            device=device,
-            control=_HubControl(hub, cid, attempt),
-            on_epoch=lambda record: hub.push.remote(("epoch", cid, attempt, record)),
-            model_fn=simulated_oom_model if simulate_oom else build_network,
-            checkpoint=job.checkpoint,
-            prune=job.prune,
-            on_resume=lambda epoch: hub.push.remote(("resumed", cid, attempt, epoch)),
-            on_notice=lambda text: hub.push.remote(("notice", cid, attempt, text)),
-        )
-        return ("done", worker, result)
-    except StopRequested:
-        return ("stopped", worker, None)
-    except Exception as exc:  # noqa: BLE001 - reported as a failed candidate
-        return ("done", worker, CandidateResult.failure(one_line(exc), time.perf_counter() - start))
+        return _DATA_CACHE[key]
+
+    gate = _HubGate(hub, job.candidate_id, attempt)
+    return run_job(job, data, spec, device, gate, lambda message: hub.push.remote(message), worker=worker,
+                   attempt=attempt, model_factory=model_factory)
 
 
 def _ray_warm() -> int:
@@ -230,8 +228,8 @@ class RayEvaluator:
         workers: most candidates in flight (times ``per_gpu`` with GPUs).
         per_gpu: candidates sharing one GPU (``num_gpus = 1 / per_gpu``).
         use_gpus: request GPUs when the cluster has them.
-        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
-            out-of-memory error whenever they do not run alone.
+        model_factory: builds each network inside the tasks (None:
+            ``engine.model.build_network``); it must pickle. Tests inject failures with it.
         stop_grace: seconds to wait for in-flight candidates after a stop.
 
     Raises:
@@ -242,14 +240,14 @@ class RayEvaluator:
 
     def __init__(
         self,
-        data: Any,
+        data: Dataset,
         spec: TrainSpec,
-        control: Any = None,
+        control: Control | None = None,
         address: str = "",
         workers: int = 1,
         per_gpu: int = 1,
         use_gpus: bool = True,
-        simulate_oom: Collection[int] = (),
+        model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         self.ray = import_ray()
@@ -260,20 +258,19 @@ class RayEvaluator:
         self.workers = max(1, int(workers))
         self.per_gpu = max(1, int(per_gpu))
         self.use_gpus = use_gpus
-        self.simulate_oom = frozenset(int(c) for c in simulate_oom)
+        self.model_factory = model_factory
         self.stop_grace = stop_grace
         self.trace: Trace = []
         self._started = False
         self._owns_ray = False
-        self._hub = None
-        self._data_ref = None
-        self._remote = None
+        self._hub: Any = None  # a Ray actor handle of _Hub
+        self._data_ref: Any = None  # a Ray object reference
+        self._remote: Any = None  # the Ray remote function of _ray_train
         self._gpu_share = 0.0
         self._closed = False
         self._flags = (False, False)
         self._inflight: dict[Any, Task] = {}
         self._waiting: set[tuple[int, int]] = set()  # (candidate, attempt) paused at a batch boundary
-        self._pids: dict[int, int] = {}  # candidate id -> pid of the Ray worker training it
         self._workers: dict[tuple[int, int], str] = {}  # (candidate, attempt) -> the worker that reported its start
         self._driver_node = ""
         self.lost_nodes: list[str] = []  # node labels seen to die, in order
@@ -320,11 +317,6 @@ class RayEvaluator:
         warm = self.ray.remote(_ray_warm)
         self.ray.get([warm.options(num_cpus=1).remote() for _ in range(self.max_in_flight)], timeout=timeout)
         return time.perf_counter() - t0
-
-    def pid_of(self, candidate_id: int) -> int | None:
-        """The pid of the Ray worker process training ``candidate_id`` now, if any (diagnostics, tests)."""
-        running = {t.job.candidate_id for t in self._inflight.values() if t.started}
-        return self._pids.get(candidate_id) if candidate_id in running else None
 
     @property
     def max_in_flight(self) -> int:
@@ -411,14 +403,14 @@ class RayEvaluator:
         alive = {n.get("NodeID", "")[:8] for n in self._nodes() if n.get("Alive")}
         return label if node8 not in alive else ""
 
-    def _nodes(self) -> list[dict]:
+    def _nodes(self) -> list[dict[str, Any]]:
         try:
             return list(self.ray.nodes())
         except Exception:  # noqa: BLE001 - diagnostics only
             return []
 
     def _check_capacity(self) -> None:
-        """With work waiting and no live node that can run a task, stop (the session keeps its checkpoint).
+        """With work waiting and no live node that can run a task, stop (the session keeps its search state).
 
         Raises:
             engine.errors.SessionError: every node that could train a candidate is gone.
@@ -431,7 +423,7 @@ class RayEvaluator:
         lost = ", ".join(self.lost_nodes) or "all of them"
         raise SessionError(
             f"every Ray node that can train a candidate is gone (lost: {lost}); finished candidates and the "
-            "checkpoint are kept: add nodes to the cluster, then resume"
+            "search state are kept: add nodes to the cluster, then resume"
         )
 
     def _report_pause(self, paused: bool) -> None:
@@ -467,9 +459,8 @@ class RayEvaluator:
             options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
             if self._gpu_share:
                 options["num_gpus"] = 1.0 if task.alone else self._gpu_share
-            simulate = task.job.candidate_id in self.simulate_oom and not task.alone
             ref = self._remote.options(**options).remote(
-                [self._data_ref], self.spec, task.job, task.attempt, self._hub, simulate
+                [self._data_ref], self.spec, task.job, task.attempt, self._hub, self.model_factory
             )
             inflight[ref] = task
 
@@ -482,36 +473,37 @@ class RayEvaluator:
             ready = []
             time.sleep(POLL_S)
         by_id = {(t.job.candidate_id, t.attempt): t for t in inflight.values()}
-        for msg in self.ray.get(self._hub.drain.remote()):
-            task = by_id.get((msg[1], msg[2]))
+        message: WorkerMessage
+        for message in self.ray.get(self._hub.drain.remote()):
+            key = (message.cid, message.attempt)
+            task = by_id.get(key)
             if task is None:
                 continue  # about an attempt that is over
-            kind = msg[0]
-            if kind == "start":
-                self._pids[task.job.candidate_id] = msg[4]
-                self._workers[(msg[1], msg[2])] = msg[3]
-                core.started(task, msg[3])
-            elif kind == "epoch" and task.started:
-                core.epoch(task, msg[3])
-            elif kind == "resumed":
-                core.resumed(task, msg[3])
-            elif kind == "notice":
-                core.notice(task, msg[3])
-            elif kind == "paused":
-                self._waiting.add((msg[1], msg[2]))
-            elif kind == "running":
-                self._waiting.discard((msg[1], msg[2]))
+            match message:
+                case Started(worker=worker):
+                    self._workers[key] = worker
+                    core.started(task, worker)
+                case EpochDone() if not task.started:
+                    pass
+                case Paused():
+                    self._waiting.add(key)
+                case Running():
+                    self._waiting.discard(key)
+                case Finished() | Stopped():
+                    pass  # the task's return value, not a hub message
+                case _:
+                    core.progress(task, message)
         for ref in ready:
             self._finish(ref, core)
 
     def _finish(self, ref: Any, core: TaskCore) -> None:
         task = self._inflight.pop(ref)
         try:
-            kind, worker, result = self.ray.get(ref)
+            reply: Reply = self.ray.get(ref)
         except Exception as exc:  # the task's worker or node died, or Ray killed it (memory monitor)
             self._lost(task, core, exc)
             return
-        if kind == "stopped":
-            core.stopped(task, worker)
-            return
-        core.finished(task, result, worker)
+        if isinstance(reply, Finished):
+            core.finished(task, reply.result, reply.worker)
+        else:
+            core.stopped(task, reply.worker)

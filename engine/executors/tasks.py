@@ -24,14 +24,27 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
-from ..training.loop import CandidateResult
+from ..control import Gate
+from ..training.loop import CandidateResult, EpochRecord
 from .base import Callbacks, Job
+from .worker import EpochDone, Notice, Progress, Resumed, Started
 
-__all__ = ["Task", "TaskCore", "Slot", "place", "shares_device", "drain_with_grace", "control_flags", "Trace"]
+__all__ = [
+    "Task",
+    "TaskCore",
+    "Slot",
+    "place",
+    "shares_device",
+    "drain_with_grace",
+    "control_flags",
+    "Trace",
+    "TraceEntry",
+]
 
-Trace = list  # of (what, candidate_id, worker, attempt, alone)
+TraceEntry = tuple[str, int, str, int, bool]  # (what, candidate_id, worker, attempt, alone)
+Trace = list[TraceEntry]
 
 
 @dataclass(eq=False)
@@ -83,7 +96,19 @@ class TaskCore:
         self._note("start", task, worker)
         self.cb.on_start(task.job, worker)
 
-    def epoch(self, task: Task, record: dict) -> None:
+    def progress(self, task: Task, message: Progress) -> None:
+        """Hand on what a worker reported about ``task``'s current attempt (gate messages are the backend's)."""
+        match message:
+            case Started(worker=worker):
+                self.started(task, worker)
+            case EpochDone(record=record):
+                self.epoch(task, record)
+            case Resumed(epoch=epoch):
+                self.resumed(task, epoch)
+            case Notice(text=text):
+                self.notice(task, text)
+
+    def epoch(self, task: Task, record: EpochRecord) -> None:
         task.epochs += 1
         self.cb.on_epoch(task.job, record)
 
@@ -143,7 +168,10 @@ class Slot:
         return self.ready and self.task is None
 
 
-def place(queue: collections.deque[Task], slots: Sequence[Slot]) -> list[tuple[Task, Slot]]:
+S = TypeVar("S", bound=Slot)
+
+
+def place(queue: collections.deque[Task], slots: Sequence[S]) -> list[tuple[Task, S]]:
     """Which queued tasks start now on which idle slots (the local backends' scheduler).
 
     Tasks go to the least-loaded device. A task that must run alone gets a
@@ -155,7 +183,7 @@ def place(queue: collections.deque[Task], slots: Sequence[Slot]) -> list[tuple[T
     exclusive = {s.device for s in slots if s.task is not None and s.task.alone}
     devices = sorted({s.device for s in slots})
     busy: set[int] = set()
-    chosen: list[tuple[Task, Slot]] = []
+    chosen: list[tuple[Task, S]] = []
     for task in list(queue):
         idle = [s for s in slots if s.idle and id(s) not in busy]
         if not idle:
@@ -197,11 +225,11 @@ def drain_with_grace(busy: Callable[[], bool], pump: Callable[[], None], grace: 
         pump()
 
 
-def control_flags(control: Any) -> tuple[bool, bool]:
+def control_flags(control: Gate | None) -> tuple[bool, bool]:
     """``(paused, stopped)`` of the session's control, after reading ``RUN_DIR/control.json``.
 
-    ``Control.checkpoint()`` would block while paused; the session thread must
-    keep handling results then, so the flags are read directly.
+    ``Gate.at_batch_boundary()`` would block while paused; the session thread
+    must keep handling results then, so the flags are read directly.
     """
     if control is None:
         return False, False
@@ -209,3 +237,4 @@ def control_flags(control: Any) -> tuple[bool, bool]:
     if poll is not None:
         poll()
     return bool(control.paused), bool(control.stopped)
+

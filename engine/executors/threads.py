@@ -21,21 +21,28 @@ On the CPU this executor works too (the tests run it there), but processes
 are the better choice: Python threads contend for the GIL between kernels.
 
 It must not decide what is trained, write to the run directory (beyond the
-checkpoint files the jobs name) or publish events.
+epoch checkpoint files the jobs name) or publish events.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-import time
-from typing import Any, Collection, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..errors import StopRequested, one_line
-from ..training.loop import CandidateResult, train_candidate
+from ..control import Control
+from ..errors import StopRequested
+from ..training.data_protocol import TrainData
+from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
-from .packing import simulated_oom_model
 from .plan import WorkerSlot
 from .tasks import Slot, Task, TaskCore, Trace, control_flags, drain_with_grace, place
+from .worker import Finished, Stopped, WorkerMessage, run_job
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..data import Dataset
 
 __all__ = ["ThreadEvaluator"]
 
@@ -43,12 +50,12 @@ POLL_S = 0.05
 
 
 class _ThreadSlot(Slot):
-    """A slot served by one long-lived thread with its own inbox."""
+    """A slot served by one long-lived thread with its own inbox (a job, or None: exit)."""
 
     def __init__(self, plan: WorkerSlot) -> None:
         super().__init__(name=plan.name, device=plan.device)
         self.plan = plan
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
 
 
@@ -61,8 +68,8 @@ class ThreadEvaluator:
         control: the session's pause / stop flags.
         slots: the plan (``engine.executors.plan.plan_workers``); slots on a
             device other than the data's get their own resident copy.
-        simulate_oom: TEST ONLY -- candidate ids whose training raises a CUDA
-            out-of-memory error whenever they do not have the device to themselves.
+        model_factory: builds each network (None: ``engine.model.build_network``);
+            tests inject failures with it.
         stop_grace: seconds to wait, after a stop, for in-flight candidates.
 
     Attributes:
@@ -73,11 +80,11 @@ class ThreadEvaluator:
 
     def __init__(
         self,
-        data: Any,
+        data: Dataset,
         spec: TrainSpec,
-        control: Any = None,
+        control: Control | None = None,
         slots: Sequence[WorkerSlot] = (),
-        simulate_oom: Collection[int] = (),
+        model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         if not slots:
@@ -85,18 +92,18 @@ class ThreadEvaluator:
         self.data = data
         self.spec = spec
         self.control = control
-        self.simulate_oom = frozenset(int(c) for c in simulate_oom)
+        self.model_factory = model_factory
         self.stop_grace = stop_grace
         self.trace: Trace = []
         self._slots = [_ThreadSlot(p) for p in slots]
-        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._data: dict[str, Any] = {}
+        self._outbox: queue.SimpleQueue[tuple[_ThreadSlot, WorkerMessage]] = queue.SimpleQueue()
+        self._data: dict[str, TrainData] = {}
         self._closed = False
         self._core: TaskCore | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ threads
-    def _data_on(self, device: str) -> Any:
+    def _data_on(self, device: str) -> TrainData:
         """The search subset resident on ``device`` (copied once per device)."""
         with self._lock:
             if device not in self._data:
@@ -117,53 +124,30 @@ class ThreadEvaluator:
                 slot.thread.start()
 
     def _serve(self, slot: _ThreadSlot) -> None:
-        """A slot's thread: train the jobs it is given, report through the outbox."""
+        """A slot's thread: train the jobs it is given (``run_job``), report through the outbox."""
         import torch
 
-        stream = None
+        stream: torch.cuda.Stream | None = None
         if slot.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(slot.device))
-            stream = torch.cuda.Stream(device=slot.device)
+            stream = torch.cuda.Stream(device=slot.device)  # type: ignore[no-untyped-call]
         while True:
-            msg = slot.inbox.get()
-            if msg is None:
+            job = slot.inbox.get()
+            if job is None:
                 return
-            job, simulate_oom = msg
-            self._outbox.put(("start", slot, job.candidate_id))
-            self._outbox.put(self._train(slot, job, simulate_oom, stream))
-
-    def _train(self, slot: _ThreadSlot, job: Job, simulate_oom: bool, stream: Any) -> tuple:
-        import contextlib
-
-        import torch
-
-        from ..model import build_network
-
-        cid = job.candidate_id
-        start = time.perf_counter()
-        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
-        try:
+            ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
             with ctx:
-                result = train_candidate(
-                    job.genotype,
-                    self._data_on(slot.device),
-                    self.spec.config,
-                    seed=job.seed,
-                    fitness=self.spec.fitness,
-                    device=slot.device,
-                    control=self.control,
-                    on_epoch=lambda record: self._outbox.put(("epoch", slot, cid, record)),
-                    model_fn=simulated_oom_model if simulate_oom else build_network,
-                    checkpoint=job.checkpoint,
-                    prune=job.prune,
-                    on_resume=lambda epoch: self._outbox.put(("resumed", slot, cid, epoch)),
-                    on_notice=lambda text: self._outbox.put(("notice", slot, cid, text)),
+                reply = run_job(
+                    job,
+                    lambda: self._data_on(slot.device),
+                    self.spec,
+                    slot.device,
+                    self.control,
+                    lambda message: self._outbox.put((slot, message)),
+                    worker=slot.name,
+                    model_factory=self.model_factory,
                 )
-            return ("done", slot, cid, result)
-        except StopRequested:
-            return ("stopped", slot, cid)
-        except BaseException as exc:  # noqa: BLE001 - a thread must always answer
-            return ("done", slot, cid, CandidateResult.failure(one_line(exc), time.perf_counter() - start))
+            self._outbox.put((slot, reply))
 
     def close(self) -> None:
         """End the threads once their current candidate has stopped."""
@@ -209,8 +193,7 @@ class ThreadEvaluator:
 
     def _send(self, core: TaskCore, task: Task, slot: _ThreadSlot) -> None:
         core.assign(task, slot, self._slots)
-        simulate = task.job.candidate_id in self.simulate_oom and not task.alone
-        slot.inbox.put((task.job, simulate))
+        slot.inbox.put(task.job)
 
     def _pump(self, timeout: float) -> None:
         """Handle what the threads reported, waiting up to ``timeout`` for the first message."""
@@ -219,28 +202,22 @@ class ThreadEvaluator:
         except queue.Empty:
             return
         while True:
-            self._handle(msg)
+            self._handle(*msg)
             try:
                 msg = self._outbox.get_nowait()
             except queue.Empty:
                 return
 
-    def _handle(self, msg: tuple) -> None:
-        kind, slot, cid = msg[0], msg[1], msg[2]
+    def _handle(self, slot: _ThreadSlot, message: WorkerMessage) -> None:
         task, core = slot.task, self._core
-        if task is None or core is None or task.job.candidate_id != cid:
+        if task is None or core is None or task.job.candidate_id != message.cid:
             return  # about a candidate abandoned after a stop
-        if kind == "start":
-            core.started(task, slot.name)
-        elif kind == "epoch":
-            core.epoch(task, msg[3])
-        elif kind == "resumed":
-            core.resumed(task, msg[3])
-        elif kind == "notice":
-            core.notice(task, msg[3])
-        elif kind == "stopped":
-            slot.task = None
-            core.stopped(task, slot.name)
-        elif kind == "done":
-            slot.task = None
-            core.finished(task, msg[3], slot.name)
+        match message:
+            case Stopped():
+                slot.task = None
+                core.stopped(task, slot.name)
+            case Finished(result=result):
+                slot.task = None
+                core.finished(task, result, slot.name)
+            case _:
+                core.progress(task, message)

@@ -145,7 +145,7 @@ def retrain(
         device=ctx.device,
         control=ctx.control,
         on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
-        checkpoint=epoch_checkpoint_in(out),
+        epoch_checkpoint=epoch_checkpoint_in(out),
         on_resume=lambda epoch: publish(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
         ),
@@ -212,7 +212,7 @@ class FinalPhase:
             for seed in f.seeds:
                 if (cid, seed) in self.done:
                     continue
-                self.control.checkpoint()
+                self.control.at_batch_boundary()
                 event, _ = retrain(
                     self.ctx,
                     genotype,

@@ -233,7 +233,7 @@ class Retrain(RunLifecycle[_Prepared]):
             for n, seed in enumerate(p.final.seeds, 1):
                 if seed in results:
                     continue
-                self.control.checkpoint()
+                self.control.at_batch_boundary()
                 self.publish(
                     ev.CandidateStarted(candidate_id=seed, generation=0, phase="seed", key=key, genotype=g.to_dict(),
                                         params=params, flops=flops, worker=f"local:{self.device}")

@@ -96,7 +96,7 @@ class Search:
             if time_budget and elapsed() >= time_budget:
                 return "time"
             save_checkpoint()
-            self.control.checkpoint()
+            self.control.at_batch_boundary()
             batch = strategy.ask()
             if batch.phase == "jump":
                 self.publish(ev.Jump(generation=batch.generation, proposed=len(batch)))
@@ -178,7 +178,7 @@ class Search:
                 checkpoint = str(self.run_dir.epoch_checkpoint_path(cid))
                 prune = self._prune_rule(batch, i, parents, median)
                 t.jobs.append(
-                    Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), checkpoint=checkpoint, prune=prune)
+                    Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), epoch_checkpoint=checkpoint, prune=prune)
                 )
                 t.drafts[cid] = (i, draft)
         return t

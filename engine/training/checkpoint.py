@@ -44,7 +44,7 @@ class EpochCheckpoint:
     """
 
     path: Path
-    identity: dict
+    identity: dict[str, Any]
     after_seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -88,7 +88,7 @@ class EpochCheckpoint:
             pass
 
 
-def _check(payload: Any, identity: dict) -> str | None:
+def _check(payload: Any, identity: dict[str, Any]) -> str | None:
     """Why ``payload`` cannot be resumed, or None."""
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         return "is not an epoch checkpoint of this version"

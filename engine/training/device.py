@@ -85,7 +85,7 @@ def warm_up(device: str | torch.device, channels: int = 1, size: int = 8) -> flo
     for autocast in (False, True):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             loss = torch.nn.functional.cross_entropy(net(x).float(), y)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     torch.cuda.synchronize(dev)

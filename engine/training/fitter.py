@@ -13,7 +13,7 @@ measured 10x slower).
 on (weights, optimizer moments, the batch-order generator), which is what
 makes a resumed training identical to an uninterrupted one on the CPU.
 
-It must not publish events; pause and stop go through ``control.checkpoint()``
+It must not publish events; pause and stop go through ``control.at_batch_boundary()``
 at every batch boundary.
 """
 from __future__ import annotations
@@ -26,8 +26,10 @@ import torch
 from torch import nn
 
 from .. import metrics
-from ..data import Dataset, Split, iterate_batches
+from ..control import Gate
+from ..data import Split, iterate_batches
 from ..profile.sections import TrainingConfig
+from .data_protocol import TrainData
 from .memory import PeakMemory
 
 __all__ = ["Fitter"]
@@ -48,7 +50,7 @@ class Fitter:
     def __init__(
         self,
         model: nn.Module,
-        data: Dataset,
+        data: TrainData,
         config: TrainingConfig,
         device: torch.device,
         seed: int,
@@ -103,10 +105,12 @@ class Fitter:
         x = x.contiguous(memory_format=self.memory_format)
         if self.autocast:
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.model(x)
-        return self.model(x)
+                out: torch.Tensor = self.model(x)
+                return out
+        plain: torch.Tensor = self.model(x)
+        return plain
 
-    def train_epoch(self, split: Split, control: Any, memory: PeakMemory) -> float:
+    def train_epoch(self, split: Split, control: Gate | None, memory: PeakMemory) -> float:
         """One pass over ``split``; returns the sample-weighted mean training loss."""
         self.model.train()
         total = torch.zeros((), dtype=torch.float32, device=self.device)
@@ -116,20 +120,20 @@ class Fitter:
             if cap and b >= cap:
                 break
             if control is not None:
-                control.checkpoint()
+                control.at_batch_boundary()
             loss = self._loss(self._forward(x), y, "mean")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             self.optimizer.step()
             total += loss.detach() * y.shape[0]
             seen += int(y.shape[0])
             if b == 0:
                 memory.sample()
         if control is not None:
-            control.checkpoint()
+            control.at_batch_boundary()
         return float(total.item() / max(seen, 1))  # the one host sync of the epoch
 
-    def run_epoch(self, epoch: int, control: Any, memory: PeakMemory) -> dict:
+    def run_epoch(self, epoch: int, control: Gate | None, memory: PeakMemory) -> dict[str, float]:
         """Train one epoch on the train split and validate: the per-epoch record ``on_epoch`` gets."""
         t0 = time.perf_counter()
         train_loss = self.train_epoch(self.data.train, control, memory)
@@ -144,7 +148,7 @@ class Fitter:
             seconds=time.perf_counter() - t0,
         )
 
-    def evaluate(self, split: Split, control: Any = None) -> tuple[float, float, float, np.ndarray]:
+    def evaluate(self, split: Split, control: Gate | None = None) -> tuple[float, float, float, np.ndarray]:
         """``(loss, acc, auc, scores)`` of the current model on ``split`` (medmnist's metrics)."""
         self.model.eval()
         total = torch.zeros((), dtype=torch.float32, device=self.device)
@@ -152,7 +156,7 @@ class Fitter:
         with torch.inference_mode():
             for x, y in iterate_batches(split, self.config.batch_size, shuffle=False):
                 if control is not None:
-                    control.checkpoint()
+                    control.at_batch_boundary()
                 logits = self._forward(x)
                 total += self._loss(logits, y, "sum")
                 parts.append(self._scores(logits))

@@ -9,8 +9,10 @@ the test split and returns them (the run directory writes them).
 
 It must not publish events or write anything but its own checkpoint file:
 progress goes out through plain callbacks, and pause / stop through
-``control.checkpoint()`` at every batch boundary (``StopRequested``
-propagates to the caller).
+the batch gate (``engine.control.Gate``) at every batch boundary
+(``StopRequested`` propagates to the caller). The data is anything that is a
+``TrainData``; the network comes from a ``ModelFactory`` (default:
+``engine.model.build_network``), which tests replace to inject failures.
 """
 from __future__ import annotations
 
@@ -19,17 +21,19 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
-from ..data import Dataset
+from ..control import Gate
 from ..errors import StopRequested, one_line
 from ..model import INIT_LOCK, build_network
 from ..profile.sections import TrainingConfig
 from ..pruning import PruneRule
+from ..space import Genotype
 from .checkpoint import EpochCheckpoint
+from .data_protocol import TrainData
 from .device import is_out_of_memory, prepare_device, release
 from .fitter import Fitter
 from .memory import PeakMemory
@@ -39,15 +43,28 @@ __all__ = [
     "CandidateResult",
     "FinalOutcome",
     "EarlyStopping",
+    "EpochRecord",
+    "ModelFactory",
     "train_candidate",
     "final_train",
 ]
 
 FITNESSES = ("val_acc", "val_auc")
 
-OnEpoch = Callable[[dict], None]
+EpochRecord = dict[str, float]  # epoch, train_loss, val_loss, val_acc, val_auc, seconds
+OnEpoch = Callable[[EpochRecord], None]
 OnResume = Callable[[int], None]
 OnNotice = Callable[[str], None]
+
+
+class ModelFactory(Protocol):
+    """Builds the network of a genotype (``engine.model.build_network`` is one).
+
+    Executors pass one through to the trainer; a picklable one crosses into
+    worker processes and Ray tasks (tests inject failures this way).
+    """
+
+    def __call__(self, genotype: Genotype, *, in_channels: int, num_classes: int) -> nn.Module: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ class CandidateResult:
     seconds: float
     peak_memory_mb: float | None
     error: str | None
-    history: tuple[dict, ...] = ()
+    history: tuple[EpochRecord, ...] = ()
     resumed_from: int = 0
     pruned_at: int | None = None
 
@@ -106,8 +123,8 @@ class FinalOutcome:
     seed: int
     peak_memory_mb: float | None = None
     resumed_from: int = 0
-    history: tuple[dict, ...] = field(default=(), repr=False)
-    state_dict: dict = field(default_factory=dict, repr=False)
+    history: tuple[EpochRecord, ...] = field(default=(), repr=False)
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 class EarlyStopping:
@@ -151,14 +168,14 @@ class _Progress:
     """The loop's state after some epochs (what a checkpoint holds besides the fitter)."""
 
     epoch: int = 0
-    history: list = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     stop_best: float = math.inf
     stop_bad: int = 0
     best_value: float | None = None
     best_acc: float | None = None
     best_auc: float | None = None
     best_epoch: int = 0
-    best_state: dict | None = None
+    best_state: dict[str, torch.Tensor] | None = None
     pruned_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,14 +199,14 @@ class _ResumeNote:
             self.on_resume(epoch)
 
 
-def _check(data: Dataset, config: TrainingConfig, fitness: str) -> None:
+def _check(data: TrainData, config: TrainingConfig, fitness: str) -> None:
     if fitness not in FITNESSES:
         raise ValueError(f"fitness must be one of {', '.join(FITNESSES)}, got {fitness!r}")
     if config.loss == "bce" and data.task != "binary-class":
         raise ValueError(f"loss 'bce' needs a binary-class task; {data.flag} is {data.task}")
 
 
-def _build(model_fn: Callable[..., nn.Module], genotype: Any, data: Dataset, seed: int) -> nn.Module:
+def _build(model_fn: ModelFactory, genotype: Genotype, data: TrainData, seed: int) -> nn.Module:
     with INIT_LOCK:
         torch.manual_seed(seed)
         return model_fn(genotype, in_channels=int(data.train.x.shape[1]), num_classes=data.num_classes)
@@ -204,7 +221,7 @@ def _finite(v: Any) -> float:
     return -math.inf if math.isnan(v) else v
 
 
-def epoch_rank(record: dict, select: str, tie_break: str) -> tuple[float, ...]:
+def epoch_rank(record: EpochRecord, select: str, tie_break: str) -> tuple[float, ...]:
     """How epochs compare when the best one is kept (larger is better).
 
     ``select`` first; with ``tie_break="val_auc"`` an equal value is decided
@@ -222,7 +239,7 @@ def epoch_rank(record: dict, select: str, tie_break: str) -> tuple[float, ...]:
     return (first, _finite(record[second]), -math.inf if math.isnan(loss) else -loss)
 
 
-def _improves(record: dict, progress: "_Progress", select: str, tie_break: str) -> bool:
+def _improves(record: EpochRecord, progress: "_Progress", select: str, tie_break: str) -> bool:
     """Whether ``record`` beats the best epoch so far (strictly; the earlier epoch wins a full tie)."""
     if tie_break == "none" or not 1 <= progress.best_epoch <= len(progress.history):
         return _better(record[select], progress.best_value)
@@ -230,7 +247,7 @@ def _improves(record: dict, progress: "_Progress", select: str, tie_break: str) 
     return epoch_rank(record, select, tie_break) > epoch_rank(best, select, tie_break)
 
 
-def _call(fn: Callable | None, *args: Any) -> None:
+def _call(fn: Callable[..., None] | None, *args: Any) -> None:
     if fn is None:
         return
     try:
@@ -239,7 +256,9 @@ def _call(fn: Callable | None, *args: Any) -> None:
         raise _CallbackError(exc) from None
 
 
-def _identity(genotype: Any, data: Dataset, config: TrainingConfig, seed: int, select: str, keep_best: bool) -> dict:
+def _identity(
+    genotype: Genotype, data: TrainData, config: TrainingConfig, seed: int, select: str, keep_best: bool
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the architecture, the data, the seed and the settings."""
     settings = dataclasses.asdict(config)
     for volatile in ("cudnn_benchmark", "checkpoint_after_seconds"):  # do not change the result on the CPU
@@ -260,31 +279,31 @@ def _fit(
     *,
     select: str,
     keep_best_state: bool,
-    control: Any,
+    control: Gate | None,
     on_epoch: OnEpoch | None,
-    checkpoint: EpochCheckpoint | None,
+    epoch_checkpoint: EpochCheckpoint | None,
     on_resume: OnResume | None,
     on_notice: OnNotice | None,
     memory: PeakMemory,
     tie_break: str = "none",
     prune: PruneRule | None = None,
 ) -> tuple[Fitter, _Progress]:
-    """Run epochs until early stopping or ``config.epochs``, resuming from ``checkpoint`` when it holds one."""
+    """Run epochs until early stopping or ``config.epochs``, resuming from ``epoch_checkpoint`` when it holds one."""
     start = time.perf_counter()
     fitter = make_fitter()
     progress = _Progress()
-    if checkpoint is not None:
-        payload, reason = checkpoint.load()
+    if epoch_checkpoint is not None:
+        payload, reason = epoch_checkpoint.load()
         if payload is not None:
             try:
                 fitter.load_state_dict(payload["fitter"])
                 progress = _Progress.from_dict(payload["loop"])
                 torch.set_rng_state(payload["rng_cpu"])
             except Exception as exc:  # noqa: BLE001 - weights that do not fit: never trust it half-read
-                reason = f"{checkpoint.path} does not fit this training ({type(exc).__name__})"
+                reason = f"{epoch_checkpoint.path} does not fit this training ({type(exc).__name__})"
                 fitter, progress = make_fitter(), _Progress()
         if reason:
-            checkpoint.remove()
+            epoch_checkpoint.remove()
             _call(on_notice, f"{reason}; restarting this training from epoch 0")
         elif progress.epoch:
             _call(on_resume, progress.epoch)
@@ -308,8 +327,8 @@ def _fit(
         if prune is not None and epoch < config.epochs and prune.prunes(epoch, progress.best_value):
             progress.pruned_at = epoch
             break
-        if checkpoint is not None and epoch < config.epochs and checkpoint.due(time.perf_counter() - start):
-            checkpoint.save(fitter.state_dict(), progress.to_dict())
+        if epoch_checkpoint is not None and epoch < config.epochs and epoch_checkpoint.due(time.perf_counter() - start):
+            epoch_checkpoint.save(fitter.state_dict(), progress.to_dict())
     return fitter, progress
 
 
@@ -318,16 +337,16 @@ class _Training:
 
     def __init__(
         self,
-        genotype: Any,
-        data: Dataset,
+        genotype: Genotype,
+        data: TrainData,
         config: TrainingConfig,
         seed: int,
         device: str | torch.device,
         *,
         select: str,
         final: bool,
-        model_fn: Callable[..., nn.Module],
-        checkpoint: str | Path | None,
+        model_fn: ModelFactory,
+        epoch_checkpoint: str | Path | None,
         on_resume: OnResume | None,
     ) -> None:
         _check(data, config, select)
@@ -337,15 +356,15 @@ class _Training:
         self.memory = PeakMemory(self.dev)
         amp = config.uses_amp(final=final, device_type=self.dev.type)
         self.make = lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, self.dev, seed, amp)
-        self.ckpt = None
-        if checkpoint is not None:  # finals checkpoint every epoch; search candidates once they run long
+        self.ckpt: EpochCheckpoint | None = None
+        if epoch_checkpoint is not None:  # finals checkpoint every epoch; search candidates once they run long
             identity = _identity(genotype, data, config, seed, select, keep_best=final)
-            self.ckpt = EpochCheckpoint(Path(checkpoint), identity, 0.0 if final else config.checkpoint_after_seconds)
+            self.ckpt = EpochCheckpoint(Path(epoch_checkpoint), identity, 0.0 if final else config.checkpoint_after_seconds)
         self.resumed = _ResumeNote(on_resume)
 
     def fit(
         self,
-        control: Any,
+        control: Gate | None,
         on_epoch: OnEpoch | None,
         on_notice: OnNotice | None,
         *,
@@ -359,7 +378,7 @@ class _Training:
             keep_best_state=self.final,
             control=control,
             on_epoch=on_epoch,
-            checkpoint=self.ckpt,
+            epoch_checkpoint=self.ckpt,
             on_resume=self.resumed,
             on_notice=on_notice,
             memory=self.memory,
@@ -374,17 +393,17 @@ class _Training:
 
 
 def train_candidate(
-    genotype: Any,
-    data: Dataset,
+    genotype: Genotype,
+    data: TrainData,
     config: TrainingConfig = TrainingConfig(),
     *,
     seed: int = 0,
     fitness: str = "val_acc",
     device: str | torch.device = "cpu",
-    control: Any = None,
+    control: Gate | None = None,
     on_epoch: OnEpoch | None = None,
-    model_fn: Callable[..., nn.Module] = build_network,
-    checkpoint: str | Path | None = None,
+    model_fn: ModelFactory = build_network,
+    epoch_checkpoint: str | Path | None = None,
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
     prune: PruneRule | None = None,
@@ -402,11 +421,11 @@ def train_candidate(
         seed: seeds the initialisation and the batch order.
         fitness: ``"val_acc"`` or ``"val_auc"``: the best value over the epochs.
         device: where to train (the device ``data`` lives on).
-        control: checked at every batch boundary (pause blocks, stop raises).
+        control: the batch gate, passed at every batch boundary (pause blocks, stop raises).
         on_epoch: called after every epoch with ``dict(epoch, train_loss,
             val_loss, val_acc, val_auc, seconds)``; its exceptions propagate.
-        model_fn: ``(genotype, in_channels=, num_classes=) -> nn.Module``.
-        checkpoint: a per-epoch checkpoint file; written once the training has
+        model_fn: the ``ModelFactory`` ``(genotype, in_channels=, num_classes=) -> nn.Module``.
+        epoch_checkpoint: a per-epoch checkpoint file; written once the training has
             run ``config.checkpoint_after_seconds``, resumed when it matches,
             removed when the training ends.
         on_resume: called with the epoch a checkpoint resumed after.
@@ -425,7 +444,7 @@ def train_candidate(
         ValueError: ``config`` does not fit ``data`` (BCE on a multi-class task).
     """
     run = _Training(genotype, data, config, seed, device, select=fitness, final=False, model_fn=model_fn,
-                    checkpoint=checkpoint, on_resume=on_resume)
+                    epoch_checkpoint=epoch_checkpoint, on_resume=on_resume)
     dev = run.dev
     progress = _Progress()
     status, error = "ok", None
@@ -473,16 +492,16 @@ def train_candidate(
 
 
 def final_train(
-    genotype: Any,
-    data: Dataset,
+    genotype: Genotype,
+    data: TrainData,
     config: TrainingConfig,
     *,
     seed: int,
     device: str | torch.device = "cpu",
-    control: Any = None,
+    control: Gate | None = None,
     on_epoch: OnEpoch | None = None,
-    model_fn: Callable[..., nn.Module] = build_network,
-    checkpoint: str | Path | None = None,
+    model_fn: ModelFactory = build_network,
+    epoch_checkpoint: str | Path | None = None,
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
     tie_break: str = "val_auc",
@@ -501,10 +520,10 @@ def final_train(
         config: training settings (``epochs`` is the final phase's).
         seed: the seed of this retraining.
         device: where to train.
-        control: checked at every batch boundary.
+        control: the batch gate, passed at every batch boundary.
         on_epoch: called after every epoch, as in ``train_candidate``.
         model_fn: as in ``train_candidate``.
-        checkpoint: a per-epoch checkpoint file (written after every epoch,
+        epoch_checkpoint: a per-epoch checkpoint file (written after every epoch,
             resumed when it matches, removed at the end).
         on_resume, on_notice: as in ``train_candidate``.
         tie_break: ``"val_auc"`` (the default) or ``"none"`` (the paper's
@@ -521,11 +540,11 @@ def final_train(
         ValueError: ``config`` does not fit ``data``.
     """
     run = _Training(genotype, data, config, seed, device, select="val_acc", final=True, model_fn=model_fn,
-                    checkpoint=checkpoint, on_resume=on_resume)
+                    epoch_checkpoint=epoch_checkpoint, on_resume=on_resume)
     fitter: Fitter | None = None
     try:
         fitter, progress = run.fit(control, on_epoch, on_notice, tie_break=tie_break)
-        assert progress.best_state is not None
+        assert progress.best_state is not None and progress.best_acc is not None
         fitter.model.load_state_dict(progress.best_state)
         _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)
     except _CallbackError as exc:

@@ -36,7 +36,7 @@ class PeakMemory:
     @staticmethod
     def _rss() -> int:
         try:
-            import psutil
+            import psutil  # type: ignore[import-untyped]
 
             return int(psutil.Process().memory_info().rss)
         except Exception:  # psutil missing or unsupported platform

@@ -41,13 +41,14 @@ from engine.leaderboard import Leaderboard
 from engine.profile import TrainingConfig, load_profile
 from engine.session import Session
 from engine.space import SearchSpace
+from faults import FaultyFactory
 from tiny_search import TINY
 
 pytestmark = pytest.mark.timeout(300)
 
 WORKERS = 2
 POOL_THREADS = max(1, available_cores() // WORKERS)
-OOM_ID = 1000  # the candidate the backends fail with a (simulated) CUDA OOM whenever it shares its device
+OOM_ID = 1000  # the candidate the tests fail with a (simulated) CUDA OOM through the model factory
 BACKENDS = ("sequential", "threads", "processes", "ray")
 
 
@@ -148,20 +149,24 @@ def ray_instance():
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def backend(request, data, spec):
-    """``(name, evaluator)``; concurrent backends fail candidate ``OOM_ID`` with an OOM whenever it shares."""
+def backend(request, data, spec, tmp_path_factory):
+    """``(name, evaluator)``; concurrent backends build their networks with a ``FaultyFactory``
+    (``evaluator.model_factory``): tests arm it to fail a genotype with an OOM, and read who trains what."""
     name = request.param
+    factory = FaultyFactory(str(tmp_path_factory.mktemp(f"faults-{name}")))
     if name == "sequential":
         evaluator = SequentialEvaluator(data, spec, "cpu")
     elif name == "threads":
-        evaluator = ThreadEvaluator(data, spec, slots=plan_workers("cpu", WORKERS), simulate_oom=[OOM_ID])
+        evaluator = ThreadEvaluator(data, spec, slots=plan_workers("cpu", WORKERS), model_factory=factory)
     elif name == "processes":
-        evaluator = LocalPoolEvaluator(data, spec, slots=plan_workers("cpu", WORKERS), simulate_oom=[OOM_ID])
+        evaluator = LocalPoolEvaluator(data, spec, slots=plan_workers("cpu", WORKERS), model_factory=factory)
     else:
-        request.getfixturevalue("ray_instance")
+        ray = request.getfixturevalue("ray_instance")
+        import faults
         from engine.executors.ray import RayEvaluator
 
-        evaluator = RayEvaluator(data, spec, workers=WORKERS, simulate_oom=[OOM_ID])
+        ray.cloudpickle.register_pickle_by_value(faults)  # Ray workers do not have tests/ on their path
+        evaluator = RayEvaluator(data, spec, workers=WORKERS, model_factory=factory)
     yield name, evaluator
     evaluator.close()
     if name == "processes":
@@ -204,7 +209,11 @@ def test_oom_while_sharing_is_retried_alone(backend, genotypes, reference):
         pytest.skip("sequential: nothing shares the device, so an OOM is final")
     jobs = make_jobs(genotypes[:3], [OOM_ID, 201, 202])
     evaluator.trace.clear()
-    rec = Recorder().run(evaluator, jobs)
+    evaluator.model_factory.arm(genotypes[0])  # its first, shared, attempt runs out of memory
+    try:
+        rec = Recorder().run(evaluator, jobs)
+    finally:
+        evaluator.model_factory.disarm()
     assert rec.results[OOM_ID].status == "ok"
     assert losses(rec.results[OOM_ID]) == losses(reference(0, OOM_ID, threads_of(name)))
     trace = evaluator.trace
@@ -224,20 +233,28 @@ def test_oom_with_the_device_to_itself_is_reported_oom(backend, genotypes):
     name, evaluator = backend
     if name == "sequential":
         pytest.skip("sequential: simulated OOMs are a concurrent backend's test hook")
-    rec = Recorder().run(evaluator, make_jobs(genotypes[:1], [OOM_ID]))
+    evaluator.model_factory.arm(genotypes[0])  # alone from the start: the OOM is final
+    try:
+        rec = Recorder().run(evaluator, make_jobs(genotypes[:1], [OOM_ID]))
+    finally:
+        evaluator.model_factory.disarm()
     result = rec.results[OOM_ID]
     assert result.status == "oom" and result.fitness is None and "out of memory" in result.error
 
 
 def _kill_hook(evaluator, rec, victim: int, killed: list, when: str):
+    """Kill the process that trains ``victim`` (the one that built its network, per the model factory)."""
+    evaluator.model_factory.forget_pids()
+
     def kill(job, *_):
         if job.candidate_id != victim or (when == "epoch" and killed):
             return
         deadline = time.monotonic() + 20
         pid = None
         while pid is None and time.monotonic() < deadline:
-            pid = evaluator.pid_of(victim)
-            if pid is None:
+            pid = evaluator.model_factory.pid_of(job.genotype)
+            if pid is None or pid in killed:  # not built yet by this attempt's worker
+                pid = None
                 time.sleep(0.05)
         assert pid is not None and pid != os.getpid()
         os.kill(pid, signal.SIGKILL)
@@ -429,14 +446,16 @@ def test_the_profile_chooses_the_backend():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ("threads", "processes"))
-def test_cuda_backends_share_each_gpu_and_retry_an_oom_alone(name, data, spec, genotypes):
+def test_cuda_backends_share_each_gpu_and_retry_an_oom_alone(name, data, spec, genotypes, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     gpus = torch.cuda.device_count()
     cuda_data = load_dataset("adrenalmnist3d", device="cuda:0").search_subset(0.1, 42)
     slots = plan_workers("cuda:0", gpus, 2, "auto", cuda_devices=gpus)
     cls = ThreadEvaluator if name == "threads" else LocalPoolEvaluator
-    evaluator = cls(cuda_data, spec, slots=slots, simulate_oom=[OOM_ID])
+    factory = FaultyFactory(str(tmp_path))
+    factory.arm(genotypes[0])
+    evaluator = cls(cuda_data, spec, slots=slots, model_factory=factory)
     try:
         rec = Recorder().run(evaluator, make_jobs(genotypes[:4], [OOM_ID, 801, 802, 803]))
     finally:

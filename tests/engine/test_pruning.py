@@ -164,10 +164,10 @@ def test_a_pruned_training_stopped_and_resumed_from_its_checkpoint_prunes_as_an_
 
     with pytest.raises(StopRequested):
         train_candidate(None, synthetic(), config, fitness="val_auc", model_fn=tiny_fn, prune=ALWAYS,
-                        control=control, on_epoch=stop_after_two, checkpoint=ckpt)
+                        control=control, on_epoch=stop_after_two, epoch_checkpoint=ckpt)
     assert ckpt.exists()
     again = train_candidate(None, synthetic(), config, fitness="val_auc", model_fn=tiny_fn, prune=ALWAYS,
-                            checkpoint=ckpt)
+                            epoch_checkpoint=ckpt)
     assert again.resumed_from == 2 and not ckpt.exists()
     assert (again.status, again.pruned_at, again.fitness) == (whole.status, whole.pruned_at, whole.fitness)
     assert [r["val_loss"] for r in again.history] == [r["val_loss"] for r in whole.history]

@@ -495,10 +495,10 @@ def test_a_final_training_stopped_after_epoch_k_resumes_to_the_identical_result(
     ckpt = tmp_path / "training.ckpt"
     control = Control()
     with pytest.raises(StopRequested):
-        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 2), checkpoint=ckpt)
+        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 2), epoch_checkpoint=ckpt)
     assert ckpt.exists()
     resumed_at, seen = [], []
-    again = final_train(genotype, small, config, seed=3, checkpoint=ckpt, on_resume=resumed_at.append,
+    again = final_train(genotype, small, config, seed=3, epoch_checkpoint=ckpt, on_resume=resumed_at.append,
                         on_epoch=seen.append)
     assert resumed_at == [2] and again.resumed_from == 2 and [r["epoch"] for r in seen] == [3, 4]
     assert not ckpt.exists(), "the checkpoint is removed once the training finished"
@@ -516,14 +516,14 @@ def test_a_search_candidate_checkpoints_only_once_it_has_run_long_enough(light, 
     control = Control()
     slow = replace(config, checkpoint_after_seconds=3600.0)
     with pytest.raises(StopRequested):
-        train_candidate(genotype, small, slow, seed=1, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+        train_candidate(genotype, small, slow, seed=1, control=control, on_epoch=_stop_after(control, 1), epoch_checkpoint=ckpt)
     assert not ckpt.exists(), "a short candidate writes no checkpoint"
     eager = replace(config, checkpoint_after_seconds=0.0)
     control = Control()
     with pytest.raises(StopRequested):
-        train_candidate(genotype, small, eager, seed=1, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+        train_candidate(genotype, small, eager, seed=1, control=control, on_epoch=_stop_after(control, 1), epoch_checkpoint=ckpt)
     assert ckpt.exists()
-    resumed = train_candidate(genotype, small, eager, seed=1, checkpoint=ckpt)
+    resumed = train_candidate(genotype, small, eager, seed=1, epoch_checkpoint=ckpt)
     whole = train_candidate(genotype, small, eager, seed=1)
     assert resumed.resumed_from == 1 and resumed.fitness == whole.fitness
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in whole.history]
@@ -536,7 +536,7 @@ def test_a_corrupt_or_foreign_checkpoint_restarts_the_training_with_one_line(lig
     ckpt = tmp_path / "training.ckpt"
     control = Control()
     with pytest.raises(StopRequested):
-        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 1), checkpoint=ckpt)
+        final_train(genotype, small, config, seed=3, control=control, on_epoch=_stop_after(control, 1), epoch_checkpoint=ckpt)
     seed, g = 3, genotype
     if damage == "garbage":
         ckpt.write_bytes(b"not a checkpoint at all")
@@ -547,7 +547,7 @@ def test_a_corrupt_or_foreign_checkpoint_restarts_the_training_with_one_line(lig
     else:
         g = light[1]
     notices, resumed_at = [], []
-    outcome = final_train(g, small, config, seed=seed, checkpoint=ckpt, on_notice=notices.append,
+    outcome = final_train(g, small, config, seed=seed, epoch_checkpoint=ckpt, on_notice=notices.append,
                           on_resume=resumed_at.append)
     assert resumed_at == [] and outcome.resumed_from == 0 and outcome.epochs == 3
     assert len(notices) == 1 and "\n" not in notices[0]

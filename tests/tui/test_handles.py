@@ -131,7 +131,7 @@ def test_attach_sends_commands_through_the_control_file(tmp_path: Path, running_
     time.sleep(0.01)
     handle.stop()
     with pytest.raises(control.StopRequested):
-        flags.checkpoint()
+        flags.at_batch_boundary()
 
 
 def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Path, journal) -> None:
