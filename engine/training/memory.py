@@ -36,7 +36,7 @@ class PeakMemory:
     @staticmethod
     def _rss() -> int:
         try:
-            import psutil  # type: ignore[import-untyped]
+            import psutil
 
             return int(psutil.Process().memory_info().rss)
         except Exception:  # psutil missing or unsupported platform
