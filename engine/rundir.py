@@ -38,6 +38,7 @@ from .atomic import atomic_write_json
 from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
 from .errors import CorruptFileError, RunDirError
 from .jsonfile import read_json
+from .leaderboard import EXPORT_FORMATS
 from .records import CandidateRecord
 from .runlock import RunLock
 from .search_state import SearchState
@@ -58,7 +59,6 @@ _EPOCH_CHECKPOINT = "training.ckpt"
 _ERROR_LOG = "error.log"
 _SERVE_LOG = "serve.log"
 _REPORT = "report"
-EXPORT_FORMATS = ("csv", "json", "md")
 
 # The files a run or a model bundle trusts: an export must never write over them.
 _RUN_FILES = frozenset({_PROFILE, _SEARCH_STATE, _JOURNAL, _TRAIN_PLAN, _LOCK, _CONTROL})

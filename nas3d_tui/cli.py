@@ -4,7 +4,7 @@ Each subcommand lives in ``nas3d_tui.commands``; this module builds the
 parser from them and runs the chosen one inside the error boundary every
 command shares:
 
-* exit 0: done; 130: stopped or interrupted (a checkpoint was written);
+* exit 0: done; 130: stopped or interrupted (the search state was saved);
 * exit 2, one line on stderr: bad input -- any ``engine.errors.UserError``
   (a profile, a data file, a run directory, a device) and any ``OSError``
   about a user's path (too long, not a directory, permission, read-only,

@@ -9,10 +9,12 @@ published weights.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from engine.bundle_files import GENOTYPE_FILE
+from engine.jsonfile import read_json
 
 __all__ = ["PREFIX", "Published", "published_models", "resolve"]
 
@@ -39,8 +41,8 @@ def _root() -> Path:
 def published_models() -> list[Published]:
     """Every shipped published model, by name."""
     out = []
-    for folder in sorted(p for p in _root().iterdir() if (p / "genotype.json").is_file()):
-        meta = json.loads((folder / "genotype.json").read_text(encoding="utf-8"))
+    for folder in sorted(p for p in _root().iterdir() if (p / GENOTYPE_FILE).is_file()):
+        meta = read_json(folder / GENOTYPE_FILE)
         m = meta.get("metrics", {})
         out.append(Published(folder.name, folder, meta.get("compact", ""), meta.get("dataset", ""), m.get("params"),
                              m.get("flops"), m.get("test_auc"), m.get("test_acc"), str(m.get("source", ""))))

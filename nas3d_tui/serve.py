@@ -8,7 +8,7 @@ that make ``nas3d-tui serve`` safe:
   once, in its own session (a dropped SSH connection or a Ctrl-C in the
   serving terminal does not reach it), logging to ``RUN_DIR/serve.log``; it
   is "started" when its ``RunStarted`` appears in ``events.jsonl``, and it is
-  stopped through ``RUN_DIR/control.json`` so that it writes a checkpoint;
+  stopped through ``RUN_DIR/control.json`` so that it saves its search state;
 - ``attach_command``: what each browser connection runs (``nas3d-tui attach``);
 - ``serve_app``: the textual-serve server, with a one-line warning when it
   listens beyond the loopback interface.
@@ -185,7 +185,7 @@ class BackgroundSearch:
         return None if self.process is None else self.process.poll()
 
     def stop(self) -> int:
-        """Ask for a stop with a checkpoint and wait for the process; returns its exit code.
+        """Ask for a stop that saves the search state and wait for the process; returns its exit code.
 
         Each Ctrl-C while waiting is passed on as SIGINT (the second one makes
         the search leave at once, keeping every finished candidate).

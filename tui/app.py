@@ -41,11 +41,10 @@ from .widgets import (
     StatusLine,
 )
 
-__all__ = ["NasApp", "run_dashboard", "MIN_SIZE", "EXPORT_FORMATS"]
+__all__ = ["NasApp", "run_dashboard", "MIN_SIZE"]
 
 MIN_SIZE = (60, 20)  # below this the dashboard shows a message instead of panels
 STACKED_BELOW = (110, 34)  # below this the panels stack in one scrolling column
-EXPORT_FORMATS = (("csv", "leaderboard.csv"), ("json", "leaderboard.json"), ("md", "leaderboard.md"))
 MAX_EVENTS_PER_TICK = 20_000  # a replay of a huge journal is spread over several ticks
 W = TypeVar("W", bound=Widget)
 
@@ -331,7 +330,7 @@ class NasApp(App[int]):
                 self.notify("pausing at the next batch boundary…", timeout=3)
 
     def action_stop(self) -> None:
-        """s: stop with a checkpoint."""
+        """s: stop, saving the search state."""
         state = self.state
         if state.terminal:
             self.notify(f"the run is {state.status.lower()}", timeout=3)
@@ -341,29 +340,30 @@ class NasApp(App[int]):
         if self._command("stop", lambda: self.handle.stop()):
             state.request("stop")
             self._sync_panels()
-            self.notify("stopping: a checkpoint is written at the next batch boundary", timeout=4)
+            self.notify("stopping: the search state is saved at the next batch boundary", timeout=4)
 
     def action_export(self) -> None:
         """e: write the leaderboard as CSV, JSON and Markdown into the run directory."""
-        from engine.leaderboard import export
+        from engine.leaderboard import EXPORT_FORMATS, export
+        from engine.rundir import RunDir
 
-        run_dir = Path(self.handle.run_dir)
+        run_dir = RunDir(self.handle.run_dir, resolve=False)
         rows = list(self.state.leaderboard.rows())
         written: list[str] = []
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            for fmt, name in EXPORT_FORMATS:
-                export(rows, fmt, run_dir / name)
-                written.append(str(run_dir / name))
+            run_dir.path.mkdir(parents=True, exist_ok=True)
+            for fmt in EXPORT_FORMATS:
+                export(rows, fmt, run_dir.export_path(fmt))
+                written.append(str(run_dir.export_path(fmt)))
         except Exception as exc:
             self.notify(f"export failed: {exc}", severity="error")
             return
-        self.notify(export_note([Path(p).name for p in written], run_dir, self.size.width),
+        self.notify(export_note([Path(p).name for p in written], run_dir.path, self.size.width),
                     title=f"leaderboard exported ({len(rows)} rows)", timeout=6, markup=False)
 
     # -- quitting -------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        """q: detach (attached, or the run has ended), or confirm and stop with a checkpoint."""
+        """q: detach (attached, or the run has ended), or confirm and stop, saving the search state."""
         if self._quitting:
             return
         if self.handle.attached or self.state.terminal or self._safe_finished():
@@ -386,7 +386,7 @@ class NasApp(App[int]):
         if not self.state.terminal:
             self.state.request("stop")
             self._sync_panels()
-            self.notify("writing a checkpoint before quitting…", timeout=30)
+            self.notify("saving the search state before quitting…", timeout=30)
         self._close_in_background()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="close")

@@ -42,7 +42,7 @@ class RunHandle(Protocol):
         """Ask a paused run to continue."""
 
     def stop(self) -> None:
-        """Ask the run to stop with a checkpoint (non-blocking)."""
+        """Ask the run to stop, saving its search state (non-blocking)."""
 
     def close(self, timeout: float = 30) -> None:
         """Quit: in-process, stop and join the engine; attached, stop watching only."""

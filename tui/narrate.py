@@ -70,13 +70,13 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         return "info", f"{event.device} ready after {duration(event.seconds)} of warm-up"
     if isinstance(event, ev.TrainingResumed):
         what = f"final #{event.candidate_id} seed {event.seed}" if event.phase == "final" else f"#{event.candidate_id}"
-        return "info", f"{what} resumed at epoch {event.epoch}/{event.max_epochs} from its checkpoint"
+        return "info", f"{what} resumed at epoch {event.epoch}/{event.max_epochs} from its epoch checkpoint"
     if isinstance(event, ev.Paused):
         return "warning", "paused"
     if isinstance(event, ev.Resumed):
         return "info", "resumed"
     if isinstance(event, ev.Stopping):
-        return "warning", f"stop requested ({event.source}): finishing with a checkpoint"
+        return "warning", f"stop requested ({event.source}): saving the search state"
     if isinstance(event, ev.StateSaved):
         return "info", f"search state saved: {event.trained} trained, generation {event.generation}"
     if isinstance(event, ev.FinalStarted):

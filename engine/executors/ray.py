@@ -28,7 +28,7 @@ Design:
   candidate. When no live node with a CPU is left, ``evaluate`` raises a
   one-line ``SessionError`` (the session keeps its search state).
 - ``ray.init`` installs its own SIGTERM handler; the run's handlers (stop with
-  a checkpoint, exit 130) are put back after it. A candidate that runs out of GPU
+  the search state saved, exit 130) are put back after it. A candidate that runs out of GPU
   memory on a fractional GPU is retried with ``num_gpus = 1`` (alone on a
   GPU); on CPU-only clusters "alone" means nothing else in flight.
 
@@ -203,7 +203,7 @@ def _ray_warm() -> int:
 
 class _keep_signal_handlers:
     """``ray.init`` installs its own SIGTERM (and SIGINT) handlers on the main thread; the run's own
-    (checkpoint, exit 130) must stay in place."""
+    (search state saved, exit 130) must stay in place."""
 
     def __enter__(self) -> None:
         self.main = threading.current_thread() is threading.main_thread()

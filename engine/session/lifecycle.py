@@ -9,7 +9,7 @@ retraining (``engine.session.retrain.Retrain``, ``nas3d-tui train``) share:
 * *start* -- create (or announce in) the directory, save the profile, open the
   journal, sample resources, warm the device up once;
 * *run* -- the subclass's phases;
-* *end* -- finished, stopped (the last checkpoint stays the resume point) or
+* *end* -- finished, stopped (the last search state stays the resume point) or
   failed (finished work kept, ``error.log`` written); the lock is released.
 
 A fresh run that cannot start leaves no directory behind.

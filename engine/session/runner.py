@@ -5,7 +5,7 @@ A ``Session`` is the life of a search run directory (``RunLifecycle``):
 file the run trusts; then the *search* (``engine.session.search``) and the
 *final phase* (``engine.session.final``).
 
-Resume guarantee: the checkpoint holds the strategy's state *before* each
+Resume guarantee: the search state holds the strategy's state *before* each
 ``ask``; candidate ids are proposal numbers; every finished candidate has an
 atomic record. A resumed run re-asks the same batch, answers what finished
 from its records and trains only what was in flight -- proposing exactly the
@@ -57,7 +57,7 @@ class _Prepared:
     device: str
     data: Dataset
     search_data: Dataset
-    checkpoint: SearchState | None = None
+    search_state: SearchState | None = None
     records: dict[int, CandidateRecord] = field(default_factory=dict)
     finals_done: set[tuple[int, int]] = field(default_factory=set)
     strategy: Strategy | None = None
@@ -72,7 +72,7 @@ class Session(RunLifecycle[_Prepared]):
         bus: the event bus (a new one when None).
         control: pause / stop flags (a new one when None); it also obeys
             ``RUN_DIR/control.json`` written by an attached dashboard.
-        resume: continue from the directory's checkpoint.
+        resume: continue from the directory's search state.
     """
 
     def __init__(
@@ -136,28 +136,28 @@ class Session(RunLifecycle[_Prepared]):
         """Every check a run needs, in the order a user would fix them; writes nothing."""
         rd = self.run_dir
         p = self.profile
-        checkpoint = None
+        saved = None
         records: dict[int, CandidateRecord] = {}
         finals: set[tuple[int, int]] = set()
         strategy: Strategy | None = None
         if self.resumed:
-            checkpoint = rd.read_search_state()
+            saved = rd.read_search_state()
             records = rd.read_records()
             rd.check_epoch_checkpoints()
             finals = self._read_finals()
             read_journal(rd.journal_path, strict=True)
-            if checkpoint is None and records:
-                raise SessionError(f"{rd.path} has candidate records but no checkpoint; cannot resume safely")
-            if checkpoint is None and (finals or rd.has_final_outputs()):
+            if saved is None and records:
+                raise SessionError(f"{rd.path} has candidate records but no search state; cannot resume safely")
+            if saved is None and (finals or rd.has_final_outputs()):
                 raise CorruptFileError(
-                    f"{rd.path} has final results but no checkpoint (a train run without its train.json?); cannot resume"
+                    f"{rd.path} has final results but no search state (a train run without its train.json?); cannot resume"
                 )
-            if checkpoint is not None and checkpoint.state == "finished":
+            if saved is not None and saved.state == "finished":
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
-            if checkpoint is not None:
-                strategy = restore_strategy(checkpoint.strategy, self.space, str(rd.search_state_path))
-                check_strategy_matches(checkpoint.strategy, p, self.space, str(rd.search_state_path), rd.profile_path)
-                self._check_consistent(checkpoint, strategy, records)
+            if saved is not None:
+                strategy = restore_strategy(saved.strategy, self.space, str(rd.search_state_path))
+                check_strategy_matches(saved.strategy, p, self.space, str(rd.search_state_path), rd.profile_path)
+                self._check_consistent(saved, strategy, records)
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
         device = resolve_device(p.run.device)
@@ -168,7 +168,7 @@ class Session(RunLifecycle[_Prepared]):
         data = load_data(p, device)
         check_search_fraction(data, p.data.search_fraction, p.run.seed)  # before anything is written
         search_data = data.search_subset(p.data.search_fraction, p.run.seed)
-        return _Prepared(device, data, search_data, checkpoint, records, finals, strategy)
+        return _Prepared(device, data, search_data, saved, records, finals, strategy)
 
     def _read_finals(self) -> set[tuple[int, int]]:
         done: set[tuple[int, int]] = set()
@@ -188,19 +188,19 @@ class Session(RunLifecycle[_Prepared]):
             done.add((event.candidate_id, event.seed))
         return done
 
-    def _check_consistent(self, checkpoint: SearchState, strategy: Strategy, records: dict[int, CandidateRecord]) -> None:
-        """The checkpoint and the records must tell one story; a gap means files were lost or changed."""
+    def _check_consistent(self, saved: SearchState, strategy: Strategy, records: dict[int, CandidateRecord]) -> None:
+        """The search state and the records must tell one story; a gap means files were lost or changed."""
         where = self.run_dir.search_state_path
         for cid, record in sorted(records.items()):
             check_record_matches(record, self.space, str(self.run_dir.candidate_path(cid)))
         trained = sum(1 for r in records.values() if r.spent_budget)
-        if trained < checkpoint.trained:
+        if trained < saved.trained:
             raise CorruptFileError(
-                f"{where} counts {checkpoint.trained} trained candidates but {self.run_dir.candidates_dir} "
+                f"{where} counts {saved.trained} trained candidates but {self.run_dir.candidates_dir} "
                 f"holds {trained}; records are missing, cannot resume"
             )
-        # The checkpoint comes before an ask: the batch asked next holds at most a population's worth.
-        state = checkpoint.strategy
+        # The search state is saved before an ask: the batch asked next holds at most a population's worth.
+        state = saved.strategy
         limit = state["next_id"] + (len(strategy.pending) if strategy.pending is not None else strategy.np)
         beyond = sorted(c for c in records if c >= limit)
         if beyond:
@@ -212,15 +212,15 @@ class Session(RunLifecycle[_Prepared]):
         p = self.profile
         self.device = prepared.device
         self.records = prepared.records
-        if prepared.checkpoint is not None:
-            self._elapsed_before = prepared.checkpoint.elapsed
+        if prepared.search_state is not None:
+            self._elapsed_before = prepared.search_state.elapsed
         self._run_started(prepared.data, p.search.budget, p.search.population, p.search.fitness, "search")
 
     def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
         rd = self.run_dir
-        checkpoint = prepared.checkpoint
-        state = checkpoint.state if checkpoint is not None else "search"
-        reason = checkpoint.reason if checkpoint is not None and checkpoint.reason else "budget"
+        saved = prepared.search_state
+        state = saved.state if saved is not None else "search"
+        reason = saved.reason if saved is not None and saved.reason else "budget"
         self._strategy = prepared.strategy or make_strategy(self.profile, self.space)
         ctx = self.context()
         self._search = Search(ctx, self.space, self.records, prepared.search_data)
@@ -228,19 +228,19 @@ class Session(RunLifecycle[_Prepared]):
             if state == "search":
                 reason = self._run_search(prepared.search_data)
                 failures = summarize_failures(self.records.values())
-                if failures.all_failed:  # nothing to rank: not "finished"; the last checkpoint stays the resume point
+                if failures.all_failed:  # nothing to rank: not "finished"; the last search state stays the resume point
                     message = failures.all_failed_message(rd.path)
                     self.publish(ev.RunFailed(error=message))
                     return SessionOutcome("failed", "all-failed", rd.path, error=message)
-                self._save_checkpoint("final", reason)
+                self._save_search_state("final", reason)
             FinalPhase(ctx, self.records, prepared.data, prepared.finals_done).run()
-            self._save_checkpoint("finished", reason)
+            self._save_search_state("finished", reason)
             failures = summarize_failures(self.records.values())
             if failures.most_failed:  # said at the end, where a user looks for how it went
                 self.publish(ev.Log(message=failures.most_failed_message(rd.path), level="warning"))
             self._finished(reason)
             return SessionOutcome("finished", reason, rd.path)
-        except StopRequested:  # the checkpoint written before the current batch stays the resume point
+        except StopRequested:  # the search state saved before the current batch stays the resume point
             self._finished("stopped")
             return SessionOutcome("stopped", "stopped", rd.path)
         except Exception as exc:  # an engine failure: finished work is on disk; say so and stop
@@ -256,11 +256,11 @@ class Session(RunLifecycle[_Prepared]):
             p.executor, p.run.device, search_data, TrainSpec(p.training, p.search.fitness), self.device, self.control
         )
         try:
-            return search.run(strategy, evaluator, lambda: self._save_checkpoint("search"), self._elapsed)
+            return search.run(strategy, evaluator, lambda: self._save_search_state("search"), self._elapsed)
         finally:
             evaluator.close()
 
-    def _save_checkpoint(self, state: str, reason: str = "") -> None:
+    def _save_search_state(self, state: str, reason: str = "") -> None:
         strategy = self._strategy
         assert strategy is not None, "the search state is saved only while the run's strategy exists"
         path = self.run_dir.write_search_state(

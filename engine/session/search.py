@@ -78,12 +78,12 @@ class Search:
         self,
         strategy: Strategy,
         evaluator: Evaluator,
-        save_checkpoint: Callable[[], None],
+        save_search_state: Callable[[], None],
         elapsed: Callable[[], float],
     ) -> str:
         """Search until the budget or the time budget is spent; returns ``budget`` or ``time``.
 
-        ``save_checkpoint`` is called before every ``ask`` (the resume point).
+        ``save_search_state`` is called before every ``ask`` (the resume point).
 
         Raises:
             engine.errors.StopRequested: a stop was asked for (at a batch boundary).
@@ -95,7 +95,7 @@ class Search:
                 return "budget"
             if time_budget and elapsed() >= time_budget:
                 return "time"
-            save_checkpoint()
+            save_search_state()
             self.control.at_batch_boundary()
             batch = strategy.ask()
             if batch.phase == "jump":
@@ -175,10 +175,10 @@ class Search:
                 break
             else:
                 t.first_of_key[g.key] = i
-                checkpoint = str(self.run_dir.epoch_checkpoint_path(cid))
+                epoch_checkpoint = str(self.run_dir.epoch_checkpoint_path(cid))
                 prune = self._prune_rule(batch, i, parents, median)
                 t.jobs.append(
-                    Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), epoch_checkpoint=checkpoint, prune=prune)
+                    Job(candidate_id=cid, genotype=g, seed=candidate_seed(p.run.seed, cid), epoch_checkpoint=epoch_checkpoint, prune=prune)
                 )
                 t.drafts[cid] = (i, draft)
         return t

@@ -73,7 +73,7 @@ def make_strategy(profile: Profile, space: SearchSpace) -> ODE | RandomSearch:
 
 
 def restore_strategy(state: dict[str, Any], space: SearchSpace, where: str) -> ODE | RandomSearch:
-    """The strategy saved in a checkpoint, checked field by field.
+    """The strategy saved in the search state, checked field by field.
 
     Raises:
         CorruptFileError: the saved state is not a valid strategy state (names ``where``).
@@ -92,10 +92,10 @@ def restore_strategy(state: dict[str, Any], space: SearchSpace, where: str) -> O
 def check_strategy_matches(
     state: dict[str, Any], profile: Profile, space: SearchSpace, where: str, profile_path: str | os.PathLike[str]
 ) -> None:
-    """A checkpoint's strategy must be the one the run's profile makes: same kind and settings.
+    """The search state's strategy must be the one the run's profile makes: same kind and settings.
 
     A run whose profile (population, seed, F, CR, JR, strategy) changed after its
-    checkpoint was written cannot continue as the uninterrupted run would.
+    search state was saved cannot continue as the uninterrupted run would.
 
     Raises:
         CorruptFileError: names both files and the first setting that differs.
@@ -103,14 +103,14 @@ def check_strategy_matches(
     fresh = make_strategy(profile, space).state_dict()
     if state.get("format") != fresh["format"]:
         raise CorruptFileError(
-            f"{where} does not match {profile_path}: the checkpoint holds a {_kind_of(state.get('format'))} state, "
+            f"{where} does not match {profile_path}: the search state holds a {_kind_of(state.get('format'))} state, "
             f"the profile asks for search.strategy = {profile.search.strategy!r}; cannot resume"
         )
     saved = state.get("settings", {})
     for name, value in fresh["settings"].items():
         if saved.get(name) != value:
             raise CorruptFileError(
-                f"{where} does not match {profile_path}: {name} = {saved.get(name)!r} in the checkpoint, "
+                f"{where} does not match {profile_path}: {name} = {saved.get(name)!r} in the search state, "
                 f"{value!r} in the profile; cannot resume"
             )
 

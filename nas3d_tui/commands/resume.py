@@ -1,4 +1,4 @@
-"""``nas3d-tui resume RUN_DIR``: continue a stopped or crashed run from its checkpoint."""
+"""``nas3d-tui resume RUN_DIR``: continue a stopped or crashed run from its search state."""
 from __future__ import annotations
 
 import argparse

@@ -40,12 +40,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def stopped_hint(run_dir: Path) -> None:
-    print(f"checkpoint written; continue with: {hints.command('resume', run_dir)}", file=sys.stderr)
+    print(f"search state saved; continue with: {hints.command('resume', run_dir)}", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def stop_on_signals(control: Control) -> Iterator[None]:
-    """While inside: the first Ctrl-C / TERM asks ``control`` to stop (with a checkpoint); a second one leaves now.
+    """While inside: the first Ctrl-C / TERM asks ``control`` to stop (saving the search state); a second one leaves now.
 
     A Python signal handler runs on the main thread between two bytecodes of
     whatever it was doing -- possibly inside the journal's or the console's
@@ -91,7 +91,7 @@ def drive(session: RunLifecycle, headless: bool) -> int:
 
 
 def run_headless(session: RunLifecycle, sink: ConsoleSink | None = None) -> int:
-    """Run with rich progress on the console (stdout, or ``sink``'s console); Ctrl-C / TERM stop with a checkpoint."""
+    """Run with rich progress on the console (stdout, or ``sink``'s console); Ctrl-C / TERM stop, saving the search state."""
     from ..console import ConsoleSink
 
     sink = sink or ConsoleSink()

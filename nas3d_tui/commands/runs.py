@@ -1,6 +1,6 @@
 """``nas3d-tui runs [DIR]``: the runs under a folder, which are driven, how far each got; ``--pick`` to attach.
 
-Reads each run's journal, checkpoint and profile with their checked readers
+Reads each run's journal, search state and profile with their checked readers
 and writes nothing (``engine.runs``). A damaged run is one line naming what is
 wrong; the others are still listed. ``--format json`` prints the same facts
 for scripts; ``--pick`` shows them in a screen where Enter attaches to a run.

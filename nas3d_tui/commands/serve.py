@@ -4,7 +4,7 @@
 a headless background process (``RUN_DIR/serve.log``); every browser
 connection then gets its own ``nas3d-tui attach RUN_DIR``, so p / s / e / q
 work as in a terminal and a new tab never starts a second search. Ctrl-C
-stops serving and asks the search to stop with a checkpoint (``serve
+stops serving and asks the search to stop, saving its search state (``serve
 attach`` leaves the run alone). Binds to 127.0.0.1 unless told otherwise.
 """
 from __future__ import annotations
@@ -123,19 +123,19 @@ def main(args: argparse.Namespace) -> int:
                   public_url=args.public_url)
     except BaseException:
         if search is not None and search.running:
-            print("stopping the background search with a checkpoint…", file=sys.stderr)
+            print("stopping the background search (its search state is saved)…", file=sys.stderr)
             search.stop()
         raise
     if search is None:
         return EXIT_OK
     if search.running:
-        print("stopping the search at the next batch boundary (a checkpoint is written)…", file=sys.stderr)
+        print("stopping the search at the next batch boundary (the search state is saved)…", file=sys.stderr)
     code = search.stop()
     if code == EXIT_OK:
         print(f"the search had finished; its report: {hints.command('report', run_dir)}", file=sys.stderr)
         return EXIT_OK
     if code == EXIT_INTERRUPTED:
-        print(f"checkpoint written; continue with: {hints.command('serve', 'resume', run_dir)}", file=sys.stderr)
+        print(f"search state saved; continue with: {hints.command('serve', 'resume', run_dir)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"the search ended with exit {code} (log: {run_dir / 'serve.log'}); "
           f"continue with: {hints.command('serve', 'resume', run_dir)}", file=sys.stderr)

@@ -179,7 +179,7 @@ def _outcome(events: Sequence[ev.Event]) -> tuple[str, bool]:
     for e in reversed(events[last_start + 1 :] if last_start >= 0 else events):
         if isinstance(e, ev.RunFinished):
             if e.reason == "stopped":
-                return "stopped with a checkpoint (resumable)", True
+                return "stopped, search state saved (resumable)", True
             return f"finished ({e.reason})", True
         if isinstance(e, ev.RunFailed):
             return f"failed: {e.error}", True

@@ -133,5 +133,5 @@ def test_sigterm_under_ray_writes_a_checkpoint_and_exits_130(tmp_path):
             proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert "checkpoint written; continue with:" in err and "resume" in err
+    assert "search state saved; continue with:" in err and "resume" in err
     assert (run / "checkpoint.json").is_file()

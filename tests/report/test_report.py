@@ -346,7 +346,7 @@ class TestRealRuns:
         assert [p.candidate_id for p in s.anytime] == first_ok
         assert s.devices == ("cpu",) and s.dataset == "adrenalmnist3d"
         assert s.profile["search"]["budget"] == events[0].profile["search"]["budget"]
-        expected = {"finished": "finished (budget)", "stopped": "stopped with a checkpoint",
+        expected = {"finished": "finished (budget)", "stopped": "stopped, search state saved",
                     "killed": "did not end"}[ending]
         assert expected in s.outcome
         assert expected in files.markdown.read_text(encoding="utf-8")

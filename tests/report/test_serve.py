@@ -145,7 +145,7 @@ STAND_IN = textwrap.dedent("""
     while time.time() - started < 60:
         command = read_command(RunDir(run_dir).control_path)
         if command and command[0] == "stop" and command[1] > started:
-            print("stopped with a checkpoint")
+            print("stopped, search state saved")
             sys.exit(130)
         time.sleep(0.05)
     sys.exit(3)
@@ -161,7 +161,7 @@ class TestBackgroundSearch:
         assert [e.pid for e in started] == [search.process.pid]
         assert search.stop() == 130
         assert json.loads((run_dir / "control.json").read_text())["command"] == "stop"
-        assert "stopped with a checkpoint" in (run_dir / "serve.log").read_text()
+        assert "stopped, search state saved" in (run_dir / "serve.log").read_text()
 
     def test_a_search_that_cannot_start_says_why(self, tmp_path: Path) -> None:
         run_dir = tmp_path / "run"

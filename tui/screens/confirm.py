@@ -11,7 +11,7 @@ __all__ = ["ConfirmQuit"]
 
 
 class ConfirmQuit(ModalScreen[bool]):
-    """Dismissed with True to stop the search (with a checkpoint) and quit."""
+    """Dismissed with True to stop the search (saving the search state) and quit."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Quit"),
@@ -26,7 +26,7 @@ class ConfirmQuit(ModalScreen[bool]):
         with Vertical(id="confirm-box", classes="dialog"):
             yield Static(
                 "Stop the search and quit?\n\n"
-                "A checkpoint is written first; continue later with\n"
+                "The search state is saved first; continue later with\n"
                 f"  {self.resume_command}",
                 id="confirm-text",
             )

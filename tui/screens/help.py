@@ -12,7 +12,7 @@ __all__ = ["HelpScreen", "HELP_TEXT"]
 HELP_TEXT = """\
 [b]Keys[/b]
   p      pause / resume (at the next batch boundary)
-  s      stop with a checkpoint (STOPPING until the run ends)
+  s      stop, saving the search state (STOPPING until it ends)
   e      export the leaderboard (CSV, JSON, Markdown) into the
          run directory
   enter  details of the selected candidate: genotype, epochs,
@@ -24,7 +24,7 @@ HELP_TEXT = """\
   x      scatter against FLOPs or parameters
   tab    move between panels
   ?      this help
-  q      quit: an in-process search stops with a checkpoint
+  q      quit: an in-process search stops, saving its state
          (nas3d-tui resume RUN_DIR); an attached one goes on
 
 [b]Panels[/b]
