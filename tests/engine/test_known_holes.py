@@ -26,7 +26,7 @@ from engine.fraction_check import check_search_fraction
 from engine.records import CandidateRecord
 from engine.session.failures import summarize_failures
 from nas3d_tui.cli import build_parser, expand_user_paths, main
-from test_nifti import write_nifti_folder
+from nifti_files import write_nifti_folder
 from tiny_search import TINY
 
 REPO = Path(__file__).resolve().parents[2]

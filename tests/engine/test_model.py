@@ -8,17 +8,10 @@ import torch
 import logging
 import warnings
 
-from engine.complexity import _analysis, count_flops, count_params
+from engine.complexity import count_flops, count_params
 from engine.model import build_network, load_reference_weights
 from engine.space import OPERATIONS, Genotype, SearchSpace
-
-
-def flops_by_operator(net: torch.nn.Module, input_size: int | tuple[int, int, int] = 28) -> dict[str, int]:
-    """fvcore's FLOPs split by operator kind (``conv``, ``batch_norm``, ...), traced as ``count_flops`` traces."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("fvcore").setLevel(logging.ERROR)
-        return {k: int(v) for k, v in _analysis(net, input_size, None).by_operator().items()}
+from fvcore_flops import flops_by_operator
 
 
 def _reference_net(reference, reference_dir):

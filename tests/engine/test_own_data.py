@@ -21,7 +21,7 @@ from engine.predict.inference import predict
 from engine.profile import load_profile
 from engine.rundir import RunDir
 from engine.session import Session
-from test_nifti import write_nifti_folder
+from nifti_files import write_nifti_folder
 from tiny_search import TINY
 
 SEARCH = [*TINY, "data.search_fraction=1.0", "search.budget=3", "final.top_k=1", "final.epochs=2",

@@ -23,8 +23,8 @@ from engine.predict.inference import predict, resolve_device
 from engine.space import Genotype
 
 nib = pytest.importorskip("nibabel")
-from test_nifti import save_nifti, write_nifti_folder  # noqa: E402  (tests/engine is on sys.path)
-from test_model import flops_by_operator  # noqa: E402
+from nifti_files import save_nifti, write_nifti_folder  # noqa: E402  (tests/ is on sys.path)
+from fvcore_flops import flops_by_operator  # noqa: E402
 
 from engine.nifti.folder_import import import_nifti_folder  # noqa: E402
 

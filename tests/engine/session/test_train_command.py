@@ -23,7 +23,7 @@ from engine.records import CandidateRecord
 from engine.space import SearchSpace
 from nas3d_tui.commands.train import resolve_arch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def small_dataset(path: Path, side: int = 16) -> Path:

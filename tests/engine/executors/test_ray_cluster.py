@@ -29,7 +29,7 @@ from tiny_search import TINY
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nas3d-tui[ray]')")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from engine.profile import load_profile
 from engine.rundir import RunDir, RunDirError
 from engine.session import Session, SessionError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 def run_tiny(run_dir: Path, profile) -> tuple[Session, list[ev.Event]]:
     session = Session(profile, run_dir)

@@ -30,7 +30,7 @@ from engine.control import Control
 from engine.session import Session
 from nas3d_tui.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LONG = "x" * 300  # a path component longer than any file system allows
 
 

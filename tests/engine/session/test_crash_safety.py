@@ -33,7 +33,7 @@ from engine.session.retrain import Retrain
 from engine.space import Genotype
 from tiny_search import TINY
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FINAL = ["final.top_k=1", "final.epochs=3", "final.seeds=[0]"]
 LIGHT = "S1M1F8 0,3 01 12 23"  # input -> conv3 -> conv3 -> output: a cheap real network
 

@@ -18,7 +18,7 @@ from engine.profile import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profiles"
-SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = Path(__file__).resolve().parents[3] / "profiles"
 
 
 def error_of(*args, **kwargs) -> str:
