@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_regular_file"]
 
@@ -100,6 +100,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+def atomic_write_json(path: str | os.PathLike[str], obj: object) -> None:
     """``atomic_write`` of ``obj`` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))

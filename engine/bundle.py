@@ -90,7 +90,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "preprocessing") -> "Preprocessing":
+    def from_dict(cls, data: object, where: str = "preprocessing") -> "Preprocessing":
         """Validate and build.
 
         Raises:

@@ -373,13 +373,13 @@ _SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "a boole
 _UNIONS = (typing.Union, getattr(types, "UnionType", None))
 
 
-def _accepts(annotation: Any, value: Any) -> bool:
+def _accepts(annotation: object, value: object) -> bool:
     """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
     return _acceptor(annotation)(value)
 
 
 @functools.lru_cache(maxsize=None)
-def _acceptor(annotation: Any) -> Callable[[Any], bool]:
+def _acceptor(annotation: object) -> Callable[[object], bool]:
     """The check of ``_accepts`` for one annotation, worked out once per annotation."""
     origin = typing.get_origin(annotation)
     if origin in _UNIONS:
@@ -464,7 +464,7 @@ _UNIT = frozenset({"best", "mean", "worst", "val_acc", "val_auc", "test_acc", "t
 _LATEST_TS = 1e10  # the year 2286: a later time stamp is damage, not a clock
 
 
-def _out_of_range(name: str, value: Any) -> str:
+def _out_of_range(name: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ""
     if isinstance(value, int):

@@ -309,14 +309,14 @@ class Leaderboard:
 # --------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """JSON-safe: non-finite floats become None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def _md_cell(name: str, value: Any) -> str:
+def _md_cell(name: str, value: object) -> str:
     if value is None:
         return "–"
     if name == "seconds" and isinstance(value, (int, float)):

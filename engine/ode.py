@@ -506,7 +506,7 @@ class ODE:
 def _check_settings(
     dim: int, population: int, f: float, cr: float, jr: float, seed: int
 ) -> None:
-    def bad(name: str, value: Any, allowed: str) -> ValueError:
+    def bad(name: str, value: object, allowed: str) -> ValueError:
         return ValueError(f"ODE: {name} = {value!r} is not allowed; {allowed}")
 
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, SupportsFloat, cast
 
 from .errors import CorruptFileError
 
@@ -153,6 +153,8 @@ class CandidateRecord:
         return float(self.fitness)
 
     def replace(self, **changes: Any) -> "CandidateRecord":
+        # ``Any``: mypy checks each keyword of dataclasses.replace against its field's type
+        # and rejects any narrower ``**`` type (``object``, a union of the field types).
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -260,15 +262,15 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -318,7 +320,7 @@ _EXPECTED = {
 }
 
 
-def _check(name: str, value: Any, where: str) -> Any:
+def _check(name: str, value: object, where: str) -> Any:
     kind, nullable = _TYPES[name]
     if value is None:
         if nullable:
@@ -327,7 +329,8 @@ def _check(name: str, value: Any, where: str) -> Any:
     if not _ACCEPTS[kind](value):
         expected = _EXPECTED[kind]
         raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)} is {_kind(value)}; expected {expected}")
-    value = float(value) if kind == "number" else value
+    if kind == "number" and isinstance(value, (int, float)):  # (always so once "number" accepted it)
+        value = float(value)
     rule = _RANGES.get(name)
     if rule is not None and not rule[0](value):
         raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)}; expected {rule[1]}")
@@ -349,7 +352,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
 }
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -359,10 +362,10 @@ def _short(value: Any) -> str:
 # --------------------------------------------------------------------------
 
 
-def finite_or_none(value: Any) -> float | None:
+def finite_or_none(value: object) -> float | None:
     """``value`` as a float when it is a finite number, else None (missing, NaN, text)."""
     try:
-        v = float(value)
+        v = float(cast("SupportsFloat | str", value))  # anything else: float() raises TypeError
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None

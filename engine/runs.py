@@ -23,7 +23,7 @@ import os
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import events as ev
 from .errors import RunDirError, UserError, os_error_message
@@ -139,7 +139,7 @@ def _ending(events: Sequence[ev.Event]) -> tuple[str, str]:
     return "crashed", ""
 
 
-def _tie_break(profile: Any) -> str:
+def _tie_break(profile: Mapping[str, object]) -> str:
     search = profile.get("search") if isinstance(profile, dict) else None
     value = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
     return value if value in TIE_BREAKS else "val_auc"

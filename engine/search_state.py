@@ -58,7 +58,7 @@ class SearchState:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> "SearchState":
+    def from_dict(cls, data: object, where: str) -> "SearchState":
         """Check every field.
 
         Raises:

@@ -153,7 +153,7 @@ def same_width(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 NO_TIE_BREAK = -1e300
 
 
-def rows(values: Any, n: int) -> np.ndarray:
+def rows(values: object, n: int) -> np.ndarray:
     """``values`` as an ``n`` x w float matrix (w = 0 when there are no rows)."""
     arr = np.array(values, dtype=float)
     if n == 0:
@@ -161,7 +161,7 @@ def rows(values: Any, n: int) -> np.ndarray:
     return arr.reshape(n, -1)
 
 
-def is_count(v: Any) -> bool:
+def is_count(v: object) -> bool:
     """An integer >= 0 (not a bool)."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 0)
 
@@ -174,7 +174,7 @@ def count(state: dict[str, Any], name: str) -> int:
     return int(v)
 
 
-def vector(value: Any, name: str) -> np.ndarray:
+def vector(value: object, name: str) -> np.ndarray:
     """A JSON list of finite numbers as a float array."""
     if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
         raise ValueError(f"{name} is not a list of numbers")
@@ -184,7 +184,7 @@ def vector(value: Any, name: str) -> np.ndarray:
     return out
 
 
-def matrix(value: Any, name: str, width: int) -> np.ndarray:
+def matrix(value: object, name: str, width: int) -> np.ndarray:
     """A JSON list of rows of ``width`` finite numbers as a float matrix."""
     if not isinstance(value, list):
         raise ValueError(f"{name} is not a list of rows")
@@ -194,7 +194,7 @@ def matrix(value: Any, name: str, width: int) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(len(rows), width)
 
 
-def batch_from_state(data: Any, dim: int) -> Batch:
+def batch_from_state(data: object, dim: int) -> Batch:
     """A pending batch from a saved state, checked against ``dim`` and ``PHASES``."""
     if not isinstance(data, dict):
         raise ValueError("pending is not an object")
@@ -210,7 +210,7 @@ def batch_from_state(data: Any, dim: int) -> Batch:
     return Batch.from_dict(data)
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: object) -> Any:
     """Plain JSON types from a bit-generator state (numpy ints/arrays → Python)."""
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}

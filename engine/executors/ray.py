@@ -121,7 +121,7 @@ class _HubGate:
     """The batch gate inside a task (a ``Gate``): reads the hub's flags at batch boundaries (at most
     every 0.2 s) and tells the hub when it waits in a pause."""
 
-    def __init__(self, hub: Any, cid: int, attempt: int) -> None:  # hub: a Ray actor handle of _Hub
+    def __init__(self, hub: Any, cid: int, attempt: int) -> None:  # Any: a Ray actor handle of _Hub; Ray ships no types
         self.hub = hub
         self.cid = cid
         self.attempt = attempt
@@ -159,7 +159,9 @@ class _HubGate:
 
 
 def _ray_train(
-    data_ref: list[Any], spec: TrainSpec, job: Job, attempt: int, hub: Any, model_factory: ModelFactory | None
+    data_ref: list[Any], spec: TrainSpec, job: Job, attempt: int,
+    hub: Any,  # Any: a Ray actor handle of _Hub; Ray ships no types
+    model_factory: ModelFactory | None,
 ) -> Reply:
     """A Ray task: train one candidate (``run_job``); returns ``Finished`` or ``Stopped``.
 
@@ -496,7 +498,7 @@ class RayEvaluator:
         for ref in ready:
             self._finish(ref, core)
 
-    def _finish(self, ref: Any, core: TaskCore) -> None:
+    def _finish(self, ref: Any, core: TaskCore) -> None:  # Any: a Ray ObjectRef; Ray ships no types
         task = self._inflight.pop(ref)
         try:
             reply: Reply = self.ray.get(ref)

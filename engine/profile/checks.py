@@ -29,7 +29,7 @@ __all__ = [
 
 NUM_OPS = 15  # rows of the operation table (SPEC §3)
 
-Checker = Callable[[Any], Any]
+Checker = Callable[[object], Any]
 
 
 class Bad(Exception):
@@ -42,7 +42,7 @@ class Bad(Exception):
         self.hint = hint
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -71,7 +71,7 @@ def _range_text(kind: str, lo: float | None, hi: float | None, lo_open: bool = F
 def integer(lo: int | None = None, hi: int | None = None, what: str = "") -> Checker:
     allowed = what or _range_text("an integer", lo, hi)
 
-    def check(v: Any) -> int:
+    def check(v: object) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
         if (lo is not None and v < lo) or (hi is not None and v > hi):
@@ -84,7 +84,7 @@ def integer(lo: int | None = None, hi: int | None = None, what: str = "") -> Che
 def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False, what: str = "") -> Checker:
     allowed = what or _range_text("a number", lo, hi, lo_open)
 
-    def check(v: Any) -> float:
+    def check(v: object) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
         x = float(v)
@@ -100,7 +100,7 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
 
 
 def boolean() -> Checker:
-    def check(v: Any) -> bool:
+    def check(v: object) -> bool:
         if not isinstance(v, bool):
             raise Bad(f"wrong type ({type_name(v)})", "true or false")
         return v
@@ -111,7 +111,7 @@ def boolean() -> Checker:
 def string(pattern: str | None = None, allowed: str = "a string", nonempty: bool = False) -> Checker:
     rx = re.compile(pattern) if pattern else None
 
-    def check(v: Any) -> str:
+    def check(v: object) -> str:
         if not isinstance(v, str):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
         if nonempty and not v:
@@ -126,7 +126,7 @@ def string(pattern: str | None = None, allowed: str = "a string", nonempty: bool
 def choice(options: Sequence[str]) -> Checker:
     allowed = "one of " + ", ".join(f'"{o}"' for o in options)
 
-    def check(v: Any) -> str:
+    def check(v: object) -> str:
         if not isinstance(v, str):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
         if v not in options:
@@ -142,7 +142,7 @@ def bool_or_choice(options: Sequence[str]) -> Checker:
     """true, false, or one of ``options`` (e.g. ``"auto"``)."""
     allowed = "true, false or " + ", ".join(f'"{o}"' for o in options)
 
-    def check(v: Any) -> bool | str:
+    def check(v: object) -> bool | str:
         if isinstance(v, bool):
             return v
         if isinstance(v, str) and v in options:
@@ -156,7 +156,7 @@ def bool_or_choice(options: Sequence[str]) -> Checker:
 def int_list(lo: int, hi: int | None = None, what: str = "integers", example: str = "[0]") -> Checker:
     allowed = f"a non-empty list of unique {what}, e.g. {example}"
 
-    def check(v: Any) -> tuple[int, ...]:
+    def check(v: object) -> tuple[int, ...]:
         if not isinstance(v, list):
             raise Bad(f"wrong type ({type_name(v)})", allowed)
         if not v:
@@ -177,7 +177,7 @@ def operations() -> Checker:
     inner = int_list(0, NUM_OPS - 1, what=f"operation indices 0..{NUM_OPS - 1}")
     allowed = f'"all" or a non-empty list of unique operation indices 0..{NUM_OPS - 1}'
 
-    def check(v: Any) -> tuple[int, ...]:
+    def check(v: object) -> tuple[int, ...]:
         if isinstance(v, str):
             if v == "all":
                 return tuple(range(NUM_OPS))
@@ -195,7 +195,7 @@ def one_of_ints(values: Sequence[int], what: str) -> Checker:
     """An integer from ``values`` (e.g. the MedMNIST sizes 28 and 64)."""
     as_int = integer(what=what)
 
-    def check(v: Any) -> int:
+    def check(v: object) -> int:
         n: int = as_int(v)
         if n not in values:
             raise Bad("not allowed", what)

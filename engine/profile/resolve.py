@@ -98,10 +98,12 @@ class Profile:
 
     def replace(self, **sections: Any) -> "Profile":
         """A copy with whole sections replaced (``profile.replace(search=...)``)."""
+        # ``Any``: mypy checks each keyword of dataclasses.replace against its field's type
+        # and rejects any narrower ``**`` type (``object``, a union of the section classes).
         return dataclasses.replace(self, **sections)
 
 
-def fmt(value: Any) -> str:
+def fmt(value: object) -> str:
     """A value as the user wrote it (TOML-ish), kept on one short line."""
     try:
         text = toml_value(value)

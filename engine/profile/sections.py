@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from ..catalog import DATASETS, SIZES
 from ..pruning import PRUNING_RULES
@@ -40,7 +40,10 @@ STRATEGIES = ("ode", "random")
 CONCURRENCY = ("auto", "threads", "processes")
 
 
-def key(default: Any, check: c.Checker) -> Any:
+_T = TypeVar("_T")
+
+
+def key(default: _T, check: c.Checker) -> _T:
     """A profile key: its default and its checker."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults (sections are frozen)")

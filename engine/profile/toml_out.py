@@ -5,12 +5,11 @@ Pure Python, no I/O.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 __all__ = ["toml_value", "toml_string"]
 
 
-def toml_value(value: Any) -> str:
+def toml_value(value: object) -> str:
     """``value`` as a TOML value (booleans, numbers, strings, arrays, inline tables)."""
     if isinstance(value, bool):
         return "true" if value else "false"

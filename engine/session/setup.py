@@ -115,8 +115,10 @@ def check_strategy_matches(
             )
 
 
-def _kind_of(fmt: Any) -> str:
-    return {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search"}.get(fmt, repr(fmt))
+def _kind_of(fmt: object) -> str:
+    """The strategy kind of a checkpoint's ``format`` value (any JSON value, from the file)."""
+    kinds: dict[object, str] = {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search"}
+    return kinds.get(fmt, repr(fmt))
 
 
 def check_record_matches(record: CandidateRecord, space: SearchSpace, where: str) -> None:

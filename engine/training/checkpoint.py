@@ -88,7 +88,7 @@ class EpochCheckpoint:
             pass
 
 
-def _check(payload: Any, identity: dict[str, Any]) -> str | None:
+def _check(payload: object, identity: dict[str, Any]) -> str | None:
     """Why ``payload`` cannot be resumed, or None."""
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         return "is not an epoch checkpoint of this version"

@@ -166,7 +166,7 @@ class Fitter:
         return loss, metrics.accuracy(y_true, scores, self.task), metrics.auc(y_true, scores, self.task), scores
 
 
-def _to_cpu(obj: Any) -> Any:
+def _to_cpu(obj: object) -> Any:
     """A copy of a (nested) optimizer state with every tensor on the CPU."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)

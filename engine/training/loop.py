@@ -216,7 +216,7 @@ def _better(value: float, best: float | None) -> bool:
     return not math.isnan(value) and (best is None or value > best)
 
 
-def _finite(v: Any) -> float:
+def _finite(v: float) -> float:
     v = float(v)
     return -math.inf if math.isnan(v) else v
 
@@ -247,7 +247,8 @@ def _improves(record: EpochRecord, progress: "_Progress", select: str, tie_break
     return epoch_rank(record, select, tie_break) > epoch_rank(best, select, tie_break)
 
 
-def _call(fn: Callable[..., None] | None, *args: Any) -> None:
+def _call(fn: Callable[..., None] | None, *args: str | int | EpochRecord) -> None:
+    """``fn(*args)`` for an ``on_notice`` (str), ``on_resume`` (int) or ``on_epoch`` (EpochRecord) callback."""
     if fn is None:
         return
     try:
