@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .. import events as ev
+from ..atomic import atomic_write_text
 from ..bus import EventBus
 from ..journal import JournalSink
 from ..control import Control
@@ -244,7 +245,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         message = one_line(exc)
         self.publish(ev.RunFailed(error=message))
         try:
-            self.run_dir.error_log_path.write_text(traceback.format_exc())
+            atomic_write_text(self.run_dir.error_log_path, traceback.format_exc())
         except OSError:
             pass
         return SessionOutcome("failed", "error", self.run_dir.path, error=message)
