@@ -143,7 +143,8 @@ def losses(result) -> list[tuple]:
 def ray_instance():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nas3d-tui[ray]')")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": a new instance of our own, never a cluster another suite on this machine started
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
