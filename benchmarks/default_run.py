@@ -29,9 +29,10 @@ def describe(run_dir: Path) -> tuple[float, float | None]:
     """Print the run's figures; returns (minutes, mean test AUC)."""
     from engine import events as ev
     from engine.journal import read_journal
+    from engine.rundir import RunDir
     from nas3d_tui.report import summarise
 
-    events = read_journal(run_dir / "events.jsonl", strict=True)
+    events = read_journal(RunDir(run_dir, resolve=False).journal_path, strict=True)
     s = summarise(events)
     minutes = (s.search_seconds + s.final_seconds) / 60.0
     print(f"run {run_dir} · {s.outcome}")

@@ -77,7 +77,7 @@ def instant_session(profile: Any, run_dir: Path) -> Any:
 
     class InstantSession(Session):
         def _run_search(self, search_data: Any) -> str:
-            return self._search.run(self._strategy, InstantEvaluator(), lambda: self._save_checkpoint("search"),
+            return self._search.run(self._strategy, InstantEvaluator(), lambda: self._save_search_state("search"),
                                     self._elapsed)
 
     return InstantSession(profile, run_dir)
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine import events as ev
     from engine.profile import load_profile
+    from engine.rundir import RunDir
 
     overrides = ["run.device='cpu'", f"search.budget={args.candidates}", "final.top_k=0", "executor.workers=1",
                  *args.overrides]
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             """ms per candidate between the a-th and b-th finish, wall (cpu)."""
             return (f"{1000 * (marks[b][0] - marks[a][0]) / (b - a):.2f} "
                     f"(cpu {1000 * (marks[b][1] - marks[a][1]) / (b - a):.2f})")
-        journal = run_dir / "events.jsonl"
+        journal = RunDir(run_dir, resolve=False).journal_path
         size_mb = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file()) / 1e6
         print(f"profile {args.profile}: NP {profile.search.population}, {profile.search.strategy}; "
               f"{n} candidates trained by a stand-in (no training) in {seconds:.2f} s")
