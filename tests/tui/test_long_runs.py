@@ -1,6 +1,8 @@
 """A long run costs the dashboard what a short one does: history folded before drawing, a bounded leaderboard."""
 from __future__ import annotations
 
+import math
+
 from engine import events as ev
 from tui.app import NasApp
 from tui.replay import ReplayHandle
@@ -88,3 +90,21 @@ async def test_attaching_to_a_failed_run_shows_its_error_once_the_history_is_in(
             await pilot.pause(0.25)
         text = ui.screen_text(app)
         assert "FAILED" in text and "illegal memory access" in text
+
+
+def test_the_scatter_draws_at_most_one_point_per_cell_whatever_the_run_length() -> None:
+    """Thousands of candidates fall on a bounded grid: the scatter's cost stops growing, and no cell is lost."""
+    import random
+
+    from tui.widgets.fitness import thin_points
+
+    rng = random.Random(0)
+    many = [(10 ** rng.uniform(6, 9), rng.uniform(0.5, 0.9)) for _ in range(20_000)]
+    kept = thin_points(many)
+    # 3 decades / 0.01 x 0.4 / 0.002 cells bound it; far fewer than the candidates
+    assert len(kept) <= 300 * 200 and len(kept) < len(many)
+    cells = lambda pts: {(int(math.log10(x) // 0.01), int(y // 0.002)) for x, y in pts}  # noqa: E731
+    assert cells(kept) == cells(many)  # every occupied cell is still drawn
+    assert thin_points(many[:3]) == many[:3]  # a short run is drawn as it is
+    same_cell = [(1e6, 0.8), (1.0001e6, 0.8001)]
+    assert thin_points(same_cell) == [(1e6, 0.8)]

@@ -108,9 +108,16 @@ async def test_enter_on_a_finished_run_opens_the_candidate_the_cell_panel_shows(
         assert best != 0 and app.cell.followed(app.state) == best
         assert app.leaderboard.table.current_candidate() == best
         await pilot.press("enter")
-        await pilot.pause()
+        for _ in range(50):  # a screen is pushed after a few message hops: more of them on a busy machine
+            if isinstance(app.screen, CandidateDetails):
+                break
+            await pilot.pause()
         assert isinstance(app.screen, CandidateDetails) and app.screen.candidate.candidate_id == best
         await pilot.press("escape")
+        for _ in range(50):  # back on the main screen before the next key, or it goes to the details
+            if not isinstance(app.screen, CandidateDetails):
+                break
+            await pilot.pause()
         await pilot.press("down")  # the user's own choice is kept
         await ui.settle(app, pilot)
         chosen = app.leaderboard.table.current_candidate()
