@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,14 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def run_starts(run_dir: Path) -> int:
+    """How many times an engine started on ``run_dir`` (its journal's ``run_started`` lines)."""
+    journal = run_dir / "events.jsonl"
+    if not journal.exists():
+        return 0
+    return len(re.findall(r'"kind":\s*"run_started"', journal.read_text(encoding="utf-8", errors="replace")))
+
+
 def board(run_dir: Path) -> list[tuple]:
     rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl", strict=True)).rows()
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status, r.test_auc, r.test_acc) for r in rows]
@@ -102,12 +111,17 @@ def test_ten_random_kills_then_resume_end_as_an_uninterrupted_run(reference, tmp
     kills = 0
     while True:
         args = cli("resume", str(run_dir), "--headless") if (run_dir / "profile.toml").exists() else run_args(run_dir)
+        before = run_starts(run_dir)
         proc = start(args)
         if kills >= 10:
             assert proc.wait(timeout=600) == 0, proc.stderr.read()
             break
+        # The kill comes at a random moment of the engine's run, timed from its RunStarted: on a busy machine
+        # Python and torch can take longer to start than any fixed delay, and a kill before the run began
+        # tests nothing.
+        wait_for(lambda: run_starts(run_dir) > before, proc)
         try:
-            proc.wait(timeout=rng.uniform(2.5, 7.0))
+            proc.wait(timeout=rng.uniform(0.5, 5.0))
         except subprocess.TimeoutExpired:
             kill(proc)
             kills += 1
