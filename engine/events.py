@@ -154,9 +154,8 @@ class CandidateFinished(Event):
         if not (isinstance(budget, int) and not isinstance(budget, bool)):
             raise ValueError(f"candidate_finished: budget = {budget!r} is not an integer")
         try:
-            record = CandidateRecord.from_dict(
-                {k: v for k, v in data.items() if k not in ("budget", "ts", "kind")}, where="candidate_finished event"
-            )
+            # (budget, ts and kind are no record fields: from_dict leaves them, as any key it does not know)
+            record = CandidateRecord.from_dict(data, where="candidate_finished event")
         except CorruptFileError as exc:
             raise ValueError(str(exc)) from None
         return cls(record=record, budget=budget, ts=_ts(data))

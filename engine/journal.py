@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Collection, Iterator
 
+from . import fastjson
 from .atomic import check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
@@ -91,7 +92,7 @@ def _parse_line(line: str, kinds: Collection[str] | None = None) -> Event | None
     if not line:
         return None
     try:
-        data = json.loads(line)
+        data = fastjson.loads(line)
     except ValueError:
         if line.startswith("{"):
             raise _Torn() from None  # the start of one of our lines: a write cut short

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from json.encoder import encode_basestring_ascii as _encode_str
 import math
 import os
 import statistics
@@ -352,8 +353,7 @@ def export(rows: Sequence[Row], fmt: str, path: str | os.PathLike[str] | None = 
             writer.writerow(["" if (v := _plain(getattr(row, f))) is None else v for f in ROW_FIELDS])
         text = buf.getvalue()
     elif fmt == "json":
-        data = [{f: _plain(getattr(row, f)) for f in ROW_FIELDS} for row in rows]
-        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+        text = _json_rows([{f: _plain(getattr(row, f)) for f in ROW_FIELDS} for row in rows]) + "\n"
     elif fmt == "md":
         lines = [
             "| " + " | ".join(ROW_FIELDS) + " |",
@@ -368,6 +368,42 @@ def export(rows: Sequence[Row], fmt: str, path: str | os.PathLike[str] | None = 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
     return text
+
+
+def _json_rows(data: list[dict[str, object]]) -> str:
+    """``json.dumps(data, indent=2, allow_nan=False)``, character for character, for flat rows.
+
+    The standard library indents with its pure-Python encoder (a third of the
+    time of exporting 2,000 candidates); rows of plain values are written here
+    with the C string encoder instead. A row holding anything else goes to
+    ``json.dumps`` as a whole.
+    """
+    blocks = []
+    for item in data:
+        fields = []
+        for key, value in item.items():
+            scalar = _json_scalar(value)
+            if scalar is None or type(key) is not str:
+                return json.dumps(data, indent=2, allow_nan=False)
+            fields.append(f"    {_encode_str(key)}: {scalar}")
+        blocks.append("  {\n" + ",\n".join(fields) + "\n  }" if fields else "  {}")
+    return "[\n" + ",\n".join(blocks) + "\n]" if blocks else "[]"
+
+
+def _json_scalar(value: object) -> str | None:
+    """The JSON text ``json.dumps`` gives a plain value (None for any other value)."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return float.__repr__(value)
+    if kind is str:
+        return _encode_str(value)  # type: ignore[arg-type]
+    return None  # (a non-finite float too: json.dumps then refuses it, as it always did)
 
 
 _TEXT_FIELDS = {"phase", "key", "genotype", "status", "worker", "tie_break"}

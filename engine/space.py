@@ -24,6 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .operations import OPERATIONS, Operation
+
 __all__ = [
     "Operation",
     "OPERATIONS",
@@ -49,38 +51,6 @@ VECTOR_LENGTH = NUM_EDGE_GENES + NUM_OP_GENES + 3  # 29
 MODULES_GENE, STACKS_GENE, FILTERS_GENE = 26, 27, 28
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One entry of the operation table.
-
-    ``layers`` is the order of the layers inside the operation: ``conv``,
-    ``in`` (InstanceNorm3d, affine), ``relu`` or ``mish``.
-    """
-
-    index: int
-    kernel: int
-    layers: tuple[str, ...]
-
-    @property
-    def short(self) -> str:
-        names = {"conv": f"conv{self.kernel}", "in": "IN", "relu": "ReLU", "mish": "Mish"}
-        return "·".join(names[layer] for layer in self.layers)
-
-
-def _table() -> tuple[Operation, ...]:
-    ops: list[Operation] = []
-    for act in ("relu", "mish"):  # 0–5: conv → IN → act
-        for k in (3, 5, 7):
-            ops.append(Operation(len(ops), k, ("conv", "in", act)))
-    for k in (3, 5, 7):  # 6–8: IN → Mish → conv
-        ops.append(Operation(len(ops), k, ("in", "mish", "conv")))
-    for act in ("relu", "mish"):  # 9–14: act → conv
-        for k in (3, 5, 7):
-            ops.append(Operation(len(ops), k, (act, "conv")))
-    return tuple(ops)
-
-
-OPERATIONS: tuple[Operation, ...] = _table()
 
 
 def _bin(x: float, n: int) -> int:

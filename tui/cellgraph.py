@@ -2,7 +2,7 @@
 
 Pure functions over a plain adjacency matrix and operation indices, so the
 drawing can be tested without Textual. No torch; the operation names come
-from ``engine.space.OPERATIONS`` (pure numpy).
+from ``engine.operations.OPERATIONS`` (no numpy).
 
 The drawing puts one vertex per line, ordered by layer (longest path from the
 input), and draws every edge as a vertical lane on the left, like a
@@ -22,7 +22,7 @@ OUTPUT_LABEL = "output"
 
 def op_label(index: int) -> str:
     """Short name of an operation index (``conv3·IN·ReLU``), or ``op?N`` if unknown."""
-    from engine.space import OPERATIONS  # pure numpy; imported lazily to keep startup light
+    from engine.operations import OPERATIONS  # (no numpy: the first drawing of a cell stays quick)
 
     if 0 <= int(index) < len(OPERATIONS):
         return OPERATIONS[int(index)].short

@@ -18,7 +18,7 @@ from engine.leaderboard import Leaderboard, Row
 from engine.records import CandidateRecord, finite_or_none as _finite
 
 from .fmt import elapsed
-from .narrate import describe
+from .narrate import describe, has_line
 
 __all__ = [
     "STARTING",
@@ -42,7 +42,7 @@ FAILED = "FAILED"
 TERMINAL = (FINISHED, FAILED)
 
 MEMORY_HISTORY = 240  # resource samples kept for the sparkline
-LOG_LINES = 500
+LOG_LINES = 200  # the log panel's scrollback (the journal keeps every line; `replay` shows them)
 
 
 @dataclass
@@ -165,14 +165,37 @@ class CandidateView:
         }
 
 
-@dataclass(frozen=True)
 class LogLine:
-    """One line of the log panel."""
+    """One line of the log panel: given, or an event's, whose words are written when first read.
 
-    seq: int
-    ts: float
-    level: str  # info | warning | error
-    text: str
+    Folding a long run's history keeps only the last ``LOG_LINES`` lines: the
+    thousands before them are never read, so their text is never built.
+    """
+
+    __slots__ = ("seq", "ts", "_event", "_words")
+
+    def __init__(self, seq: int, ts: float, level: str = "info", text: str = "", event: ev.Event | None = None) -> None:
+        self.seq = seq
+        self.ts = ts
+        self._event = event
+        self._words: tuple[str, str] | None = None if event is not None else (level, text)
+
+    def _said(self) -> tuple[str, str]:
+        if self._words is None:
+            self._words = (describe(self._event) if self._event is not None else None) or ("info", "")
+        return self._words
+
+    @property
+    def level(self) -> str:
+        """info | warning | error"""
+        return self._said()[0]
+
+    @property
+    def text(self) -> str:
+        return self._said()[1]
+
+    def __repr__(self) -> str:
+        return f"LogLine({self.seq}, {self.ts}, {self.level!r}, {self.text!r})"
 
 
 class DashboardState:
@@ -242,9 +265,10 @@ class DashboardState:
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
-        line = describe(event)
-        if line is not None:
-            self._log(ts, *line)
+        if has_line(event):
+            self._log_seq += 1
+            self.log.append(LogLine(self._log_seq, ts, event=event))
+            self._touch("log")
         self._touch("status")
 
     def request(self, command: str) -> None:

@@ -17,7 +17,7 @@ from engine.events import (
     GenerationFinished,
     event_from_dict,
 )
-from engine.leaderboard import ROW_FIELDS, Leaderboard, Row, compact_genotype, export
+from engine.leaderboard import ROW_FIELDS, Leaderboard, Row, _json_rows, _plain, compact_genotype, export
 
 
 def finished(cid, fitness=None, status="ok", flops=1000, **kw) -> CandidateFinished:
@@ -181,6 +181,36 @@ def test_json_parses_back(rows, tmp_path):
     expected = [{f: getattr(r, f) for f in ROW_FIELDS} for r in rows]
     assert data == json.loads(json.dumps(expected))
     assert json.loads((tmp_path / "board.json").read_text()) == data
+
+
+def test_json_export_is_what_json_dumps_indents(rows):
+    """The fast writer of flat rows gives json.dumps(indent=2)'s text, character for character."""
+    expected = [{f: _plain(getattr(r, f)) for f in ROW_FIELDS} for r in rows]
+    assert export(rows, "json") == json.dumps(expected, indent=2, allow_nan=False) + "\n"
+
+
+_plain_values = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=6), _plain_values, max_size=6), max_size=4))
+def test_json_rows_of_any_plain_values_match_json_dumps(data):
+    assert _json_rows(data) == json.dumps(data, indent=2, allow_nan=False)
+
+
+@pytest.mark.parametrize("value", [[1, 2], {"a": None}, 1.5 + 0j, float("nan"), float("inf")])
+def test_json_rows_of_other_values_are_json_dumps_own(value):
+    data = [{"a": 1, "b": value}]
+    try:
+        expected = json.dumps(data, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            _json_rows(data)
+    else:
+        assert _json_rows(data) == expected
 
 
 def test_markdown_table(rows):
