@@ -189,3 +189,20 @@ def test_an_old_journals_checkpoint_saved_line_reads_as_state_saved(tmp_path: Pa
     # new journals write the new kind
     assert ev.event_from_dict(json.loads(json.dumps(event.to_dict()))) == event
     assert event.to_dict()["kind"] == "state_saved"
+
+
+def test_the_log_keeps_the_last_lines_with_the_words_of_their_events(make_journal) -> None:
+    """Lines are described when read, and read as describe() words them; only the last LOG_LINES stay."""
+    from tui.narrate import describe, has_line
+    from tui.state import LOG_LINES
+
+    events = make_journal(end="finished")
+    while sum(has_line(e) for e in events) <= LOG_LINES:  # a history longer than the log keeps
+        events = events + [ev.Log(level="info", message=f"note {len(events)}")]
+    said = [describe(e) for e in events if has_line(e)]
+    assert all(words is not None for words in said)
+    assert all(describe(e) is None for e in events if not has_line(e))
+    assert {type(e) for e in events if not has_line(e)} <= {ev.EpochFinished, ev.ResourceSample}
+    state = DashboardState.from_events(events)
+    assert [(line.level, line.text) for line in state.log] == said[-LOG_LINES:]
+    assert [line.seq for line in state.log] == list(range(len(said) - LOG_LINES + 1, len(said) + 1))
