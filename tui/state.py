@@ -249,9 +249,10 @@ class DashboardState:
         for t in topics:
             self.revision[t] += 1
 
-    def _log(self, ts: float, level: str, text: str) -> None:
+    def _log(self, ts: float, level: str = "info", text: str = "", event: ev.Event | None = None) -> None:
+        """Add a line: these words, or (``event``) the event's, written when the line is read."""
         self._log_seq += 1
-        self.log.append(LogLine(self._log_seq, ts, level, text))
+        self.log.append(LogLine(self._log_seq, ts, level, text, event=event))
         self._touch("log")
 
     def apply(self, event: ev.Event) -> None:
@@ -266,9 +267,7 @@ class DashboardState:
         if handler is not None:
             handler(event)
         if has_line(event):
-            self._log_seq += 1
-            self.log.append(LogLine(self._log_seq, ts, event=event))
-            self._touch("log")
+            self._log(ts, event=event)
         self._touch("status")
 
     def request(self, command: str) -> None:
