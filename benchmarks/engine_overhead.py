@@ -14,7 +14,8 @@ Then, on the finished run directory, it times what a user does with a long run:
   (headless, 120x40) from its start until it shows the finished run (every
   journal event folded in and the panels drawn: ``attach_s``), the same from
   the command's start (Python, imports: ``attach_command_s``), then one full
-  redraw of every panel (median of 5);
+  redraw of every panel (median of 5); and the memory the dashboard's state
+  keeps once the journal is folded in (``dashboard_state_mb``, tracemalloc);
 - ``export --format json`` and ``report`` in this process (imports warm), and
   ``export`` as a command (a fresh Python, as a user types it).
 
@@ -139,6 +140,28 @@ def best_of(repeat: int, measure: Any) -> str:
     return fastest if len(runs) == 1 else f"{fastest}  [all: {'; '.join(runs)}]"
 
 
+def dashboard_state_bytes(journal: Path) -> tuple[int, int]:
+    """Bytes of the objects the dashboard's state keeps once ``attach`` folded the journal
+    (``tracemalloc``: what was allocated and is still held, the decoded events it let go not
+    counted), and the number of candidates in it."""
+    import gc
+    import tracemalloc
+
+    from engine.journal import read_history
+    from tui.state import DashboardState
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        events, _ = read_history(journal)
+        state = DashboardState.from_events(events)
+        del events
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0], len(state.candidates)
+    finally:
+        tracemalloc.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=200, help="trained candidates (default 200)")
@@ -222,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / "report"
             print(f"report_in_process_s: {time_call(lambda: build_report(run_dir, out))}")
         if not args.no_attach:
+            kept, candidates = dashboard_state_bytes(journal)
+            print(f"dashboard_state_mb: {kept / 1e6:.2f} ({kept / max(candidates, 1):.0f} bytes for each of "
+                  f"{candidates} candidates)")
             redraws = []
 
             commands = []

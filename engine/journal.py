@@ -3,7 +3,8 @@
 This module owns writing the journal (``JournalSink``: append, flush every
 event, fsync the ones whose loss would lose finished work) and reading it back
 (``read_journal`` for a whole file, ``tail_journal`` for a growing one,
-``read_history`` for what a growing one holds so far and where to follow it).
+``read_history`` for what a growing one holds so far and where to follow it,
+``read_candidate`` for one candidate's events).
 A crash can tear the last line; torn lines are skipped, and a line that is
 JSON but not a valid event is corrupt (an error for strict readers).
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Collection, Iterator
@@ -22,7 +24,7 @@ from .atomic import check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
 
-__all__ = ["JournalSink", "read_journal", "read_history", "tail_journal"]
+__all__ = ["JournalSink", "read_journal", "read_history", "read_candidate", "tail_journal"]
 
 
 # Events after which the journal is fsynced: losing them would lose finished work.
@@ -174,6 +176,37 @@ def read_history(path: str | os.PathLike[str]) -> tuple[list[Event], int]:
         data = fh.read()
     end = data.rfind(b"\n") + 1
     return _watch_lines(data[:end].decode("utf-8", errors="replace").split("\n")[:-1]), end
+
+
+def read_candidate(path: str | os.PathLike[str], candidate_id: int) -> list[Event]:
+    """The events about one candidate (its start, epochs, resumptions, result, final results), in order.
+
+    For a view that let a candidate's details go and wants them back (the
+    dashboard of a long run): only the lines that name ``candidate_id`` are
+    decoded, so it costs a scan of the file, not a parse of every line. Lines
+    that cannot be read are skipped, as ``read_history`` does.
+
+    Raises:
+        RunDirError: the journal cannot be read.
+    """
+    try:
+        check_regular_file(path)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    name = re.compile(rb'"candidate_id": ?%d[,}\s]' % int(candidate_id))
+    lines: list[str] = []
+    end = 0
+    for match in name.finditer(data):
+        if match.start() < end:
+            continue  # (a second match on a line already taken)
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        end = data.find(b"\n", match.end())
+        if end < 0:
+            break  # a line still being written
+        lines.append(data[start:end].decode("utf-8", errors="replace"))
+    return [e for e in _watch_lines(lines) if getattr(e, "candidate_id", None) == candidate_id]
 
 
 def tail_journal(

@@ -220,6 +220,14 @@ class Leaderboard:
             return changed
         return False
 
+    def replace_record(self, record: CandidateRecord) -> None:
+        """Hold ``record`` for its candidate instead of the one it has: a copy that ranks and exports
+        the same (``CandidateRecord.light``, for a view that keeps thousands)."""
+        if record.candidate_id not in self._candidates:
+            raise KeyError(f"no candidate #{record.candidate_id} on the leaderboard")
+        self._candidates[record.candidate_id] = record
+        self._rows_cache.clear()
+
     def __len__(self) -> int:
         return len(self._candidates)
 

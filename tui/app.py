@@ -287,7 +287,22 @@ class NasApp(App[int]):
         if cand is None:
             self.notify(f"no details for #{cid}", severity="warning", timeout=3)
             return
-        self.push_screen(CandidateDetails(cand))
+        missing = None
+        if cand.trimmed:  # a long run's dashboard let its epochs go: the journal has them
+            from engine.errors import RunDirError
+            from engine.journal import read_candidate
+            from engine.rundir import RunDir
+
+            journal = RunDir(self.handle.run_dir, resolve=False).journal_path
+            try:
+                whole = DashboardState.candidate_from_events(cid, read_candidate(journal, cid))
+            except RunDirError as exc:
+                whole, missing = None, str(exc)
+            if whole is not None and whole.record is not None:
+                cand = whole
+            else:
+                missing = missing or f"{journal} no longer has candidate #{cid}"
+        self.push_screen(CandidateDetails(cand, missing=missing))
 
     def action_toggle_x_axis(self) -> None:
         axis = self.fitness.toggle_x_axis(self.state)

@@ -9,13 +9,14 @@ No Textual, no torch: this module is tested on its own.
 """
 from __future__ import annotations
 
+import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine import events as ev
 from engine.leaderboard import Leaderboard, Row
-from engine.records import CandidateRecord, finite_or_none as _finite
+from engine.records import CandidateRecord, finite_or_none as _finite, rank_key
 
 from .fmt import elapsed
 from .narrate import describe, has_line
@@ -30,6 +31,7 @@ __all__ = [
     "CandidateView",
     "LogLine",
     "DashboardState",
+    "DETAILS_KEPT",
     "describe",
 ]
 
@@ -43,14 +45,21 @@ TERMINAL = (FINISHED, FAILED)
 
 MEMORY_HISTORY = 240  # resource samples kept for the sparkline
 LOG_LINES = 200  # the log panel's scrollback (the journal keeps every line; `replay` shows them)
+# Candidates whose events are kept whole (start event, every epoch): those in flight, the most
+# recently finished DETAILS_KEPT and the best DETAILS_KEPT. The others keep their (light) record;
+# their epochs are read back from the journal when their details are opened.
+DETAILS_KEPT = 100
 
 
-@dataclass
+@dataclass(slots=True)
 class CandidateView:
     """What the dashboard knows about one candidate: how it started, its epochs, its record, its finals.
 
-    The result is the engine's ``CandidateRecord`` itself (no copy of its
-    fields); before it arrives, the ``CandidateStarted`` event says what runs.
+    The result is the engine's ``CandidateRecord`` (its light copy: no vector,
+    the genotype as drawn); before it arrives, the ``CandidateStarted`` event
+    says what runs. ``trimmed``: the start event and per-epoch history were let
+    go to keep a long run's dashboard small (``DashboardState``); the journal
+    still has them (``DashboardState.candidate_from_events``).
     """
 
     candidate_id: int
@@ -64,6 +73,7 @@ class CandidateView:
     finished_ts: float | None = None
     history: list[ev.EpochFinished] = field(default_factory=list)
     finals: list[ev.FinalResult] = field(default_factory=list)
+    trimmed: bool = False
 
     def _field(self, name: str, default: Any = None) -> Any:
         if self.record is not None:
@@ -162,6 +172,7 @@ class CandidateView:
             "record": self.record.to_dict() if self.record else None,
             "history": [h.to_dict() for h in self.history],
             "finals": [f.to_dict() for f in self.finals],
+            "trimmed": self.trimmed,
         }
 
 
@@ -199,9 +210,15 @@ class LogLine:
 
 
 class DashboardState:
-    """The dashboard's model. Feed it events in journal order with ``apply``."""
+    """The dashboard's model. Feed it events in journal order with ``apply``.
 
-    def __init__(self) -> None:
+    Its size grows with a run only by one light record per candidate: the
+    candidates' start events and per-epoch histories are kept for at most
+    ``3 × details_kept`` of them plus those in flight (see ``DETAILS_KEPT``).
+    """
+
+    def __init__(self, details_kept: int = DETAILS_KEPT) -> None:
+        self.details_kept = details_kept
         self.run: ev.RunStarted | None = None
         self.status: str = STARTING
         self.error: str | None = None
@@ -235,6 +252,9 @@ class DashboardState:
         self._paused_seconds = 0.0
         self._last_progress_ts: float | None = None
         self._log_seq = 0
+        self._detailed: dict[int, None] = {}  # finished candidates still whole, in finishing order
+        self._best: list[int] = []  # the best candidates at the last trim
+        self._rank_keys: dict[int, Any] = {}  # engine.records.rank_key of those and of the finished still whole
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -243,6 +263,16 @@ class DashboardState:
         for event in events:
             state.apply(event)
         return state
+
+    @classmethod
+    def candidate_from_events(cls, candidate_id: int, events: Iterable[ev.Event]) -> CandidateView | None:
+        """The whole view of one candidate, folded from its events (e.g. a trimmed one's, read back
+        from the journal with ``engine.journal.read_candidate``); None if none is about it."""
+        state = cls(details_kept=1 << 62)
+        for event in events:
+            if getattr(event, "candidate_id", None) == candidate_id:
+                state.apply(event)
+        return state.candidates.get(candidate_id)
 
     # -- mutation -------------------------------------------------------------------
     def _touch(self, *topics: str) -> None:
@@ -301,6 +331,7 @@ class DashboardState:
         self.pending = None
         self.warming_up = False
         self.budget = e.budget or self.budget
+        self._rank_keys.clear()  # (its profile may rank ties otherwise)
         self._lose_in_flight()
         self._segment_ts = e.ts
         self._segment_trained = self.trained
@@ -328,7 +359,9 @@ class DashboardState:
         cand = self._candidate(e.candidate_id)
         cand.started, cand.record = e, None
         cand.status, cand.started_ts, cand.history = "running", e.ts, []
-        cand.epochs, cand.resumed_at = 0, 0
+        cand.epochs, cand.resumed_at, cand.trimmed = 0, 0, False
+        self._detailed.pop(e.candidate_id, None)
+        self._rank_keys.pop(e.candidate_id, None)
         self.in_flight[e.candidate_id] = cand
         self.last_started = e.candidate_id
         self.generation = max(self.generation, e.generation)
@@ -344,19 +377,59 @@ class DashboardState:
         self._touch("epochs")
 
     def _on_candidate_finished(self, e: ev.CandidateFinished) -> None:
-        cand = self._candidate(e.candidate_id)
-        cand.record, cand.status = e.record, e.status
-        cand.epochs = e.epochs
+        r = e.record  # (its fields directly: the event forwards each one, at a cost thousands feel)
+        cid = r.candidate_id
+        cand = self._candidate(cid)
+        cand.record, cand.status = r, r.status
+        cand.epochs = r.epochs
         cand.finished_ts = e.ts
-        self.in_flight.pop(e.candidate_id, None)
-        self.generation = max(self.generation, e.generation)
+        self.in_flight.pop(cid, None)
+        self.generation = max(self.generation, r.generation)
         if e.budget:
             self.budget = e.budget
-        self.trained = max(self.trained, e.trained)
-        if e.status == "ok":
+        self.trained = max(self.trained, r.trained)
+        if r.status == "ok":
             self._last_progress_ts = e.ts
             self._touch("fitness")
         self._touch("candidates", "leaderboard", "cell")
+        self._detailed.pop(cid, None)
+        self._detailed[cid] = None
+        self._rank_keys.pop(cid, None)
+        if len(self._detailed) > 3 * self.details_kept:  # (a trim leaves at most 2 × details_kept)
+            self._trim()
+
+    def _trim(self) -> None:
+        """Let go of the start event and epochs of finished candidates that are neither among the
+        ``details_kept`` most recent nor among the ``details_kept`` best (nor in flight again), and
+        keep their record's light copy (``CandidateRecord.light``: no vector, the genotype as drawn)."""
+        # The best now are among the best at the last trim and those finished since (all still whole).
+        tie_break, keys = self.leaderboard.tie_break, self._rank_keys
+        for cid in (*self._best, *self._detailed):
+            if cid not in keys:
+                record = self.candidates[cid].record
+                keys[cid] = rank_key(record, tie_break) if record is not None and record.ok else None
+        self._best = heapq.nsmallest(self.details_kept, (c for c, k in keys.items() if k is not None), key=keys.__getitem__)
+        keep = set(self._best)
+        finished = list(self._detailed)
+        keep.update(finished[-self.details_kept:])
+        for cid in finished:
+            if cid in keep or cid in self.in_flight:
+                continue
+            del self._detailed[cid]
+            cand = self.candidates[cid]
+            record, started = cand.record, cand.started
+            if record is not None:
+                cand.record = record.light()
+                self.leaderboard.replace_record(cand.record)
+            # the start event's size and cost stay shown if the record has none (a failed candidate)
+            if started is not None and (record is None or (record.params or not started.params)
+                                        and (record.flops or not started.flops)):
+                cand.started = None
+            if cand.history:
+                cand.history = []
+            cand.trimmed = True
+        for cid in [c for c in keys if c not in keep and c not in self._detailed]:
+            del keys[cid]
 
     def _on_generation_finished(self, e: ev.GenerationFinished) -> None:
         self.generations[e.generation] = e

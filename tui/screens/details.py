@@ -40,9 +40,11 @@ class CandidateDetails(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
 
-    def __init__(self, candidate: CandidateView) -> None:
+    def __init__(self, candidate: CandidateView, missing: str | None = None) -> None:
+        """``missing``: why a trimmed candidate's epochs could not be read back (shown instead of them)."""
         super().__init__()
         self.candidate = candidate
+        self.missing = missing
 
     def compose(self) -> ComposeResult:
         c = self.candidate
@@ -52,6 +54,9 @@ class CandidateDetails(ModalScreen[None]):
             yield Static(render_candidate(c, spacious=True), id="details-cell")
             yield Static(Text("Per-epoch history", style="bold"), classes="details-heading")
             yield DataTable(id="details-epochs", cursor_type="none", zebra_stripes=True)
+            if self.missing is not None:
+                yield Static(Text(f"not kept in memory, and not read back: {self.missing}", style="italic"),
+                             id="details-missing")
             yield Static(Text("Test metrics", style="bold"), classes="details-heading")
             yield Static(self._finals(), id="details-finals")
 

@@ -96,6 +96,9 @@ class CellPanel(VerticalScroll):
         if trace:
             text.append("\n\n")
             text.append_text(trace)
+        elif cand.trimmed and cand.epochs:  # a long run's older candidate: its epochs are in the journal, not in memory
+            text.append(f"\n\ntrained {cand.epochs} epoch{'s' if cand.epochs != 1 else ''} · enter: its epochs",
+                        style="dim")
         static.update(text)
         self.border_subtitle = f"#{cand.candidate_id} {role}"
 
