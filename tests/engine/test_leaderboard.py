@@ -302,3 +302,31 @@ def test_rows_follow_every_change_after_being_asked_for():
     assert [r.candidate_id for r in tied.rows()] == [2, 1]
     tied.tie_break = "none"
     assert [r.candidate_id for r in tied.rows()] == [1, 2]
+
+
+def test_light_records_rank_and_export_as_the_whole_ones():
+    """``CandidateRecord.light`` (what a long run's dashboard keeps) changes no row and no export."""
+    feasible = {"matrix": [[0, 1, 1], [0, 0, 1], [0, 0, 0]], "ops": [4], "n_stacks": 1, "n_modules": 2, "n_filters": 8,
+                "feasible": True, "reason": None, "key": "k", "compact": "S1M2F8 4 01 02 12",
+                "raw_matrix": [[0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]], "raw_ops": [4, 9]}
+    infeasible = dict(feasible, matrix=[], ops=[], feasible=False, reason="no path", compact="S1M2F8 infeasible")
+    events = [*sample_events(), finished(8, 0.75, genotype=feasible, vector=[0.5] * 29),
+              finished(9, None, status="infeasible", genotype=infeasible, flops=None), finished(10, 0.6, genotype={"ops": [1]})]
+    whole, light = Leaderboard.from_events(events), Leaderboard.from_events(events)
+    for record in whole.records():
+        light.replace_record(record.light())
+    for flags in ({}, {"include_duplicates": True, "include_infeasible": True}):
+        assert [r.candidate_id for r in light.rows(**flags)] == [r.candidate_id for r in whole.rows(**flags)]
+        for fmt in ("csv", "json", "md"):
+            assert export(light.rows(**flags), fmt) == export(whole.rows(**flags), fmt)
+    records = {r.candidate_id: r for r in light.records()}
+    assert records[8].vector == [] and whole.records()[8].vector == [0.5] * 29  # the original is not changed
+    assert records[8].genotype == {"compact": "S1M2F8 4 01 02 12", "n_stacks": 1, "n_modules": 2, "n_filters": 8,
+                                   "feasible": True, "reason": None, "matrix": ((0, 1, 1), (0, 0, 1), (0, 0, 0)), "ops": [4]}
+    assert records[9].genotype["raw_matrix"] == ((0, 1, 1, 0), (0, 0, 1, 0), (0, 0, 0, 0), (0, 0, 0, 0))  # drawn instead
+    assert records[9].genotype["raw_ops"] == [4, 9]
+    assert records[10].genotype == {"ops": [1]}  # no compact form: kept whole
+    again = finished(11, 0.7, genotype=feasible).record.light()
+    assert all(a is b for a, b in zip(again.genotype["matrix"], records[8].genotype["matrix"]))  # rows shared
+    with pytest.raises(KeyError):
+        light.replace_record(finished(99, 0.5).record.light())
