@@ -217,6 +217,24 @@ async def test_selecting_a_row_shows_its_cell(journal, ui) -> None:
         assert cell.selected is None
 
 
+async def test_moves_made_before_the_first_is_handled_all_count(journal, ui) -> None:
+    """A held arrow key over SSH: several cursor moves arrive before the dashboard handles the first;
+    the Cell panel ends on the row the cursor is on (so Enter opens what it shows)."""
+    app = NasApp(ReplayHandle(journal))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ui.settle(app, pilot)
+        table = app.leaderboard.table
+        for _ in range(3):  # three moves, no message handled in between
+            table.action_cursor_down()
+        await ui.settle(app, pilot)
+        assert table.current_candidate() == app.leaderboard.row_ids[3]
+        assert app.cell.selected == table.current_candidate()
+        table.action_cursor_up()
+        table.action_cursor_up()
+        await ui.settle(app, pilot)
+        assert app.cell.selected == table.current_candidate() == app.leaderboard.row_ids[1]
+
+
 async def test_enter_opens_details(journal, ui) -> None:
     app = NasApp(ReplayHandle(journal))
     async with app.run_test(size=(120, 40)) as pilot:

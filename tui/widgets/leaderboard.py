@@ -124,12 +124,17 @@ class LeaderboardTable(DataTable[Text]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._user_moved = False
+        self._user_moves = 0  # cursor moves by the user whose RowHighlighted is not handled yet
 
-    # Cursor moves made by the user (not by a rebuild) select a candidate.
+    # Cursor moves made by the user (not by a rebuild) select a candidate. Each one that moved the
+    # cursor posts one RowHighlighted, handled later: keys pressed quickly (a held arrow over SSH)
+    # are several moves before the first is handled, and each must count.
     def _user(self, action: Callable[[], Any]) -> Any:
-        self._user_moved = True
-        return action()
+        before = self.cursor_coordinate
+        result = action()
+        if self.cursor_coordinate != before:
+            self._user_moves += 1
+        return result
 
     def action_cursor_up(self) -> None:
         self._user(super().action_cursor_up)
@@ -150,8 +155,11 @@ class LeaderboardTable(DataTable[Text]):
         self._user(super().action_scroll_bottom)
 
     def take_user_move(self) -> bool:
-        moved, self._user_moved = self._user_moved, False
-        return moved
+        """Whether the RowHighlighted being handled came from a move by the user (counted once)."""
+        if self._user_moves:
+            self._user_moves -= 1
+            return True
+        return False
 
     def current_candidate(self) -> int | None:
         if self.row_count == 0:
