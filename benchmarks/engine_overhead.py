@@ -15,7 +15,9 @@ Then, on the finished run directory, it times what a user does with a long run:
   journal event folded in and the panels drawn: ``attach_s``), the same from
   the command's start (Python, imports: ``attach_command_s``), then one full
   redraw of every panel (median of 5); and the memory the dashboard's state
-  keeps once the journal is folded in (``dashboard_state_mb``, tracemalloc);
+  keeps once the journal is folded in (``dashboard_state_mb``, tracemalloc), and
+  the attached dashboard's process size after it (``dashboard_rss_mb``: resident
+  now, and its peak; Linux);
 - ``export --format json`` and ``report`` in this process (imports warm), and
   ``export`` as a command (a fresh Python, as a user types it).
 
@@ -123,6 +125,17 @@ def time_attach(run_dir: Path, size: tuple[int, int] = (120, 40), timeout: float
     return asyncio.run(go())
 
 
+def process_memory_mb() -> str:
+    """``"RSS PEAK"``: this process's resident memory now and at most so far, in MB (Linux's /proc)."""
+    fields = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return f"{fields['VmRSS']:.1f} {fields['VmHWM']:.1f}"
+
+
 def time_call(fn: Any) -> str:
     """``"wall (cpu cpu)"`` seconds of one call."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -178,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         _, _, redraw = time_attach(Path(args.time_attach), shown=lambda wall, cpu: print(f"shown {wall:.4f} {cpu:.4f}",
                                                                                           flush=True))
         print(f"redraw {redraw:.4f}", flush=True)
+        print(f"memory {process_memory_mb()}", flush=True)
         return 0
 
     from engine import events as ev
@@ -251,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             redraws = []
 
             commands = []
+            memories: list[str] = []
 
             def attach_once() -> str:
                 # In a fresh Python, as `nas3d-tui attach RUN` runs: this process holds a whole search's
@@ -262,13 +277,16 @@ def main(argv: list[str] | None = None) -> int:
                 shown = child.stdout.readline().split()  # "shown WALL CPU" once the finished run is drawn
                 commands.append(f"{time.perf_counter() - start:.3f}")
                 redraw = child.stdout.readline().split()  # "redraw SECONDS"
-                if child.wait() != 0 or len(shown) != 3 or len(redraw) != 2:
+                memory = child.stdout.readline().split()  # "memory RSS PEAK"
+                if child.wait() != 0 or len(shown) != 3 or len(redraw) != 2 or len(memory) != 3:
                     raise RuntimeError("timing the dashboard failed (see above)")
                 redraws.append(float(redraw[1]))
+                memories.append(f"{memory[1]} (peak {memory[2]})")
                 return f"{float(shown[1]):.3f} (cpu {float(shown[2]):.3f})"
             print(f"attach_s: {best_of(args.repeat, attach_once)}")
             print(f"attach_command_s: {best_of(1, lambda: min(commands, key=float))}  [all: {'; '.join(commands)}]")
             print(f"dashboard_redraw_s: {min(redraws):.3f}")
+            print(f"dashboard_rss_mb: {memories[-1]}")
     print(f"engine_cpu_ms_per_candidate: {1000 * cpu_seconds / max(n, 1):.2f}")
     print(f"engine_ms_per_candidate: {1000 * seconds / max(n, 1):.2f}")
     return 0

@@ -3,7 +3,8 @@
 This module owns writing the journal (``JournalSink``: append, flush every
 event, fsync the ones whose loss would lose finished work) and reading it back
 (``read_journal`` for a whole file, ``tail_journal`` for a growing one,
-``read_history`` for what a growing one holds so far and where to follow it,
+``read_history`` / ``open_history`` for what a growing one holds so far and
+where to follow it,
 ``read_candidate`` for one candidate's events).
 A crash can tear the last line; torn lines are skipped, and a line that is
 JSON but not a valid event is corrupt (an error for strict readers).
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterator
 
@@ -24,7 +26,7 @@ from .atomic import check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
 
-__all__ = ["JournalSink", "read_journal", "read_history", "read_candidate", "tail_journal"]
+__all__ = ["JournalSink", "History", "read_journal", "open_history", "read_history", "read_candidate", "tail_journal"]
 
 
 # Events after which the journal is fsynced: losing them would lose finished work.
@@ -161,12 +163,59 @@ def _watch_lines(lines: list[str]) -> list[Event]:
     return events
 
 
-def read_history(path: str | os.PathLike[str]) -> tuple[list[Event], int]:
-    """The events of every complete line a growing journal holds now, and the byte offset after them.
+@dataclass
+class History:
+    """What a growing journal holds now (``open_history``): its events, read one at a time."""
 
-    ``tail_journal(..., start_at=offset)`` then follows the journal from there
-    without reading the history twice; a line still being written is left to
-    the tail. Lines that cannot be read are skipped (a watcher shows what it can).
+    events: Iterator[Event]  # of every complete line, in order; each line decoded when reached
+    offset: int  # the byte offset after the last complete line: where ``tail_journal`` follows on
+    last: Event | None  # the last event of those lines (known before ``events`` is read)
+
+
+def open_history(path: str | os.PathLike[str]) -> History:
+    """The events of every complete line a growing journal holds now, without holding them all.
+
+    A long run's journal decodes to several times its size in objects; a
+    reader that folds them (``attach``) lets each go once folded. The file is
+    read at once (so a read error is raised here, not later), its lines are
+    decoded as ``events`` is iterated. Lines that cannot be read are skipped
+    (a watcher shows what it can); a line still being written is left to
+    ``tail_journal(..., start_at=offset)``.
+
+    Raises:
+        OSError: the journal cannot be read.
+    """
+    check_regular_file(path)  # a pipe would block forever
+    with open(path, "rb") as fh:
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
+    text = data[:end].decode("utf-8", errors="replace")
+    del data
+    return History(events=_events_of(text), offset=end, last=_last_event(text))
+
+
+def _events_of(text: str) -> Iterator[Event]:
+    start, size = 0, len(text)
+    while start < size:
+        stop = text.find("\n", start)
+        line, start = text[start:stop], stop + 1
+        yield from _watch_lines([line])
+
+
+def _last_event(text: str) -> Event | None:
+    stop = len(text) - 1  # the newline ending the last complete line
+    while stop > 0:
+        start = text.rfind("\n", 0, stop) + 1
+        events = _watch_lines([text[start:stop]])
+        if events:
+            return events[0]
+        stop = start - 1
+    return None
+
+
+def read_history(path: str | os.PathLike[str]) -> tuple[list[Event], int]:
+    """The events of every complete line a growing journal holds now, and the byte offset after them
+    (``open_history``, all in a list).
 
     Raises:
         OSError: the journal cannot be read.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, SupportsFloat, cast
 
@@ -180,6 +181,9 @@ class CandidateRecord:
         fields = copy.__dict__  # a frozen dataclass refuses setattr, not a filled __dict__
         fields.update(self.__dict__)
         fields["genotype"], fields["vector"] = genotype, []
+        for name in ("phase", "status", "worker"):  # a few words, thousands of times: one string each
+            if type(fields[name]) is str:
+                fields[name] = sys.intern(fields[name])
         return copy
 
     @classmethod

@@ -46,6 +46,7 @@ __all__ = ["NasApp", "run_dashboard", "MIN_SIZE"]
 MIN_SIZE = (60, 20)  # below this the dashboard shows a message instead of panels
 STACKED_BELOW = (110, 34)  # below this the panels stack in one scrolling column
 MAX_EVENTS_PER_TICK = 20_000  # a replay of a huge journal is spread over several ticks
+CATCH_UP_EVERY = 0.01  # seconds between folds while a handle delivers a run's history
 W = TypeVar("W", bound=Widget)
 
 
@@ -91,6 +92,7 @@ class NasApp(App[int]):
         self._inbox: deque[Event] = deque()
         self._quitting = False
         self._started = False
+        self._soon = False  # a fold is scheduled before the next tick (catching up)
         self._panels: dict[str, Widget] = {}
 
     # -- typed access to the panels (kept from compose: no queries while the app shuts down) --
@@ -194,10 +196,19 @@ class NasApp(App[int]):
             except Exception as exc:  # a malformed event must not take the dashboard down
                 self.state.note("error", f"could not show {event.kind}: {exc!r}")
         if catching_up:
+            # The handle delivers a history one event at a time (attach of a long run): fold what came
+            # again soon, so that it never piles up in the inbox (the 5 Hz tick would let thousands).
+            if not self._soon:
+                self._soon = True
+                self.set_timer(CATCH_UP_EVERY, self._drain_soon)
             return
         if handle_done and not self._inbox and not self.state.terminal and not self.handle.attached:
             self.state.fail("the engine stopped without reporting an end (see the log)")
         self._sync_panels()  # each panel redraws only when its part of the state changed
+
+    def _drain_soon(self) -> None:
+        self._soon = False
+        self._drain()
 
     def _safe_catching_up(self) -> bool:
         try:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from engine import control
 from engine import events as ev
-from engine.journal import read_history, tail_journal
+from engine.journal import open_history, tail_journal
 from engine.rundir import RunDir
 
 from .handle import HandleError, Sink
@@ -33,8 +34,10 @@ class AttachHandle:
     Args:
         run_dir: the run directory.
         poll: seconds between looks at the journal once its history is delivered.
-        history: ``engine.journal.read_history`` of the journal when the caller
-            has already read it (it is then not read twice).
+        history: the journal's events so far and the offset after them, when the
+            caller has already opened it (``engine.journal.open_history``: it is
+            then not read twice). The events may be an iterator: they are
+            delivered one at a time, a long run's never all in memory at once.
 
     Raises:
         AttachError: ``run_dir`` is not a directory or holds no journal.
@@ -42,7 +45,7 @@ class AttachHandle:
 
     attached = True
 
-    def __init__(self, run_dir: str | Path, poll: float = 0.2, history: tuple[list[ev.Event], int] | None = None) -> None:
+    def __init__(self, run_dir: str | Path, poll: float = 0.2, history: tuple[Iterable[ev.Event], int] | None = None) -> None:
         path = Path(run_dir)
         if not path.is_dir():
             raise AttachError(f"cannot attach: no run directory at {path}")
@@ -66,7 +69,10 @@ class AttachHandle:
 
     def _tail(self, sink: Sink) -> None:
         try:
-            history, offset = self._history if self._history is not None else read_history(self._journal)
+            if self._history is None:
+                opened = open_history(self._journal)
+                self._history = (opened.events, opened.offset)
+            history, offset = self._history
             self._history = None
             for event in history:
                 self._deliver(sink, event)

@@ -64,6 +64,7 @@ def test_engine_overhead_times_the_engine_and_the_readers_of_its_run(capsys, tmp
     assert any(re.match(r"profile quick: .* 6 candidates trained by a stand-in", line) for line in out), out
     for name in ("export_json_in_process_s", "export_json_command_s", "attach_s", "dashboard_redraw_s"):
         assert any(re.match(rf"{name}: \d+\.\d{{3}}", line) for line in out), name
+    assert any(re.match(r"dashboard_rss_mb: \d+\.\d \(peak \d+\.\d\)", line) for line in out), out
     assert any(re.match(r"dashboard_state_mb: \d+\.\d\d \(\d+ bytes for each of \d+ candidates\)", line) for line in out), out
     assert re.fullmatch(r"engine_cpu_ms_per_candidate: \d+\.\d\d", out[-2]), out[-2]
     assert re.fullmatch(r"engine_ms_per_candidate: \d+\.\d\d", out[-1]), out[-1]

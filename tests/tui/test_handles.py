@@ -136,7 +136,7 @@ def test_attach_sends_commands_through_the_control_file(tmp_path: Path, running_
 
 def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Path, journal) -> None:
     """The history is read once (up to the last complete line); a line being written comes with the tail."""
-    from engine.journal import read_history
+    from engine.journal import open_history, read_history
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -152,6 +152,9 @@ def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Pat
     history, offset = read_history(path)
     assert [e.to_dict() for e in history] == [e.to_dict() for e in journal[:half]]
     assert offset == path.stat().st_size - 20
+    opened = open_history(path)  # the same, one event at a time, and the last one known at once
+    assert (opened.offset, opened.last.to_dict()) == (offset, journal[half - 1].to_dict())
+    assert [e.to_dict() for e in opened.events] == [e.to_dict() for e in history]
     # The handle takes the history as read and does not read it again: give it only its first events.
     handle = AttachHandle(run_dir, poll=0.02, history=(history[:3], offset))
     assert not handle.catching_up  # not started
@@ -173,3 +176,48 @@ def test_attach_delivers_the_history_at_once_then_follows_the_rest(tmp_path: Pat
     assert [e.to_dict() for e in got.events] == [e.to_dict() for e in journal[:3] + journal[half:]]
     assert handle.finished
 
+
+
+def test_the_last_event_of_a_history_skips_what_cannot_be_read(tmp_path: Path, journal) -> None:
+    from engine.journal import open_history
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("")
+    assert open_history(path).last is None and list(open_history(path).events) == []
+    writer = JournalSink(path)
+    for e in journal[:5]:
+        writer(e)
+    writer.close()
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"kind": "candidate_finished", "candidate_id": "x"}\n\n{"kind": "from_a_newer_version"}\n{"kind": "run_fin')
+    opened = open_history(path)
+    assert opened.last.to_dict() == journal[4].to_dict()  # not the damaged, blank, unknown or torn lines
+    assert [e.to_dict() for e in opened.events] == [e.to_dict() for e in journal[:5]]
+
+
+@pytest.mark.parametrize("end", ["finished", "crashed"])
+def test_the_attach_command_follows_a_driven_or_ended_run_and_replays_a_crashed_one(tmp_path: Path, make_journal,
+                                                                                   make_run_dir, monkeypatch, end) -> None:
+    import argparse
+
+    import tui.app
+    from nas3d_tui.commands import attach
+
+    events = make_journal(end="finished" if end == "finished" else "running")
+    run_dir = make_run_dir(tmp_path / "run", events)
+    shown: list[RunHandle] = []
+    monkeypatch.setattr(tui.app, "run_dashboard", lambda handle, **kw: shown.append(handle) or 0)
+    assert attach.main(argparse.Namespace(run_dir=str(run_dir))) == 0
+    (handle,) = shown
+    got = Collector()
+    handle.start(got)
+    if end == "finished":
+        assert isinstance(handle, AttachHandle)
+        got.wait_for(len(events))
+        assert [e.to_dict() for e in got.events] == [e.to_dict() for e in events]
+    else:  # nobody holds the run's lock and it never ended
+        assert isinstance(handle, ReplayHandle)
+        got.wait_for(len(events) + 1)
+        assert [e.to_dict() for e in got.events[:-1]] == [e.to_dict() for e in events]
+        assert isinstance(got.events[-1], ev.RunFailed) and "no process is driving this run" in got.events[-1].error
+    handle.close(timeout=5)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+import time
 
 from engine import events as ev
+from engine.journal import read_journal
 from tui.app import NasApp
 from tui.replay import ReplayHandle
 from engine.leaderboard import EXPORT_FORMATS, export
@@ -223,6 +225,12 @@ async def test_details_of_a_trimmed_candidate_read_its_epochs_back_from_the_jour
     app = NasApp(AttachHandle(run_dir))
     async with app.run_test(size=(120, 40)) as pilot:
         await ui.settle(app, pilot)
+        deadline = time.monotonic() + 30
+        while (app.handle.catching_up or app._inbox) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await ui.settle(app, pilot)
+        # the history, read and folded one event at a time, gives the state of the whole journal
+        assert app.state.snapshot() == DashboardState.from_events(read_journal(run_dir / "events.jsonl")).snapshot()
         cand = next(c for c in app.state.candidates.values() if c.trimmed and c.status == "ok")
         app.cell.select(cand.candidate_id, app.state)
         await ui.settle(app, pilot)
