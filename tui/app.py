@@ -41,7 +41,7 @@ from .widgets import (
     StatusLine,
 )
 
-__all__ = ["NasApp", "run_dashboard", "MIN_SIZE"]
+__all__ = ["NasApp", "run_dashboard", "run_attached", "MIN_SIZE"]
 
 MIN_SIZE = (60, 20)  # below this the dashboard shows a message instead of panels
 STACKED_BELOW = (110, 34)  # below this the panels stack in one scrolling column
@@ -58,6 +58,8 @@ class NasApp(App[int]):
         title: shown in the terminal title; defaults to the run directory name.
         refresh_hz: how often queued events are applied and panels redrawn.
         resume_command: the command the quit dialog offers to continue the run.
+        runs_folder: the folder of runs this attached run belongs to: ``R`` leaves the
+            dashboard asking for their list (``wants_runs``), to attach to another.
     """
 
     CSS_PATH = "app.tcss"
@@ -72,6 +74,7 @@ class NasApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("x", "toggle_x_axis", "FLOPs/params", show=False),
+        Binding("R", "runs", "Runs", key_display="R"),
     ]
 
     def __init__(
@@ -81,9 +84,12 @@ class NasApp(App[int]):
         *,
         refresh_hz: float = 5.0,
         resume_command: str | None = None,
+        runs_folder: str | None = None,
     ) -> None:
         super().__init__()
         self.handle = handle
+        self.runs_folder = runs_folder if handle.attached else None  # (an in-process search is not left for another)
+        self.wants_runs = False
         # how the user continues this run later, spelled to work from where they started us
         self.resume_command = resume_command or f"nas3d-tui resume {handle.run_dir}"
         self.title = title or f"nas3d-tui · {Path(handle.run_dir).name}"
@@ -319,6 +325,19 @@ class NasApp(App[int]):
         axis = self.fitness.toggle_x_axis(self.state)
         self.notify(f"scatter against {'FLOPs' if axis == 'flops' else 'parameters'}", timeout=2)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``R`` (the runs list) only where there is one to go to."""
+        if action == "runs":
+            return self.runs_folder is not None
+        return True
+
+    def action_runs(self) -> None:
+        """R: detach and show the runs of this folder, to attach to another."""
+        if self.runs_folder is None or self._quitting:
+            return
+        self.wants_runs = True
+        self._close_and_exit()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -434,8 +453,14 @@ class NasApp(App[int]):
 
 def run_dashboard(handle: RunHandle, title: str | None = None, resume_command: str | None = None) -> int:
     """Run the dashboard on ``handle`` until the user quits; returns the exit code (1: the run failed)."""
-    app = NasApp(handle, title=title, resume_command=resume_command)
+    return run_attached(handle, None, resume_command=resume_command, title=title)[0]
+
+
+def run_attached(handle: RunHandle, runs_folder: str | None, resume_command: str | None = None,
+                 title: str | None = None) -> tuple[int, bool]:
+    """Run the dashboard on an attached ``handle``; returns the exit code and whether the user left
+    with ``R`` for the list of the runs in ``runs_folder``."""
+    app = NasApp(handle, title=title, resume_command=resume_command, runs_folder=runs_folder)
     result = app.run()
-    if isinstance(result, int):
-        return result
-    return app.return_code or 0
+    code = result if isinstance(result, int) else (app.return_code or 0)
+    return code, app.wants_runs

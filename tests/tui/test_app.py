@@ -441,3 +441,26 @@ async def test_attached_dashboard_follows_a_growing_journal(tmp_path: Path, jour
         await pilot.pause()
     assert control.read_command(RunDir(run_dir).control_path)[0] == "pause"  # quitting detached: no stop was sent
     assert not handle._thread.is_alive()
+
+
+async def test_r_leaves_an_attached_dashboard_for_the_runs_list(journal, ui, tmp_path) -> None:
+    app = NasApp(ReplayHandle(journal), runs_folder=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ui.settle(app, pilot)
+        assert "R Runs" in ui.screen_text(app)  # in the footer
+        await pilot.press("R")
+        await pilot.pause()
+    assert app.wants_runs and app.handle.closed
+
+
+async def test_r_does_nothing_without_a_runs_list_or_in_a_search_this_dashboard_drives(journal, ui, tmp_path) -> None:
+    class Driving(ReplayHandle):
+        attached = False  # as the in-process session: leaving would stop the search
+
+    for app in (NasApp(ReplayHandle(journal)), NasApp(Driving(journal), runs_folder=str(tmp_path))):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ui.settle(app, pilot)
+            assert "R Runs" not in ui.screen_text(app)
+            await pilot.press("R")
+            await ui.settle(app, pilot)
+            assert app.is_running and not app.wants_runs and not app.handle.closed

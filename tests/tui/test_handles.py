@@ -206,7 +206,7 @@ def test_the_attach_command_follows_a_driven_or_ended_run_and_replays_a_crashed_
     events = make_journal(end="finished" if end == "finished" else "running")
     run_dir = make_run_dir(tmp_path / "run", events)
     shown: list[RunHandle] = []
-    monkeypatch.setattr(tui.app, "run_dashboard", lambda handle, **kw: shown.append(handle) or 0)
+    monkeypatch.setattr(tui.app, "run_attached", lambda handle, folder, **kw: (shown.append(handle), (0, False))[1])
     assert attach.main(argparse.Namespace(run_dir=str(run_dir))) == 0
     (handle,) = shown
     got = Collector()
@@ -221,3 +221,28 @@ def test_the_attach_command_follows_a_driven_or_ended_run_and_replays_a_crashed_
         assert [e.to_dict() for e in got.events[:-1]] == [e.to_dict() for e in events]
         assert isinstance(got.events[-1], ev.RunFailed) and "no process is driving this run" in got.events[-1].error
     handle.close(timeout=5)
+
+
+def test_r_in_an_attached_dashboard_goes_to_the_runs_list_and_attaches_to_the_chosen_one(tmp_path: Path, make_journal,
+                                                                                       make_run_dir, monkeypatch) -> None:
+    import argparse
+
+    import tui.app
+    import tui.screens.runs
+    from nas3d_tui.commands import attach
+
+    first = make_run_dir(tmp_path / "runs" / "a", make_journal())
+    second = make_run_dir(tmp_path / "runs" / "b", make_journal())
+    attached: list[tuple[Path, str]] = []
+    answers = iter([(0, True), (1, False)])  # R in the first dashboard; q in the second (its run failed: 1)
+    monkeypatch.setattr(tui.app, "run_attached", lambda handle, folder, **kw: (attached.append((handle.run_dir, folder)),
+                                                                               next(answers))[1])
+    offered: list[str] = []
+    monkeypatch.setattr(tui.screens.runs, "pick_run", lambda folder: (offered.append(folder), str(second))[1])
+    assert attach.main(argparse.Namespace(run_dir=str(first))) == 1
+    assert attached == [(first, str(tmp_path / "runs")), (second, str(tmp_path / "runs"))]
+    assert offered == [str(tmp_path / "runs")]
+    # leaving the list with q (no run chosen) ends the command with the dashboard's code
+    answers = iter([(0, True)])
+    monkeypatch.setattr(tui.screens.runs, "pick_run", lambda folder: None)
+    assert attach.main(argparse.Namespace(run_dir=str(first))) == 0

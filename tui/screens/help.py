@@ -26,6 +26,8 @@ HELP_TEXT = """\
   ?      this help
   q      quit: an in-process search stops, saving its state
          (nas3d-tui resume RUN_DIR); an attached one goes on
+  R      (attached) the runs of this run's folder: enter
+         attaches to another one
 
 [b]Panels[/b]
   Population fitness  best / mean / worst per generation
