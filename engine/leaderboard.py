@@ -20,6 +20,7 @@ atomic file write of ``export(..., path=...)``.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -161,6 +162,10 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
     return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
 
 
+_HIDDEN = ("duplicate", "infeasible")  # left out of the default rows
+_PLACE_AT_MOST = 64  # new candidates placed one by one in the kept order; more arrived unasked: sort again
+
+
 def _decided_by(above: CandidateRecord, row: CandidateRecord, tie_break: str) -> str:
     """What placed ``row`` below ``above`` when their fitnesses are equal ('' otherwise)."""
     if above.fitness != row.fitness:
@@ -185,12 +190,30 @@ class Leaderboard:
     """
 
     def __init__(self, tie_break: str = "val_auc") -> None:
-        self.tie_break = tie_break
+        self._tie_break = tie_break
         self._candidates: dict[int, CandidateRecord] = {}
         self._finals: dict[int, dict[int, FinalResult]] = {}
         # rows() per argument set, until the next change: a dashboard asks for the best row at every
         # redraw, and ranking thousands of candidates each time would grow with the run.
         self._rows_cache: dict[tuple[str, bool, bool, str], list[Row]] = {}
+        # The ranked records in rank order and the others by id, kept up to date as candidates
+        # arrive (a dashboard's top rows and best row then cost the same at 10,000 candidates as
+        # at 10): None means "sort again when asked" (a record replaced, the tie-break changed).
+        self._ranked: list[tuple[Any, ...]] | None = []  # rank_key of each ok record (its id last)
+        self._unranked: list[int] | None = []
+        self._arrived: list[int] = []  # new candidates not yet placed in those orders (a few: else sort again)
+        self._hidden_count = 0  # duplicates and infeasible candidates (left out of the default rows)
+
+    @property
+    def tie_break(self) -> str:
+        """How equal fitnesses are ordered (``engine.records.TIE_BREAKS``)."""
+        return self._tie_break
+
+    @tie_break.setter
+    def tie_break(self, value: str) -> None:
+        if value != self._tie_break:
+            self._tie_break = value
+            self._ranked = None  # (rows() are cached per tie-break already)
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> "Leaderboard":
@@ -203,7 +226,18 @@ class Leaderboard:
     def update(self, event: Event) -> bool:
         """Apply one event; returns True when the leaderboard changed (other kinds are ignored)."""
         if isinstance(event, CandidateFinished):
-            self._candidates[event.record.candidate_id] = event.record
+            record = event.record
+            old = self._candidates.get(record.candidate_id)
+            self._candidates[record.candidate_id] = record
+            if old is None:
+                if len(self._arrived) < _PLACE_AT_MOST:
+                    self._arrived.append(record.candidate_id)
+                else:  # many arrived unasked (a journal folded): one sort when asked costs less
+                    self._ranked = self._unranked = None
+            else:  # a candidate retrained after a resume, or a replayed journal: sort again when asked
+                self._ranked = self._unranked = None
+                self._hidden_count -= old.status in _HIDDEN
+            self._hidden_count += record.status in _HIDDEN
             self._rows_cache.clear()
             return True
         if isinstance(event, FinalResult):
@@ -225,6 +259,9 @@ class Leaderboard:
         the same (``CandidateRecord.light``, for a view that keeps thousands)."""
         if record.candidate_id not in self._candidates:
             raise KeyError(f"no candidate #{record.candidate_id} on the leaderboard")
+        old = self._candidates[record.candidate_id]
+        if old.status != record.status or (record.ok and rank_key(old, self.tie_break) != rank_key(record, self.tie_break)):
+            raise ValueError(f"candidate #{record.candidate_id}: the copy does not rank as the record it replaces")
         self._candidates[record.candidate_id] = record
         self._rows_cache.clear()
 
@@ -264,17 +301,50 @@ class Leaderboard:
             self._rows_cache[key] = self._rows(sort_by, include_duplicates, include_infeasible)
         return list(self._rows_cache[key])
 
+    def _orders(self) -> tuple[list[tuple[Any, ...]], list[int]]:
+        """The rank keys of the ok records in rank order, and the other candidates' ids in order."""
+        arrived, self._arrived = self._arrived, []
+        if self._ranked is None or self._unranked is None:
+            self._ranked = sorted(rank_key(r, self.tie_break) for r in self._candidates.values() if r.ok)
+            self._unranked = sorted(c for c, r in self._candidates.items() if not r.ok)
+        else:
+            for r in map(self._candidates.__getitem__, arrived):
+                if r.ok:
+                    bisect.insort(self._ranked, rank_key(r, self.tie_break))
+                else:
+                    bisect.insort(self._unranked, r.candidate_id)
+        return self._ranked, self._unranked
+
+    def head(self, n: int) -> list[Row]:
+        """``rows()[:n]`` without building the others: what a dashboard shows of a long run."""
+        keys, ids = self._orders()
+        rows: list[Row] = []
+        above: CandidateRecord | None = None
+        for i, key in enumerate(keys[:n]):
+            record = self._candidates[key[-1]]
+            rows.append(self._row(record, i + 1, _decided_by(above, record, self.tie_break) if above else ""))
+            above = record
+        for cid in ids:
+            if len(rows) >= n:
+                break
+            record = self._candidates[cid]
+            if record.status not in _HIDDEN:
+                rows.append(self._row(record, None, ""))
+        return rows
+
+    def count(self) -> int:
+        """``len(rows())``: every candidate but duplicates and infeasible ones."""
+        return len(self._candidates) - self._hidden_count
+
     def _rows(self, sort_by: str, include_duplicates: bool, include_infeasible: bool) -> list[Row]:
-        ranked = sorted((r for r in self._candidates.values() if r.ok), key=lambda r: rank_key(r, self.tie_break))
+        keys, ids = self._orders()
+        ranked = [self._candidates[key[-1]] for key in keys]
         hidden = set()
         if not include_duplicates:
             hidden.add("duplicate")
         if not include_infeasible:
             hidden.add("infeasible")
-        unranked = sorted(
-            (r for r in self._candidates.values() if not r.ok and r.status not in hidden),
-            key=lambda r: r.candidate_id,
-        )
+        unranked = [r for r in (self._candidates[c] for c in ids) if r.status not in hidden]
         rows = [
             self._row(r, i + 1, _decided_by(ranked[i - 1], r, self.tie_break) if i else "")
             for i, r in enumerate(ranked)
@@ -294,8 +364,8 @@ class Leaderboard:
 
     def best(self) -> Row | None:
         """The rank-1 row, or None before any candidate finished ok."""
-        rows = self.rows()
-        return rows[0] if rows and rows[0].rank == 1 else None
+        keys, _ = self._orders()
+        return self._row(self._candidates[keys[0][-1]], 1, "") if keys else None
 
     def _row(self, record: CandidateRecord, rank: int | None, tie: str) -> Row:
         finals = self._finals.get(record.candidate_id, {})

@@ -255,6 +255,11 @@ class DashboardState:
         self._detailed: dict[int, None] = {}  # finished candidates still whole, in finishing order
         self._best: list[int] = []  # the best candidates at the last trim
         self._rank_keys: dict[int, Any] = {}  # engine.records.rank_key of those and of the finished still whole
+        # The fitness scatter's points, kept as candidates finish (not gathered from every candidate at
+        # each redraw): ``points_log`` only grows until a point changes or goes, which bumps ``points_epoch``.
+        self._points: dict[int, tuple[int, float | None, float | None, float]] = {}
+        self.points_log: list[tuple[int, float | None, float | None, float]] = []
+        self.points_epoch = 0
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -360,6 +365,7 @@ class DashboardState:
         cand.started, cand.record = e, None
         cand.status, cand.started_ts, cand.history = "running", e.ts, []
         cand.epochs, cand.resumed_at, cand.trimmed = 0, 0, False
+        self._set_point(e.candidate_id, None)
         self._detailed.pop(e.candidate_id, None)
         self._rank_keys.pop(e.candidate_id, None)
         self.in_flight[e.candidate_id] = cand
@@ -395,8 +401,30 @@ class DashboardState:
         self._detailed.pop(cid, None)
         self._detailed[cid] = None
         self._rank_keys.pop(cid, None)
+        fitness = cand.fitness
+        if r.status == "ok" and fitness is not None:
+            flops, params = cand.flops, cand.params
+            self._set_point(cid, (cid, float(flops) if flops else None, float(params) if params else None, fitness))
+        else:
+            self._set_point(cid, None)
         if len(self._detailed) > 3 * self.details_kept:  # (a trim leaves at most 2 × details_kept)
             self._trim()
+
+    def _set_point(self, cid: int, point: tuple[int, float | None, float | None, float] | None) -> None:
+        old = self._points.get(cid)
+        if point == old:
+            return
+        if old is not None:  # a point moved or went: the log starts again from every point there is
+            self.points_epoch += 1
+            if point is None:
+                del self._points[cid]
+            else:
+                self._points[cid] = point
+            self.points_log = list(self._points.values())
+        else:
+            assert point is not None
+            self._points[cid] = point
+            self.points_log.append(point)
 
     def _trim(self) -> None:
         """Let go of the start event and epochs of finished candidates that are neither among the
@@ -530,12 +558,13 @@ class DashboardState:
         return gens, [r.best for r in rows], [r.mean for r in rows], [r.worst for r in rows]
 
     def scatter_points(self) -> list[tuple[int, float | None, float | None, float]]:
-        """(candidate id, FLOPs, params, fitness) of every trained candidate with a fitness."""
-        return [
-            (c.candidate_id, float(c.flops) if c.flops else None, float(c.params) if c.params else None, c.fitness)
-            for c in self.candidates.values()
-            if c.status == "ok" and c.fitness is not None
-        ]
+        """(candidate id, FLOPs, params, fitness) of every trained candidate with a fitness, in the
+        order they finished (``points_log`` is the same list, kept)."""
+        return list(self.points_log)
+
+    def scatter_point(self, candidate_id: int) -> tuple[int, float | None, float | None, float] | None:
+        """The scatter point of one candidate (as in ``scatter_points``), or None."""
+        return self._points.get(candidate_id)
 
     def best(self) -> CandidateView | None:
         """The leaderboard's top candidate (``engine.records.rank_key``: one definition of best)."""

@@ -17,6 +17,7 @@ from engine.events import (
     GenerationFinished,
     event_from_dict,
 )
+from engine.records import rank_key
 from engine.leaderboard import ROW_FIELDS, Leaderboard, Row, _json_rows, _plain, compact_genotype, export
 
 
@@ -149,6 +150,49 @@ def test_from_events_equals_incremental_updates_and_journal_replay(spec):
     assert all(
         (a.fitness or 0) >= (b.fitness or 0) for a, b in zip(ok, ok[1:]) if a.fitness is not None and b.fitness is not None
     )
+
+
+def _ranked_from_scratch(board: Leaderboard) -> list[int]:
+    """The default rows' ids as a plain sort of every record gives them (the definition)."""
+    records = board.records()
+    ranked = sorted((r for r in records if r.ok), key=lambda r: rank_key(r, board.tie_break))
+    others = sorted((r for r in records if not r.ok and r.status not in ("duplicate", "infeasible")),
+                    key=lambda r: r.candidate_id)
+    return [r.candidate_id for r in ranked + others]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("finish"), st.integers(0, 40), _fitness, _status, st.integers(1, 3)),
+    st.tuples(st.just("ask"), st.integers(0, 12)),
+    st.tuples(st.just("tie_break"), st.sampled_from(["val_auc", "none"])),
+    st.tuples(st.just("light"), st.integers(0, 40)),
+), max_size=120))
+def test_the_kept_order_is_the_order_a_full_sort_gives_after_any_changes(steps):
+    """The leaderboard places arriving candidates in its kept order (a long run's dashboard asks for its top
+    rows after every one): after any mix of arrivals, replacements, tie-break changes and light copies, and
+    whenever it is asked, rows / head / best / count say what sorting everything from scratch says."""
+    board = Leaderboard()
+    for step in steps:
+        if step[0] == "finish":
+            _, cid, fit, status, flops = step
+            board.update(finished(cid, fit if (status != "ok" or fit is not None) else 0.5, status=status, flops=flops,
+                                  val_auc=0.5 if fit is not None else None, duplicate_of=0 if status == "duplicate" else None))
+        elif step[0] == "tie_break":
+            board.tie_break = step[1]
+        elif step[0] == "light":
+            known = {r.candidate_id: r for r in board.records()}
+            if step[1] in known:
+                board.replace_record(known[step[1]].light())
+        else:
+            n = step[1]
+            rows = board.rows()
+            assert [r.candidate_id for r in rows] == _ranked_from_scratch(board)
+            assert board.head(n) == rows[:n] and board.count() == len(rows)
+            best = board.best()
+            assert best == (rows[0] if rows and rows[0].rank == 1 else None)
+    assert [r.candidate_id for r in board.rows()] == _ranked_from_scratch(board)
+    assert board.head(10**6) == board.rows()
 
 
 # ---------------------------------------------------------------- exports
@@ -330,3 +374,5 @@ def test_light_records_rank_and_export_as_the_whole_ones():
     assert all(a is b for a, b in zip(again.genotype["matrix"], records[8].genotype["matrix"]))  # rows shared
     with pytest.raises(KeyError):
         light.replace_record(finished(99, 0.5).record.light())
+    with pytest.raises(ValueError, match="does not rank as"):
+        light.replace_record(finished(8, 0.1).record)

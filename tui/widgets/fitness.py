@@ -24,6 +24,10 @@ class FitnessPanel(Horizontal):
         super().__init__(**kwargs)
         self._seen = -1
         self.x_axis = "flops"  # or "params"
+        # The scatter's thinned points, extended as candidates finish (``DashboardState.points_log``):
+        # a redraw costs what the new points cost, not what the whole run's do.
+        self._thinned_for: tuple[int, int, str] | None = None
+        self._thinned = ThinnedPoints()
 
     def compose(self) -> ComposeResult:
         yield PlotextPlot(id="fitness-lines")
@@ -84,23 +88,26 @@ class FitnessPanel(Horizontal):
         plt = widget.plt
         plt.clear_figure()
         label = "FLOPs" if self.x_axis == "flops" else "params"
-        points: list[tuple[float, float, int]] = []
-        for p in state.scatter_points():
-            x = p[1] if self.x_axis == "flops" else p[2]
-            if x:
-                points.append((x, p[3], p[0]))
+        key = (id(state), state.points_epoch, self.x_axis)
+        if key != self._thinned_for:
+            self._thinned_for, self._thinned = key, ThinnedPoints()
+        axis = 1 if self.x_axis == "flops" else 2
+        self._thinned.extend(state.points_log, axis)
+        thinned = self._thinned
         plt.title(f"fitness vs {label}  ★ best")
-        if points:
+        if thinned.kept:
             best = state.best()
             best_id = best.candidate_id if best else None
-            rest = thin_points([(x, y) for x, y, cid in points if cid != best_id])
-            top = [(x, y) for x, y, cid in points if cid == best_id]
+            rest = [(x, y) for x, y, cid in thinned.kept if cid != best_id]
+            point = state.scatter_point(best_id) if best_id is not None else None
+            x_best = point[axis] if point is not None else None
+            top = [(x_best, point[3])] if point is not None and x_best else []
             if rest:
                 plt.scatter([x for x, _ in rest], [y for _, y in rest], marker="•", color="blue")
             if top:
                 plt.scatter([x for x, _ in top], [y for _, y in top], marker="★", color="green")
             plt.xscale("log")
-            ticks = decade_ticks([x for x, _, _ in points])
+            ticks = decade_ticks([thinned.low, thinned.high])
             plt.xticks(ticks, [si(t, 0) for t in ticks])
         else:
             plt.plot([1], [0], marker=" ")
@@ -110,6 +117,34 @@ class FitnessPanel(Horizontal):
         widget.refresh()
 
 
+class ThinnedPoints:
+    """``thin_points`` kept up to date: one point per grid cell, fed the points as they come."""
+
+    def __init__(self) -> None:
+        self.consumed = 0  # points of the log already seen
+        self.cells: set[tuple[int, int]] = set()
+        self.kept: list[tuple[float, float, int]] = []  # (x, fitness, candidate id)
+        self.low = math.inf  # the x range of every point (not only the kept ones)
+        self.high = -math.inf
+
+    def extend(self, log: list[tuple[int, float | None, float | None, float]], axis: int) -> None:
+        """Take the points of ``log`` not seen yet (x: the point's ``axis``-th field; none: skipped)."""
+        for point in log[self.consumed:]:
+            x, y = point[axis], point[3]
+            if not x:
+                continue
+            self.low, self.high = min(self.low, x), max(self.high, x)
+            cell = _cell(x, y)
+            if cell not in self.cells:
+                self.cells.add(cell)
+                self.kept.append((x, y, point[0]))
+        self.consumed = len(log)
+
+
+def _cell(x: float, y: float, x_step: float = 0.01, y_step: float = 0.002) -> tuple[int, int]:
+    return (math.floor(math.log10(x) / x_step) if x > 0 else -(10**9), math.floor(y / y_step))
+
+
 def thin_points(points: list[tuple[float, float]], x_step: float = 0.01, y_step: float = 0.002) -> list[tuple[float, float]]:
     """One point per cell of a grid finer than any terminal draws (``x_step`` decades of a log x axis, ``y_step``
     of fitness): what the scatter shows is unchanged, and what it costs to draw stops growing with the run
@@ -117,7 +152,7 @@ def thin_points(points: list[tuple[float, float]], x_step: float = 0.01, y_step:
     seen: set[tuple[int, int]] = set()
     kept: list[tuple[float, float]] = []
     for x, y in points:
-        cell = (math.floor(math.log10(x) / x_step) if x > 0 else -(10**9), math.floor(y / y_step))
+        cell = _cell(x, y, x_step, y_step)
         if cell not in seen:
             seen.add(cell)
             kept.append((x, y))

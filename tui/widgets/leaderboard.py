@@ -258,8 +258,13 @@ class LeaderboardPanel(Vertical):
 
     def _rebuild(self, state: DashboardState, current: int | None) -> None:
         table = self.table
-        rows = sort_rows(list(state.leaderboard.rows()), self.sort_key, self.descending)
-        self.border_subtitle = f"first {SHOWN_ROWS} of {len(rows):,} · e exports all" if len(rows) > SHOWN_ROWS else ""
+        board = state.leaderboard
+        if self.sort_key == "rank" and not self.descending:  # the leaderboard's own order: its top rows alone
+            rows, total = board.head(SHOWN_ROWS), board.count()
+        else:
+            rows = sort_rows(board.rows(), self.sort_key, self.descending)
+            total = len(rows)
+        self.border_subtitle = f"first {SHOWN_ROWS} of {total:,} · e exports all" if total > SHOWN_ROWS else ""
         rows = rows[:SHOWN_ROWS]
         # Columns are rebuilt with widths measured here, from the rows they hold: a DataTable left
         # to measure widths itself does so on its next idle moment, and rows painted before that
