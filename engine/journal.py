@@ -177,7 +177,7 @@ def open_history(path: str | os.PathLike[str]) -> History:
 
     A long run's journal decodes to several times its size in objects; a
     reader that folds them (``attach``) lets each go once folded. The file is
-    read at once (so a read error is raised here, not later), its lines are
+    read at once (a read error is raised here, not later); its lines are
     decoded as ``events`` is iterated. Lines that cannot be read are skipped
     (a watcher shows what it can); a line still being written is left to
     ``tail_journal(..., start_at=offset)``.
@@ -189,24 +189,23 @@ def open_history(path: str | os.PathLike[str]) -> History:
     with open(path, "rb") as fh:
         data = fh.read()
     end = data.rfind(b"\n") + 1
-    text = data[:end].decode("utf-8", errors="replace")
-    del data
-    return History(events=_events_of(text), offset=end, last=_last_event(text))
+    return History(events=_events_of(data, end), offset=end, last=_last_event(data, end))
 
 
-def _events_of(text: str) -> Iterator[Event]:
-    start, size = 0, len(text)
-    while start < size:
-        stop = text.find("\n", start)
-        line, start = text[start:stop], stop + 1
-        yield from _watch_lines([line])
+def _events_of(data: bytes, end: int) -> Iterator[Event]:
+    # (each line decoded on its own: the file's bytes and its whole text are never both held)
+    start = 0
+    while start < end:
+        stop = data.find(b"\n", start)
+        yield from _watch_lines([data[start:stop].decode("utf-8", errors="replace")])
+        start = stop + 1
 
 
-def _last_event(text: str) -> Event | None:
-    stop = len(text) - 1  # the newline ending the last complete line
+def _last_event(data: bytes, end: int) -> Event | None:
+    stop = end - 1  # the newline ending the last complete line
     while stop > 0:
-        start = text.rfind("\n", 0, stop) + 1
-        events = _watch_lines([text[start:stop]])
+        start = data.rfind(b"\n", 0, stop) + 1
+        events = _watch_lines([data[start:stop].decode("utf-8", errors="replace")])
         if events:
             return events[0]
         stop = start - 1

@@ -193,6 +193,16 @@ def test_the_last_event_of_a_history_skips_what_cannot_be_read(tmp_path: Path, j
     opened = open_history(path)
     assert opened.last.to_dict() == journal[4].to_dict()  # not the damaged, blank, unknown or torn lines
     assert [e.to_dict() for e in opened.events] == [e.to_dict() for e in journal[:5]]
+    # a line with bytes that are not UTF-8 reads as the whole-file reader reads it
+    log = next(e for e in journal if isinstance(e, ev.Log))
+    line = json.dumps(dict(log.to_dict(), message="caf@ au lait")).encode().replace(b"@", b"\xe9")
+    with open(path, "ab") as fh:
+        fh.write(b"\n" + line + b"\n")
+    from engine.journal import read_history
+
+    opened, (whole, _) = open_history(path), read_history(path)
+    assert opened.last.to_dict() == whole[-1].to_dict() and "caf\ufffd au lait" in whole[-1].message
+    assert [e.to_dict() for e in opened.events] == [e.to_dict() for e in whole]
 
 
 @pytest.mark.parametrize("end", ["finished", "crashed"])
