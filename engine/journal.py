@@ -185,11 +185,16 @@ def open_history(path: str | os.PathLike[str]) -> History:
     Raises:
         OSError: the journal cannot be read.
     """
+    data, end = _complete_lines(path)
+    return History(events=_events_of(data, end), offset=end, last=_last_event(data, end))
+
+
+def _complete_lines(path: str | os.PathLike[str]) -> tuple[bytes, int]:
+    """The journal's bytes, and the offset after its last complete line (what follows is being written)."""
     check_regular_file(path)  # a pipe would block forever
     with open(path, "rb") as fh:
         data = fh.read()
-    end = data.rfind(b"\n") + 1
-    return History(events=_events_of(data, end), offset=end, last=_last_event(data, end))
+    return data, data.rfind(b"\n") + 1
 
 
 def _events_of(data: bytes, end: int) -> Iterator[Event]:
@@ -219,10 +224,7 @@ def read_history(path: str | os.PathLike[str]) -> tuple[list[Event], int]:
     Raises:
         OSError: the journal cannot be read.
     """
-    check_regular_file(path)  # a pipe would block forever
-    with open(path, "rb") as fh:
-        data = fh.read()
-    end = data.rfind(b"\n") + 1
+    data, end = _complete_lines(path)
     return _watch_lines(data[:end].decode("utf-8", errors="replace").split("\n")[:-1]), end
 
 
