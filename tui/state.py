@@ -55,11 +55,12 @@ DETAILS_KEPT = 100
 class CandidateView:
     """What the dashboard knows about one candidate: how it started, its epochs, its record, its finals.
 
-    The result is the engine's ``CandidateRecord`` (its light copy: no vector,
-    the genotype as drawn); before it arrives, the ``CandidateStarted`` event
-    says what runs. ``trimmed``: the start event and per-epoch history were let
-    go to keep a long run's dashboard small (``DashboardState``); the journal
-    still has them (``DashboardState.candidate_from_events``).
+    The result is the engine's ``CandidateRecord``; before it arrives, the
+    ``CandidateStarted`` event says what runs. ``trimmed``: the start event and
+    per-epoch history were let go and the record is its light copy (no vector,
+    the genotype as drawn), to keep a long run's dashboard small
+    (``DashboardState``); the journal still has them
+    (``DashboardState.candidate_from_events``).
     """
 
     candidate_id: int
@@ -212,9 +213,10 @@ class LogLine:
 class DashboardState:
     """The dashboard's model. Feed it events in journal order with ``apply``.
 
-    Its size grows with a run only by one light record per candidate: the
-    candidates' start events and per-epoch histories are kept for at most
-    ``3 × details_kept`` of them plus those in flight (see ``DETAILS_KEPT``).
+    Its size grows with a run only by one light record (and scatter point) per
+    candidate: the candidates' start events, per-epoch histories and whole
+    records are kept for at most ``3 × details_kept`` of them plus those in
+    flight (see ``DETAILS_KEPT``).
     """
 
     def __init__(self, details_kept: int = DETAILS_KEPT) -> None:
