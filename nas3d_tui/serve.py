@@ -90,8 +90,8 @@ def exposure_warning(host: str, port: int) -> str | None:
     if is_loopback(host):
         return None
     return (
-        f"nas3d-tui: warning: serving on {host}:{port}: anyone who can reach this port can pause, "
-        f"stop and steer the run (prefer --host 127.0.0.1 and an SSH tunnel)"
+        f"nas3d-tui: warning: serving on {host}:{port}: plain HTTP, so anyone who can see the traffic to this port "
+        f"learns the token and can pause, stop and steer the run (prefer --host 127.0.0.1 and an SSH tunnel)"
     )
 
 

@@ -12,6 +12,10 @@ unless the request shows the token:
   so a script's ``/ws?token=`` is let through as it is;
 - the cookie: its value is an HMAC of the token, never the token itself.
 
+A link to the printed URL clicked in another site's page (a chat, a mail)
+gets the cookie but, SameSite=Strict, not on the redirected request: that
+401 is a page that reloads itself once, which sends the cookie.
+
 Tokens are compared with ``hmac.compare_digest``. The token is kept out of
 the log: aiohttp's access log writes each request line, query string
 included, so every record is redacted before it is written, and tracebacks
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import logging
 import re
 from typing import Any, Awaitable, Callable
@@ -87,11 +92,27 @@ class TokenGate:
             return response
         if self.cookie_ok(request):
             return await handler(request)
+        if request.headers.get("Sec-Fetch-Site") == "cross-site" and request.headers.get("Sec-Fetch-Mode") == "navigate":
+            return _reload_once()
         return _unauthorized()
 
 
 def _unauthorized() -> web.Response:
     return web.Response(status=401, text=UNAUTHORIZED, headers={"Cache-Control": "no-store"})
+
+
+def _reload_once() -> web.Response:
+    """The 401 of a navigation that another site started (a link to the printed URL in a web page).
+
+    The browser kept the cookie from the redirect but, SameSite=Strict, did
+    not send it on the redirected request: one reload, which this page starts
+    (a same-origin navigation), sends it. Without a cookie the reload gets
+    the plain 401, so this never loops.
+    """
+    body = (f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0">'
+            f"<title>nas3d-tui</title><pre>{html.escape(UNAUTHORIZED)}</pre>")
+    return web.Response(status=401, text=body, content_type="text/html",
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 class RedactToken(logging.Filter):

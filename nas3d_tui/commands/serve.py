@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(keep the same port on both ends, or pass --public-url)."
     )
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; anything else lets others steer the run)")
+                        help="address to listen on (default 127.0.0.1; anything else sends the token over the network "
+                             "unencrypted)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--public-url", default=None, metavar="URL",
                         help="the address browsers use, when it differs from http://HOST:PORT (a proxy, a tunnel "

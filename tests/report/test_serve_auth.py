@@ -422,3 +422,63 @@ class TestGivenTokens:
         finally:
             stop_serving(served)
 
+
+
+def test_a_navigation_from_another_site_without_a_cookie_gets_one_reload_then_401(served: Served) -> None:
+    """SameSite=Strict: the page a cross-site navigation gets reloads itself once, a same-origin request."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+    try:
+        conn.request("GET", "/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+        response = conn.getresponse()
+        body = response.read().decode()
+    finally:
+        conn.close()
+    assert response.status == 401 and 'http-equiv="refresh"' in body and "Set-Cookie" not in response.headers
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+    try:  # the reload itself: same-origin, the plain 401
+        conn.request("GET", "/", headers={"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"})
+        response = conn.getresponse()
+        body = response.read().decode()
+    finally:
+        conn.close()
+    assert response.status == 401 and "refresh" not in body
+
+
+def _requests_seen(served: Served) -> int:
+    return re.sub(r"\s+", " ", served.text()).count('"GET / HTTP/1.1" 401')
+
+
+@pytest.mark.browser
+def test_a_link_to_the_printed_url_on_another_site_opens_the_dashboard(served: Served) -> None:
+    """Clicked in a web page (a chat, a mail): the redirected request lacks the Strict cookie; one reload sends it."""
+    import asyncio
+
+    from headless_chromium import Browser, require_chromium
+
+    require_chromium()
+
+    async def follow(link: str) -> tuple[str, str]:
+        async with Browser(size=(1280, 800)) as browser:
+            await browser.navigate(f"data:text/html,<a id='go' href='{link}'>the dashboard</a>")
+            deadline = time.monotonic() + 60
+            while not await browser.evaluate("!!document.getElementById('go')"):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            await browser.evaluate("document.getElementById('go').click()")
+            if "token=" in link:
+                screen = await browser.wait_for_text("Leaderboard", "GPU memory", timeout=120)
+                return await browser.evaluate("location.href"), screen
+            deadline = time.monotonic() + 60
+            while "401" not in (await browser.evaluate("document.body ? document.body.innerText : ''") or ""):
+                assert time.monotonic() < deadline, "no 401 page"
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # the one reload, under way or done
+            before = _requests_seen(served)
+            await asyncio.sleep(3)
+            assert _requests_seen(served) == before, "the 401 page reloads itself again and again"
+            return await browser.evaluate("location.href"), ""
+
+    href, screen = asyncio.run(follow(served.url))
+    assert href == f"http://127.0.0.1:{served.port}/" and "Leaderboard" in screen
+    href, _ = asyncio.run(follow(served.url.split("?")[0]))  # a new browser: no cookie, no token
+    assert href == f"http://127.0.0.1:{served.port}/"
