@@ -6,6 +6,11 @@ connection then gets its own ``nas3d-tui attach RUN_DIR``, so p / s / e / q
 work as in a terminal and a new tab never starts a second search. Ctrl-C
 stops serving and asks the search to stop, saving its search state (``serve
 attach`` leaves the run alone). Binds to 127.0.0.1 unless told otherwise.
+
+Every connection needs a token: a random one per launch, or the one in
+``NAS3D_TUI_TOKEN`` / ``--token-file`` (never on the command line, where
+``ps`` shows it). The printed URL carries it; ``--no-token`` serves without
+one, on the loopback interface only.
 """
 from __future__ import annotations
 
@@ -27,15 +32,23 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "From your laptop, through SSH: ssh -L 8000:127.0.0.1:8000 GPU-BOX, then open http://127.0.0.1:8000 "
+        "Every connection needs a token: a random one per launch, or NAS3D_TUI_TOKEN / --token-file; the "
+        "printed URL (http://127.0.0.1:8000/?token=...) carries it, and the browser keeps it in a cookie. "
+        "From your laptop, through SSH: ssh -L 8000:127.0.0.1:8000 GPU-BOX, then open the printed URL "
         "(keep the same port on both ends, or pass --public-url)."
     )
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; anything else lets others steer the run)")
+                        help="address to listen on (default 127.0.0.1; anything else sends the token over the network "
+                             "unencrypted)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--public-url", default=None, metavar="URL",
                         help="the address browsers use, when it differs from http://HOST:PORT (a proxy, a tunnel "
                              "to another local port)")
+    parser.add_argument("--token-file", default=None, metavar="FILE",
+                        help="read the token from FILE (mode 600; default: $NAS3D_TUI_TOKEN, else a random token "
+                             "per launch, printed in the URL)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="serve without a token (a single-user machine; refused with a --host beyond 127.0.0.1)")
     sub = parser.add_subparsers(dest="serve_mode", metavar="run|resume|attach", parser_class=type(parser))
     sub.required = True
     run = sub.add_parser("run", help="start a search in the background and serve its dashboard")
@@ -101,10 +114,12 @@ def _background(args: argparse.Namespace) -> tuple[Path, BackgroundSearch]:
 def main(args: argparse.Namespace) -> int:
     from engine.errors import UserError
 
-    from nas3d_tui.serve import attach_command, check_port, exposure_warning, serve_app
+    from nas3d_tui.serve import (attach_command, check_port, exposure_warning, no_token_warning, public_base,
+                                 resolve_token, serve_app, served_url)
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: use a port between 1 and 65535")
+    token = resolve_token(args.token_file, args.no_token, args.host)  # and NAS3D_TUI_TOKEN leaves the environment
     check_port(args.host, args.port)
     if args.serve_mode == "attach":
         run_dir, search = _run_dir(args.run_dir, need_journal=True), None
@@ -113,14 +128,17 @@ def main(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, args.port)  # after every check: an error stays one line
     if warning:
         print(warning, file=sys.stderr)
-    url = args.public_url or f"http://{args.host}:{args.port}"
+    if token is None:
+        print(no_token_warning(), file=sys.stderr)
+    base = public_base(args.host, args.port, args.public_url)
+    url = served_url(base, token)  # on the terminal only: never in a log, an argv or a child's environment
     try:
         if search is not None:
             print(f"starting the search in the background (log: {search.log_path})…", file=sys.stderr)
             search.start()
         print(f"serving the dashboard of {run_dir} at {url} (Ctrl-C stops serving)", file=sys.stderr)
         serve_app(attach_command(run_dir), args.host, args.port, title=f"nas3d-tui · {run_dir.name}",
-                  public_url=args.public_url)
+                  public_url=base, token=token)
     except BaseException:
         if search is not None and search.running:
             print("stopping the background search (its search state is saved)…", file=sys.stderr)

@@ -3,15 +3,18 @@
 Fast tests cover the pieces (loopback check, busy ports, refusing bad input
 before anything starts, the background search's start and stop protocol,
 with a stand-in process). The browser test starts ``serve run`` on the tiny
-profile, loads the page in headless Chromium, reads the four panels off the
-page's terminal, presses ``p`` until PAUSED shows, reconnects (no second
-search), and stops serving with SIGINT: the search writes a checkpoint.
+profile, opens the URL it prints (with its token) in headless Chromium,
+reads the four panels off the page's terminal, presses ``p`` until PAUSED
+shows, reconnects through the bare URL (the cookie suffices; no second
+search), and stops serving with SIGINT: the search writes a checkpoint. The
+token is in no process the server started and in no log.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +36,7 @@ from engine.errors import UserError
 from headless_chromium import Browser, require_chromium
 from nas3d_tui.serve import BackgroundSearch, check_port, exposure_warning, fresh_run_dir, is_loopback
 from report_runs import REPO, synthetic_lines, write_journal
+from test_serve_auth import PRINTED, descendants, proc_text
 from tiny_search import TINY
 
 pytestmark = pytest.mark.timeout(300)
@@ -183,30 +187,38 @@ class TestBackgroundSearch:
 
 # -- in a browser ----------------------------------------------------------------------------
 
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+def wait_served(proc: subprocess.Popen, log: Path, timeout: float = 180) -> str:
+    """The URL ``serve`` printed, once its server answers HTTP (401 without the token counts)."""
     deadline = time.monotonic() + timeout
+    printed = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"serve exited with {proc.returncode}: {log.read_text(errors='replace')[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
+        match = PRINTED.search(log.read_text(errors="replace"))
+        printed = printed or (match.group(1) if match else None)
+        if printed:
+            try:
+                with urllib.request.urlopen(printed.split("?")[0], timeout=5):
+                    return printed
+            except urllib.error.HTTPError:
+                return printed  # an answer: the server is up
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
         time.sleep(0.25)
-    raise AssertionError(f"nothing served at {url} after {timeout:.0f}s: {log.read_text(errors='replace')[-3000:]}")
+    raise AssertionError(f"nothing served after {timeout:.0f}s: {log.read_text(errors='replace')[-3000:]}")
 
 
-async def drive(url: str, shots: Path) -> tuple[str, str]:
-    """Load the page, read the panels, press p until PAUSED shows, then reconnect; the screens seen."""
+async def drive(printed: str, shots: Path, while_connected) -> tuple[str, str]:
+    """Open the printed URL, read the panels, press p until PAUSED shows, then reconnect; the screens seen."""
     async with Browser(size=(1280, 800)) as browser:
-        await browser.navigate(url)
+        await browser.navigate(printed)
         first = await browser.wait_for_text(*PANELS, "RUNNING", "trained", timeout=120)
+        assert "token" not in await browser.evaluate("location.href")  # redirected without it
         await browser.capture(shots / "serve-running.png")
+        while_connected()
         await browser.press("p")
         await browser.wait_for_text("PAUSED", timeout=120)
         await browser.capture(shots / "serve-paused.png")
-        await browser.navigate(url)  # a new connection: a new attach process, the same search
+        await browser.navigate(printed.split("?")[0])  # a new connection, the cookie only: the same search
         await asyncio.sleep(0.5)
         again = await browser.wait_for_text(*PANELS, "PAUSED", timeout=120)
         return first, again
@@ -250,9 +262,18 @@ def test_serve_run_in_a_browser(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, str(COMMAND), "serve", "--port", str(port), "run", "quick",
                                  "--run-dir", str(run_dir), *sets], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_http(url, proc, log)
-        first, again = asyncio.run(drive(url, tmp_path))
+        printed = wait_served(proc, log)
+        assert printed.startswith(f"http://127.0.0.1:{port}/?token=")
+        token = printed.split("token=", 1)[1]
+
+        def token_nowhere_else() -> None:  # the background search and the attach process, each connected
+            started = descendants(proc.pid)
+            cmdlines = [proc_text(pid, "cmdline") for pid in started]
+            assert any(" attach " in c for c in cmdlines) and any(" --headless" in c for c in cmdlines), cmdlines
+            for pid in started:
+                assert token not in proc_text(pid, "cmdline") and token not in proc_text(pid, "environ")
+
+        first, again = asyncio.run(drive(printed, tmp_path, token_nowhere_else))
         for screen in (first, again):
             assert all(title in screen for title in PANELS)
         journal = read_journal(run_dir / "events.jsonl")
@@ -270,3 +291,6 @@ def test_serve_run_in_a_browser(tmp_path: Path) -> None:
     assert isinstance(journal[-1], ev.RunFinished) and journal[-1].reason == "stopped"
     assert (run_dir / "checkpoint.json").exists()
     assert (run_dir / "serve.log").read_text(errors="replace").strip()
+    for written in (run_dir / "serve.log", log):  # the printed line is the one place the token shows
+        text = written.read_text(errors="replace").replace(printed, "")
+        assert token not in re.sub(r"\s", "", text), written
