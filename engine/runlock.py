@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, check_regular_file
 from .errors import RunDirError
 
 __all__ = [
@@ -172,6 +172,7 @@ def read_driver(path: Path) -> DriverInfo | None:
     judged as runs without one always were (by the kernel lock).
     """
     try:
+        check_regular_file(path)  # a pipe would block the reader forever
         with open(path, "rb") as fh:
             data = json.loads(fh.read(4096).decode("utf-8"))
         host, pid, started, beat = data["host"], data["pid"], data["started"], data["beat"]

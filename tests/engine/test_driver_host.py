@@ -115,8 +115,9 @@ def test_a_driver_taken_over_stops_and_leaves_the_new_drivers_file(tmp_path: Pat
     rd.driver_file.on_superseded = lambda mine, other: told.append((mine, other))
     rd.acquire()
     try:
-        write_driver(rd, OTHER, 4242, time.time())  # another host resumed it while this one was not heard from
-        wait_for(lambda: bool(told))
+        # another host resumed it while this one was not heard from (written again until a beat reads it:
+        # a beat that read its own file just before may write over it once)
+        wait_for(lambda: bool(told) or write_driver(rd, OTHER, 4242, time.time()))
         mine, other = told[0]
         assert mine.pid == os.getpid() and (other.host, other.pid) == (OTHER, 4242)
         time.sleep(0.2)
@@ -124,6 +125,27 @@ def test_a_driver_taken_over_stops_and_leaves_the_new_drivers_file(tmp_path: Pat
     finally:
         rd.release()
     assert read_driver(rd.driver_path).host == OTHER  # type: ignore[union-attr]  # not removed either
+
+
+def test_a_live_driver_taken_over_exits_at_once_without_writing(tmp_path: Path) -> None:
+    from engine.runlock import SUPERSEDED_EXIT
+
+    rd = make_run(tmp_path / "run")
+    code = ("import sys, time; from engine.rundir import RunDir; rd = RunDir(sys.argv[1]); "
+            "rd.driver_file.beat_seconds = 0.05; rd.acquire(); print('ok', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(rd.path)], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
+        wait_for(lambda: proc.poll() is not None or write_driver(rd, OTHER, 4242, time.time()), timeout=60)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == SUPERSEDED_EXIT, err
+    assert f"taken over by process 4242 on {OTHER}" in err and err.count("\n") == 1
+    assert read_driver(rd.driver_path).pid == 4242  # type: ignore[union-attr]
 
 
 def test_a_driver_file_that_cannot_be_trusted_is_as_good_as_none(tmp_path: Path) -> None:
@@ -134,6 +156,9 @@ def test_a_driver_file_that_cannot_be_trusted_is_as_good_as_none(tmp_path: Path)
         assert read_driver(rd.driver_path) is None
         assert inspect_run(rd.path).state == "crashed"
         RunDir(rd.path).acquire(announce=False).release()
+    rd.driver_path.unlink()
+    os.mkfifo(rd.driver_path)  # never opened: reading it would wait for a writer forever
+    assert read_driver(rd.driver_path) is None and inspect_run(rd.path).state == "crashed"
 
 
 # -- what runs and attach see ----------------------------------------------------------------
