@@ -14,6 +14,8 @@ Layout of ``RUN_DIR``::
     leaderboard.{csv,json,md}  exports
     control.json            commands from an attached dashboard
     .lock                   held (flock) by the process driving the run (``engine.runlock``)
+    driver.json             who drives the run: host, PID, start, heartbeat (``engine.runlock.DriverFile``);
+                            rewritten every few seconds while the run is driven, removed on a clean release
     error.log, serve.log, report/   a failure's traceback, a served search's output, the report
 
 Every file the run resumes from is checked when it is read: the search
@@ -40,7 +42,7 @@ from .errors import CorruptFileError, RunDirError
 from .jsonfile import read_json
 from .leaderboard import EXPORT_FORMATS
 from .records import CandidateRecord
-from .runlock import RunLock
+from .runlock import DriverFile, DriverInfo, RunLock
 from .search_state import SearchState
 
 __all__ = ["RunDir", "refuse_run_file", "run_dir_name"]
@@ -52,6 +54,7 @@ _SEARCH_STATE = "checkpoint.json"  # the on-disk name predates "search state"; k
 _TRAIN_PLAN = "train.json"
 _CONTROL = "control.json"
 _LOCK = ".lock"
+_DRIVER = "driver.json"
 _CANDIDATES = "candidates"
 _FINAL = "final"
 _RESULT = "result.json"
@@ -61,7 +64,7 @@ _SERVE_LOG = "serve.log"
 _REPORT = "report"
 
 # The files a run or a model bundle trusts: an export must never write over them.
-_RUN_FILES = frozenset({_PROFILE, _SEARCH_STATE, _JOURNAL, _TRAIN_PLAN, _LOCK, _CONTROL})
+_RUN_FILES = frozenset({_PROFILE, _SEARCH_STATE, _JOURNAL, _TRAIN_PLAN, _LOCK, _CONTROL, _DRIVER})
 _BUNDLE_FILES = frozenset({WEIGHTS_FILE, LEGACY_WEIGHTS_FILE, GENOTYPE_FILE, _RESULT, _EPOCH_CHECKPOINT})
 
 
@@ -127,6 +130,7 @@ class RunDir:
         except (OSError, RuntimeError) as exc:
             raise RunDirError(f"cannot use run directory {path}: {getattr(exc, 'strerror', None) or exc}") from None
         self._lock = RunLock(self.lock_path, self.path)
+        self._driver = DriverFile(self.driver_path, self.path)
         self.created_here = False  # this object's create() made the directory (no other process did)
 
     # -- paths ----------------------------------------------------------------------
@@ -160,6 +164,11 @@ class RunDir:
     def lock_path(self) -> Path:
         """The single-driver lock (``engine.runlock``)."""
         return self.path / _LOCK
+
+    @property
+    def driver_path(self) -> Path:
+        """Who drives the run -- host, PID, start, heartbeat (``engine.runlock.DriverFile``)."""
+        return self.path / _DRIVER
 
     @property
     def train_plan_path(self) -> Path:
@@ -304,22 +313,42 @@ class RunDir:
     def acquire(self, announce: bool = True) -> "RunDir":
         """Take the exclusive lock (released by the OS if the process dies).
 
+        First refused when the driver file names another host whose heartbeat
+        is fresh (that host's kernel lock is invisible here); a stale one from
+        another host does not refuse (that driver is presumed dead).
+
         Args:
-            announce: write this process's PID into the lock file now (else
-                call ``announce()`` later: nothing is written before a resume's checks pass).
+            announce: write this process's PID into the lock file and start the
+                driver file's heartbeat now (else call ``announce()`` later:
+                nothing is written before a resume's checks pass).
 
         Raises:
-            RunDirError: another live process drives this run (its PID is named).
+            RunDirError: another live process drives this run (its PID, and its host when another, are named).
         """
+        self._driver.refuse_if_driven_elsewhere()
         self._lock.acquire(announce)
+        if announce:
+            self._driver.start()
         return self
 
     def announce(self) -> None:
-        """Write this process's PID into the held lock file (``attach`` and the refusal name it)."""
+        """Write this process's PID into the held lock file and start the heartbeat (``attach``, ``runs`` and the refusal name it)."""
         self._lock.announce()
+        self._driver.start()
 
     def release(self) -> None:
+        """Stop the heartbeat (removing the driver file if it still names this process), then unlock."""
+        self._driver.stop()
         self._lock.release()
+
+    @property
+    def driver_file(self) -> DriverFile:
+        """This process's driver file (its heartbeat; ``on_superseded`` says what a driver taken over does)."""
+        return self._driver
+
+    def read_driver(self) -> DriverInfo | None:
+        """Who the driver file says drives (or last drove) the run; None without one (runs made before it)."""
+        return self._driver.read()
 
     def __enter__(self) -> "RunDir":
         return self.acquire()

@@ -14,6 +14,15 @@ which does not take the lock, so a ``resume`` starting at that moment is
 never refused because of it. Where there is no ``/proc/locks`` (not Linux)
 the run directory's own probe (``RunDir.locked_by_other``) answers.
 
+A run driven on another host (a compute node, with the run directory on a
+shared file system) holds a lock this kernel cannot see; its driver file
+(``engine.runlock.DriverFile``) says who drives it. ``who_drives`` combines
+the two: a driver file naming another host with a fresh heartbeat is a live
+driver there (``running`` with ``host``), whatever the local lock table
+says; one whose heartbeat is older than ``STALE_AFTER_SECONDS`` is
+``stale`` (presumed dead: resume it); otherwise -- no driver file (runs made
+before it), or one naming this host -- the kernel lock decides, as it always did.
+
 No torch, no UI.
 """
 from __future__ import annotations
@@ -21,9 +30,9 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import events as ev
 from .errors import RunDirError, UserError, os_error_message
@@ -31,14 +40,20 @@ from .journal import read_journal
 from .records import TIE_BREAKS, TRAINED_STATUSES, finite_or_none, rank_key
 from .jsonfile import read_json
 from .rundir import RunDir
+from .runlock import STALE_AFTER_SECONDS, DriverInfo
 from .search_state import SearchState
 
-__all__ = ["STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid", "RunCache"]
+__all__ = [
+    "STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid", "RunCache",
+    "Driver", "who_drives", "STALE_AFTER_SECONDS",
+]
 
-# running: a live process holds the lock; stopped: ended with a search state (resumable);
-# crashed: never ended and nobody drives it; finished / failed: its last segment says so;
+# running: a live process holds the lock (here), or its heartbeat is fresh (``host``: on another host);
+# stopped: ended with a search state (resumable); crashed: never ended and nobody drives it;
+# stale: never ended, last driven on another host whose heartbeat stopped more than
+# STALE_AFTER_SECONDS ago (presumed dead: resume it); finished / failed: its last segment says so;
 # damaged: a file it trusts fails its check (``error`` names it).
-STATES = ("running", "stopped", "crashed", "finished", "failed", "damaged")
+STATES = ("running", "stopped", "crashed", "finished", "failed", "damaged", "stale")
 PROC_LOCKS = Path("/proc/locks")
 
 
@@ -50,7 +65,7 @@ class RunInfo:
     name: str
     kind: str  # search | train | "" (damaged before the kind was read)
     state: str  # one of STATES
-    pid: int | None = None  # the live process holding the run's lock
+    pid: int | None = None  # the live process holding the run's lock (on ``host`` when one is named)
     trained: int | None = None
     budget: int | None = None
     generation: int | None = None
@@ -65,6 +80,8 @@ class RunInfo:
     started: float | None = None  # wall-clock time of the first RunStarted
     last_event: float | None = None  # wall-clock time of the last event
     error: str = ""  # damaged: what is wrong; failed: the run's error
+    host: str = ""  # running / stale: the other host that drives (drove) it; "" when driven here or by nobody
+    seen: float | None = None  # with ``host``: wall-clock time of that driver's last heartbeat
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +139,57 @@ def driver_pid(run_dir: str | os.PathLike[str]) -> int | None:
     if any(inode == st.st_ino for _, _, _, inode in table):
         return rd.locked_by_other()
     return None
+
+
+@dataclass(frozen=True)
+class Driver:
+    """Who drives a run, as this host can tell (``who_drives``).
+
+    ``state``: ``here`` (a live process holds the lock in this kernel),
+    ``elsewhere`` (the driver file names another host, heartbeat fresh),
+    ``stale`` (it names another host, heartbeat older than
+    ``STALE_AFTER_SECONDS``, and no lock here), or ``none``.
+    """
+
+    state: str
+    pid: int | None = None  # here: from the lock (-1: held, PID unknown); elsewhere / stale: the driver file's
+    host: str = ""  # elsewhere / stale: the driver file's host
+    seen: float | None = None  # elsewhere / stale: its last heartbeat (wall clock)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("here", "elsewhere")
+
+    def key(self) -> tuple[str, int | None, str]:
+        """What a run's entry depends on (the heartbeat's time only changes how long ago it was seen)."""
+        return self.state, self.pid, self.host
+
+
+def who_drives(
+    run_dir: str | os.PathLike[str],
+    now: float | None = None,
+    local_pid: Callable[[str | os.PathLike[str]], int | None] | None = None,
+) -> Driver:
+    """Who drives ``run_dir``: the driver file for another host, the kernel lock for this one. Writes nothing.
+
+    Args:
+        run_dir: the run directory.
+        now: the wall-clock time to judge the heartbeat by (default: now).
+        local_pid: how to find the local lock's holder (default ``driver_pid``,
+            which reads ``/proc/locks``; ``attach`` passes ``RunDir.locked_by_other``).
+    """
+    info: DriverInfo | None = RunDir(run_dir, resolve=False).read_driver()
+    if info is not None and info.elsewhere() and info.fresh(now):
+        # Trusted before the local lock table: in one kernel shared by two UTS namespaces (or
+        # containers) that table lists the other "host"'s lock under its PID, which is the same answer.
+        return Driver("elsewhere", info.pid, info.host, info.beat)
+    probe = driver_pid if local_pid is None else local_pid
+    pid = probe(run_dir)
+    if pid is not None:
+        return Driver("here", pid)
+    if info is not None and info.elsewhere():
+        return Driver("stale", info.pid, info.host, info.beat)
+    return Driver("none")
 
 
 def _last_segment(events: Sequence[ev.Event]) -> Sequence[ev.Event]:
@@ -205,11 +273,12 @@ def _check_train_plan(rd: RunDir) -> None:
         raise RunDirError(f"{rd.train_plan_path} is corrupt: no genotype object")
 
 
-def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
+def inspect_run(path: str | os.PathLike[str], driver: Driver | None = None) -> RunInfo:
     """What the run directory at ``path`` holds; a damaged file gives a ``damaged`` entry, never an error.
 
     Reads the journal (strictly), the search state, the profile and a
     train run's plan, each with its checked reader; writes nothing.
+    ``driver``: who drives it, when the caller already asked ``who_drives``.
     """
     p = Path(path)
     name = p.name
@@ -218,7 +287,9 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     try:
         rd = RunDir(p)
         where = str(rd.path)
-        pid = driver_pid(rd.path)
+        if driver is None:
+            driver = who_drives(rd.path)
+        pid = driver.pid if driver.alive else None
         rd.check_is_run()
         from .profile import load_profile
 
@@ -235,18 +306,23 @@ def inspect_run(path: str | os.PathLike[str]) -> RunInfo:
     facts = _progress(events, search_state)
     if train:
         facts["kind"] = "train"
-    if pid is not None:
+    host, seen = (driver.host, driver.seen) if driver.state in ("elsewhere", "stale") else ("", None)
+    if driver.alive:
         state, error = "running", ""
     elif not events:
         state, error = "crashed", f"no event in {rd.journal_path.name}: the run never started"
     else:
         state, error = _ending(events)
-    return RunInfo(path=str(rd.path), name=name, state=state, pid=pid, error=error, **facts)
+    if state == "crashed" and driver.state == "stale":
+        state, pid = "stale", driver.pid  # never ended, last driven on another host: presumed dead
+    if state not in ("running", "stale"):
+        host, seen = "", None
+    return RunInfo(path=str(rd.path), name=name, state=state, pid=pid, error=error, host=host, seen=seen, **facts)
 
 
-def _signature(path: Path) -> tuple[Any, ...]:
-    """What ``inspect_run`` depends on: the files it reads (size, time, inode) and the lock's holder."""
-    sig: list[Any] = [driver_pid(path)]
+def _signature(path: Path, driver: Driver) -> tuple[Any, ...]:
+    """What ``inspect_run`` depends on: the files it reads (size, time, inode) and who drives the run."""
+    sig: list[Any] = [driver.key()]
     for file in RunDir(path, resolve=False).watched_files():
         try:
             st = os.stat(file)
@@ -259,20 +335,26 @@ def _signature(path: Path) -> tuple[Any, ...]:
 class RunCache:
     """Remembers each run's ``RunInfo`` with the signature of its files, for a list that refreshes.
 
-    A run whose journal, search state, profile, plan and lock holder did not
+    A run whose journal, search state, profile, plan and driver did not
     change is not read again, so refreshing a folder of long runs costs a few
-    ``stat`` calls per run.
+    ``stat`` calls per run (and a read of its driver file, when it has one:
+    a heartbeat that is only newer updates ``seen`` alone).
     """
 
     def __init__(self) -> None:
         self._known: dict[Path, tuple[tuple[Any, ...], RunInfo]] = {}
 
     def inspect(self, path: Path) -> RunInfo:
-        sig = _signature(path)
+        driver = who_drives(path)
+        sig = _signature(path, driver)
         known = self._known.get(path)
         if known is not None and known[0] == sig:
-            return known[1]
-        info = inspect_run(path)
+            info = known[1]
+            if info.host and info.seen != driver.seen:
+                info = replace(info, seen=driver.seen)
+                self._known[path] = (sig, info)
+            return info
+        info = inspect_run(path, driver)
         self._known[path] = (sig, info)
         return info
 

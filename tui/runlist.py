@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Sequence
+from typing import Callable, Sequence
 
 from engine.runs import RunInfo
 
@@ -18,8 +18,19 @@ __all__ = ["COLUMNS", "cells", "state_text", "progress_text", "age", "table"]
 COLUMNS = ("RUN", "KIND", "STATE", "PROGRESS", "BEST", "TEST AUC", "STARTED", "LAST EVENT")
 
 
-def state_text(r: RunInfo) -> str:
-    """``running (pid 123)``, ``crashed``, ... (a held lock whose PID is unknown: ``running``)."""
+def state_text(r: RunInfo, now: float | None = None) -> str:
+    """``running (pid 123)``, ``crashed``, ... (a held lock whose PID is unknown: ``running``).
+
+    A run driven on another host: ``running on HOST (pid 123, seen 3s ago)``;
+    one whose heartbeat there stopped: ``stale — last seen on HOST 5m 00s ago``.
+    """
+    now = time.time() if now is None else now
+    seen = None if r.seen is None else now - r.seen
+    if r.state == "running" and r.host:
+        pid = f"pid {r.pid}, " if r.pid is not None and r.pid > 0 else ""
+        return f"running on {r.host} ({pid}seen {age(seen)})"
+    if r.state == "stale" and r.host:
+        return f"stale — last seen on {r.host} {age(seen)}"
     if r.state == "running" and r.pid is not None and r.pid > 0:
         return f"running (pid {r.pid})"
     return r.state
@@ -75,12 +86,21 @@ def cells(r: RunInfo, now: float | None = None) -> tuple[str, ...]:
     now = time.time() if now is None else now
     last = None if r.last_event is None else now - r.last_event
     if r.state == "damaged":
-        return (r.name, r.kind or "?", state_text(r), r.error, DASH, DASH, DASH, DASH)
-    return (r.name, r.kind, state_text(r), progress_text(r), _best(r), _auc(r), _when(r.started), age(last))
+        return (r.name, r.kind or "?", state_text(r, now), r.error, DASH, DASH, DASH, DASH)
+    return (r.name, r.kind, state_text(r, now), progress_text(r), _best(r), _auc(r), _when(r.started), age(last))
 
 
-def table(runs: Sequence[RunInfo], now: float | None = None) -> str:
-    """A plain aligned table, one line per run; a failed run's error follows its line."""
+def _resume(path: str) -> str:
+    return f"nas3d-tui resume {path}"
+
+
+def table(runs: Sequence[RunInfo], now: float | None = None,
+          resume_command: Callable[[str], str] = _resume) -> str:
+    """A plain aligned table, one line per run; a failed run's error follows its line.
+
+    A stale run's line is followed by the command that continues it
+    (``resume_command(path)``), if its old driver is really gone.
+    """
     rows = [COLUMNS] + [cells(r, now) for r in runs]
     damaged_col = COLUMNS.index("PROGRESS")
     # a damaged run's message does not widen its column for the others
@@ -96,5 +116,7 @@ def table(runs: Sequence[RunInfo], now: float | None = None) -> str:
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
         if r is not None and r.state == "failed" and r.error:
             line += f"  ({r.error})"
+        if r is not None and r.state == "stale":
+            line += f"  (presumed dead: continue it with {resume_command(r.path)})"
         lines.append(line)
     return "\n".join(lines)

@@ -1,4 +1,13 @@
-"""``nas3d-tui attach RUN_DIR``: watch and steer a run another process drives (``q`` detaches)."""
+"""``nas3d-tui attach RUN_DIR``: watch and steer a run another process drives (``q`` detaches).
+
+The process may run on another host, with the run directory on a shared
+file system: its driver file's fresh heartbeat says it is alive
+(``engine.runs.who_drives``), and the dashboard follows its journal and steers
+it through ``control.json`` as on one machine. A run that never ended and
+that nobody drives shows as crashed; one last driven on another host whose
+heartbeat stopped (``stale``) says when and where it was last seen; both
+offer the resume command.
+"""
 from __future__ import annotations
 
 import argparse
@@ -32,11 +41,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _attach(run_dir: str) -> tuple[int, bool]:
     import itertools
+    import time
     from pathlib import Path
 
     from engine import events as ev
     from engine.journal import open_history
     from engine.rundir import RunDir
+    from engine.runs import STALE_AFTER_SECONDS, who_drives
     from tui.app import run_attached
     from tui.attach import AttachError, AttachHandle
     from tui.replay import ReplayHandle
@@ -50,9 +61,19 @@ def _attach(run_dir: str) -> tuple[int, bool]:
     except OSError as exc:
         raise AttachError(f"cannot attach: reading {path}: {exc.strerror or exc}") from None
     ended = isinstance(history.last, (ev.RunFinished, ev.RunFailed))
-    if not ended and RunDir(handle.run_dir).locked_by_other() is None:
-        # Nobody drives this run and it never ended: it crashed or was killed.
-        gone = ev.RunFailed(error=f"no process is driving this run (crashed or killed); continue it with `{resume}`")
+    driver = None if ended else who_drives(handle.run_dir, local_pid=lambda p: RunDir(p).locked_by_other())
+    if driver is not None and not driver.alive:
+        if driver.state == "stale":
+            # Last driven on another host, whose heartbeat stopped: presumed dead.
+            from tui.runlist import age
+
+            seen = age(None if driver.seen is None else time.time() - driver.seen)
+            why = (f"stale — last seen on {driver.host} {seen} (process {driver.pid}; no heartbeat for over "
+                   f"{STALE_AFTER_SECONDS:.0f}s); if it is gone, continue it with `{resume}`")
+        else:
+            # Nobody drives this run and it never ended: it crashed or was killed.
+            why = f"no process is driving this run (crashed or killed); continue it with `{resume}`"
+        gone = ev.RunFailed(error=why)
         replay = ReplayHandle(itertools.chain(history.events, [gone]), run_dir=handle.run_dir, echo_commands=False)
         return run_attached(replay, folder, resume_command=resume)
     return run_attached(AttachHandle(handle.run_dir, history=(history.events, history.offset)), folder,

@@ -4,6 +4,11 @@ Reads each run's journal, search state and profile with their checked readers
 and writes nothing (``engine.runs``). A damaged run is one line naming what is
 wrong; the others are still listed. ``--format json`` prints the same facts
 for scripts; ``--pick`` shows them in a screen where Enter attaches to a run.
+
+A run driven on another host (the run directory on a shared file system) is
+``running on HOST (pid N, seen 3s ago)`` while its heartbeat is fresh, and
+``stale`` once it is older than ``engine.runs.STALE_AFTER_SECONDS``: then the
+line (and the JSON's ``resume_command``) gives the command that continues it.
 """
 from __future__ import annotations
 
@@ -47,15 +52,30 @@ def main(args: argparse.Namespace) -> int:
         return _pick(folder)
     runs = list_runs(folder)
     if args.format == "json":
-        sys.stdout.write(json.dumps([r.to_dict() for r in runs], indent=2, allow_nan=False) + "\n")
+        rows = []
+        for r in runs:
+            row = r.to_dict()
+            if r.state == "stale":
+                row["resume_command"] = _resume_command(r.path)
+            rows.append(row)
+        sys.stdout.write(json.dumps(rows, indent=2, allow_nan=False) + "\n")
         return 0
     if not runs:
         print(f"no runs in {folder}", file=sys.stderr)
         return 0
     from tui.runlist import table
 
-    print(table(runs))
+    print(table(runs, resume_command=_resume_command))
     return 0
+
+
+def _resume_command(path: str) -> str:
+    """The command that continues the run at ``path``, spelled to work from here."""
+    from pathlib import Path
+
+    from .. import hints
+
+    return hints.command("resume", Path(path))
 
 
 def _pick(folder: str) -> int:

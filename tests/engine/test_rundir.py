@@ -14,7 +14,7 @@ from engine.rundir import RunDir, epoch_checkpoint_in, refuse_run_file, result_p
 from engine.search_state import SEARCH_STATE_FORMAT, SearchState
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = re.compile(r'"(events\.jsonl|control\.json|checkpoint\.json|training\.ckpt|profile\.toml|train\.json|result\.json|\.lock)"|seed\{')
+NAMES = re.compile(r'"(events\.jsonl|control\.json|checkpoint\.json|training\.ckpt|profile\.toml|train\.json|result\.json|\.lock|driver\.json)"|seed\{')
 
 
 def test_only_the_run_directory_spells_the_names_of_run_files() -> None:

@@ -19,7 +19,7 @@ def test_a_refresh_reads_again_only_the_run_that_changed(tmp_path: Path, monkeyp
     assert [r.state for r in first] == ["crashed", "crashed"]
     read = []
     real = runs.inspect_run
-    monkeypatch.setattr(runs, "inspect_run", lambda path: read.append(Path(path).name) or real(path))
+    monkeypatch.setattr(runs, "inspect_run", lambda path, *driver: read.append(Path(path).name) or real(path, *driver))
     assert runs.list_runs(tmp_path, cache=cache) == first and read == []  # nothing changed: nothing read
     with open(tmp_path / "a" / "events.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(lines[-1]) + "\n")  # run a ends

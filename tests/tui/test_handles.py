@@ -205,31 +205,45 @@ def test_the_last_event_of_a_history_skips_what_cannot_be_read(tmp_path: Path, j
     assert [e.to_dict() for e in opened.events] == [e.to_dict() for e in whole]
 
 
-@pytest.mark.parametrize("end", ["finished", "crashed"])
+@pytest.mark.parametrize("end", ["finished", "crashed", "elsewhere", "stale"])
 def test_the_attach_command_follows_a_driven_or_ended_run_and_replays_a_crashed_one(tmp_path: Path, make_journal,
                                                                                    make_run_dir, monkeypatch, end) -> None:
+    """``elsewhere``: driven on another host (fresh heartbeat, no lock here); ``stale``: its heartbeat stopped."""
     import argparse
+    import json
+    import time
 
     import tui.app
+    from engine.rundir import RunDir
+    from engine.runlock import DriverInfo
     from nas3d_tui.commands import attach
 
     events = make_journal(end="finished" if end == "finished" else "running")
     run_dir = make_run_dir(tmp_path / "run", events)
+    if end in ("elsewhere", "stale"):
+        beat = time.time() - (3 if end == "elsewhere" else 300)
+        info = DriverInfo(host="node-elsewhere", pid=4242, started=beat - 60, beat=beat)
+        RunDir(run_dir).driver_path.write_text(json.dumps(info.to_dict()))
     shown: list[RunHandle] = []
     monkeypatch.setattr(tui.app, "run_attached", lambda handle, folder, **kw: (shown.append(handle), (0, False))[1])
     assert attach.main(argparse.Namespace(run_dir=str(run_dir))) == 0
     (handle,) = shown
     got = Collector()
     handle.start(got)
-    if end == "finished":
+    if end in ("finished", "elsewhere"):
         assert isinstance(handle, AttachHandle)
         got.wait_for(len(events))
         assert [e.to_dict() for e in got.events] == [e.to_dict() for e in events]
-    else:  # nobody holds the run's lock and it never ended
+    else:  # nobody holds the run's lock (or its heartbeat stopped) and it never ended
         assert isinstance(handle, ReplayHandle)
         got.wait_for(len(events) + 1)
         assert [e.to_dict() for e in got.events[:-1]] == [e.to_dict() for e in events]
-        assert isinstance(got.events[-1], ev.RunFailed) and "no process is driving this run" in got.events[-1].error
+        assert isinstance(got.events[-1], ev.RunFailed)
+        if end == "crashed":
+            assert "no process is driving this run" in got.events[-1].error
+        else:
+            assert "stale — last seen on node-elsewhere 5m 0" in got.events[-1].error
+            assert "(process 4242;" in got.events[-1].error and f"resume {run_dir}`" in got.events[-1].error
     handle.close(timeout=5)
 
 

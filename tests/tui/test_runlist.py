@@ -34,3 +34,14 @@ def test_a_row_per_run_and_a_damaged_run_says_why() -> None:
     assert lines[3].endswith("(RuntimeError: boom)")
     # the damaged run's long message does not widen the PROGRESS column of the others
     assert lines[1].index("0.8123") < 60
+
+
+def test_a_run_driven_on_another_host_and_a_stale_one() -> None:
+    remote = run(state="running", pid=4321, host="node7", seen=NOW - 3)
+    assert state_text(remote, NOW) == "running on node7 (pid 4321, seen 3s ago)"
+    stale = run(name="s", state="stale", pid=4321, host="node7", seen=NOW - 300)
+    assert state_text(stale, NOW) == "stale — last seen on node7 5m 00s ago"
+    assert cells(stale, NOW)[COLUMNS.index("STATE")] == state_text(stale, NOW)
+    lines = table([remote, stale], NOW, resume_command=lambda path: f"nas3d-tui resume {path}").splitlines()
+    assert "running on node7" in lines[1] and "resume" not in lines[1]
+    assert lines[2].endswith("(presumed dead: continue it with nas3d-tui resume /runs/a)")
