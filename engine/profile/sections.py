@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 AMP_MODES = ("auto",)  # besides true / false
-STRATEGIES = ("ode", "random")
+STRATEGIES = ("ode", "random", "exhaustive")
 CONCURRENCY = ("auto", "threads", "processes")
 
 
