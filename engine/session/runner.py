@@ -166,7 +166,7 @@ class Session(RunLifecycle[_Prepared]):
         if p.executor.kind != "local":
             from ..executors import check_executor
 
-            check_executor(p.executor)  # e.g. Ray missing: one line before the run starts
+            check_executor(p.executor, p)  # e.g. Ray missing: one line before the run starts
         data = load_data(p, device)
         check_search_fraction(data, p.data.search_fraction, p.run.seed)  # before anything is written
         search_data = data.search_subset(p.data.search_fraction, p.run.seed)
