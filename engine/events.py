@@ -300,7 +300,7 @@ class FinalResult(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
-    """The run ended: ``reason`` is budget / time / stopped."""
+    """The run ended: ``reason`` is budget / time / space (an exhaustive run proposed every cell) / stopped."""
 
     kind: ClassVar[str] = "run_finished"
     reason: str

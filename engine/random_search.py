@@ -168,31 +168,40 @@ class RandomSearch:
             if not isinstance(rng, dict) or rng.get("bit_generator") != "PCG64":
                 raise ValueError("rng is not a PCG64 state")
             rs.rng.bit_generator.state = rng
-            rs._generation = st.count(state, "generation")
-            rs._next_id = st.count(state, "next_id")
-            rs._evaluations = st.count(state, "evaluations")
-            pop = st.matrix(state["population"], "population", rs.dim)
-            fit = st.vector(state["fitness"], "fitness")
-            ids = state["population_ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-                raise ValueError("population_ids is not a list of integers >= 0")
-            if not (len(pop) == len(fit) == len(ids)) or len(pop) > rs.np:
-                raise ValueError("population, fitness and population_ids differ in length or exceed the population")
-            raw_sec = state.get("secondary", [[] for _ in ids])
-            if not isinstance(raw_sec, list) or len(raw_sec) != len(ids):
-                raise ValueError("secondary does not have one row per kept candidate")
-            width = max((len(r) for r in raw_sec if isinstance(r, list)), default=0)
-            rs._population, rs._fitness = pop, fit
-            rs._secondary = st.matrix(raw_sec, "secondary", width) if ids else np.zeros((0, 0))
-            rs._population_ids = list(ids)
-            pending = state.get("pending")
-            rs._pending = None if pending is None else st.batch_from_state(pending, rs.dim)
-            if rs._pending is not None and (
-                rs._pending.phase != cls.phase or rs._pending.first_id + len(rs._pending) != rs._next_id
-            ):
-                raise ValueError("the pending batch does not match the state")
+            rs._load_kept(state)
         except (KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise ValueError(f"RandomSearch.from_state(): malformed state ({type(exc).__name__}: {exc})") from None
         except ValueError as exc:
             raise ValueError(f"RandomSearch.from_state(): {exc}") from None
         return rs
+
+    def _load_kept(self, state: dict[str, Any]) -> None:
+        """Counters, the kept best set and the pending batch from a saved state (shared with ``ExhaustiveSearch``).
+
+        Raises:
+            ValueError, KeyError, TypeError: a field missing, mistyped or inconsistent.
+        """
+        rs = self
+        rs._generation = st.count(state, "generation")
+        rs._next_id = st.count(state, "next_id")
+        rs._evaluations = st.count(state, "evaluations")
+        pop = st.matrix(state["population"], "population", rs.dim)
+        fit = st.vector(state["fitness"], "fitness")
+        ids = state["population_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+            raise ValueError("population_ids is not a list of integers >= 0")
+        if not (len(pop) == len(fit) == len(ids)) or len(pop) > rs.np:
+            raise ValueError("population, fitness and population_ids differ in length or exceed the population")
+        raw_sec = state.get("secondary", [[] for _ in ids])
+        if not isinstance(raw_sec, list) or len(raw_sec) != len(ids):
+            raise ValueError("secondary does not have one row per kept candidate")
+        width = max((len(r) for r in raw_sec if isinstance(r, list)), default=0)
+        rs._population, rs._fitness = pop, fit
+        rs._secondary = st.matrix(raw_sec, "secondary", width) if ids else np.zeros((0, 0))
+        rs._population_ids = list(ids)
+        pending = state.get("pending")
+        rs._pending = None if pending is None else st.batch_from_state(pending, rs.dim)
+        if rs._pending is not None and (
+            rs._pending.phase != rs.phase or rs._pending.first_id + len(rs._pending) != rs._next_id
+        ):
+            raise ValueError("the pending batch does not match the state")

@@ -43,7 +43,7 @@ __all__ = [
 STATUSES = ("ok", "pruned", "infeasible", "duplicate", "oom", "failed")
 TRAINED_STATUSES = ("ok", "pruned", "oom", "failed")  # statuses that spent budget
 TIE_BREAKS = ("val_auc", "none")
-PHASES = ("init", "opposite", "trial", "jump", "random")
+PHASES = ("init", "opposite", "trial", "jump", "random", "exhaustive")
 
 
 class Proposal(Protocol):

@@ -34,8 +34,8 @@ __all__ = [
     "NO_TIE_BREAK",
 ]
 
-# Batch phases: the ODE's four, and random search's one.
-PHASES = ("init", "opposite", "trial", "jump", "random")
+# Batch phases: the ODE's four, random search's one, and the exhaustive strategy's one.
+PHASES = ("init", "opposite", "trial", "jump", "random", "exhaustive")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Which executor a profile asks for, and whether it can run here.
 
-``executor.kind = "ray"``: Ray tasks. ``executor.kind = "local"``: one
+``executor.kind = "table"``: each training is looked up in a tabular
+benchmark (``executor.table``) instead of run. ``executor.kind = "ray"``:
+Ray tasks. ``executor.kind = "local"``: one
 candidate at a time in the session's thread when ``workers = 1`` and
 ``per_gpu = 1`` (or ``per_gpu > 1`` on the CPU, where it means nothing);
 otherwise several at once -- in threads of this process (one CUDA stream
@@ -17,18 +19,29 @@ from .plan import plan_workers
 if TYPE_CHECKING:
     from ..control import Control
     from ..data import Dataset
+    from ..profile import Profile
     from ..profile.sections import ExecutorConfig
     from ..training.loop import ModelFactory
 
 __all__ = ["make_evaluator", "check_executor", "concurrency_of"]
 
 
-def check_executor(executor: ExecutorConfig) -> None:
+def check_executor(executor: ExecutorConfig, profile: Profile | None = None) -> None:
     """Fail early, with one line, when the ``[executor]`` section cannot run here.
 
     Raises:
         engine.errors.SessionError: ``kind = "ray"`` and Ray is not installed.
+        engine.bench_table.TableError: ``kind = "table"`` and no table, a bad table, or a
+            table built with another protocol than ``profile``'s.
     """
+    if getattr(executor, "kind", "local") == "table":
+        from ..bench_table import TableError, check_protocol, read_table
+
+        if not executor.table:
+            raise TableError('executor.kind = "table" needs executor.table = "TABLE.json" (from `nas3d-tui bench table`)')
+        table = read_table(executor.table)
+        if profile is not None:
+            check_protocol(table, profile.to_dict(), executor.table)
     if getattr(executor, "kind", "local") == "ray":
         from .ray import import_ray
 
@@ -37,8 +50,8 @@ def check_executor(executor: ExecutorConfig) -> None:
 
 def concurrency_of(executor: ExecutorConfig, device: str) -> str:
     """``sequential``, ``threads``, ``processes`` or ``ray``: how the executor trains candidates."""
-    if executor.kind == "ray":
-        return "ray"
+    if executor.kind in ("ray", "table"):
+        return str(executor.kind)
     cuda = device.startswith("cuda")
     several = executor.workers > 1 or (cuda and executor.per_gpu > 1)
     if not several:
@@ -74,6 +87,11 @@ def make_evaluator(
         engine.errors.SessionError: Ray was asked for and is not installed.
     """
     how = concurrency_of(executor, device)
+    if how == "table":
+        from ..bench_table import read_table
+        from .table import TableEvaluator
+
+        return TableEvaluator(read_table(executor.table), spec, control, where=executor.table)
     if how == "ray":
         from .ray import RayEvaluator
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 AMP_MODES = ("auto",)  # besides true / false
-STRATEGIES = ("ode", "random")
+STRATEGIES = ("ode", "random", "exhaustive")
 CONCURRENCY = ("auto", "threads", "processes")
 
 
@@ -163,13 +163,15 @@ class FinalConfig:
 class ExecutorConfig:
     """``[executor]``: where and how many candidates are trained at once."""
 
-    kind: str = key("local", c.choice(("local", "ray")))
+    kind: str = key("local", c.choice(("local", "ray", "table")))
     workers: int = key(1, c.integer(1))
     per_gpu: int = key(1, c.integer(1))
     address: str = key("", c.string(allowed='a Ray address such as "auto" or "ray://host:10001" (empty: start locally)'))
     # how several candidates share a device: threads in this process (one CUDA
     # stream each) or worker processes; auto = threads on CUDA, processes on CPU
     concurrency: str = key("auto", c.choice(CONCURRENCY))
+    # kind = "table": the tabular benchmark (`nas3d-tui bench table`) each training is looked up in
+    table: str = key("", c.string(allowed="the path of a table file written by `nas3d-tui bench table`"))
 
 
 SECTIONS: dict[str, type] = {

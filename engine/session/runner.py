@@ -32,7 +32,7 @@ from ..strategy import Strategy
 from .failures import summarize_failures
 from .final import FinalPhase
 from .lifecycle import RunLifecycle, SessionOutcome
-from .search import Search
+from .search import Search, shown_budget
 from .setup import (
     check_record_matches,
     check_strategy_matches,
@@ -160,11 +160,13 @@ class Session(RunLifecycle[_Prepared]):
                 self._check_consistent(saved, strategy, records)
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
+        if strategy is None:  # before anything is written: an exhaustive strategy refuses a space too large
+            strategy = make_strategy(p, self.space)
         device = resolve_device(p.run.device)
         if p.executor.kind != "local":
             from ..executors import check_executor
 
-            check_executor(p.executor)  # e.g. Ray missing: one line before the run starts
+            check_executor(p.executor, p)  # e.g. Ray missing: one line before the run starts
         data = load_data(p, device)
         check_search_fraction(data, p.data.search_fraction, p.run.seed)  # before anything is written
         search_data = data.search_subset(p.data.search_fraction, p.run.seed)
@@ -214,7 +216,8 @@ class Session(RunLifecycle[_Prepared]):
         self.records = prepared.records
         if prepared.search_state is not None:
             self._elapsed_before = prepared.search_state.elapsed
-        self._run_started(prepared.data, p.search.budget, p.search.population, p.search.fitness, "search")
+        budget = shown_budget(p.search.budget, prepared.strategy)
+        self._run_started(prepared.data, budget, p.search.population, p.search.fitness, "search")
 
     def _run_phases(self, prepared: _Prepared) -> SessionOutcome:
         rd = self.run_dir

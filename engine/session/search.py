@@ -69,6 +69,7 @@ class Search:
         size = data.shape if len(set(data.shape)) > 1 else data.shape[0]
         self.counter = ComplexityCounter(data.channels, data.num_classes, size)
         self.current_peak: float | None = None
+        self.budget = self.profile.search.budget  # what events announce: at most the space's cells for an exhaustive run
 
     def close(self) -> None:
         """Release what the search holds (nothing since complexity is counted in closed form)."""
@@ -89,10 +90,13 @@ class Search:
             engine.errors.StopRequested: a stop was asked for (at a batch boundary).
         """
         s = self.profile.search
+        self.budget = shown_budget(s.budget, strategy)
         time_budget = s.time_budget_minutes * 60.0
         while True:
             if self.trained >= s.budget:
                 return "budget"
+            if getattr(strategy, "exhausted", False):  # the exhaustive strategy proposed every cell of the space
+                return "space"
             if time_budget and elapsed() >= time_budget:
                 return "time"
             save_search_state()
@@ -106,7 +110,7 @@ class Search:
                 return "budget"
             secondary = None if self.tie_break == "none" else [self._secondary(r) for r in results]
             strategy.tell([r.told_fitness for r in results], secondary)
-            if strategy.phase in ("trial", "random"):  # a generation (or the init) is complete
+            if strategy.phase in ("trial", "random", "exhaustive"):  # a generation (or the init) is complete
                 self._generation_finished(strategy, batch.generation)
 
     def _secondary(self, record: CandidateRecord) -> list[float]:
@@ -127,7 +131,7 @@ class Search:
                 mean=float(fit.mean()),
                 worst=float(fit.min()),
                 trained=self.trained,
-                budget=self.profile.search.budget,
+                budget=self.budget,
                 best_candidate_id=best.candidate_id if best else None,
             )
         )
@@ -260,8 +264,14 @@ class Search:
         record = record.replace(trained=self.trained)
         self.run_dir.write_record(record)
         self.records[record.candidate_id] = record
-        self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=self.profile.search.budget))
+        self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=self.budget))
         return record
+
+
+def shown_budget(budget: int, strategy: object) -> int:
+    """The budget events announce: ``search.budget``, or the space's cell count when an exhaustive run has fewer cells."""
+    cells = getattr(strategy, "cells", None)
+    return min(budget, cells) if isinstance(cells, int) else budget
 
 
 def epoch_event(candidate_id: int, r: Mapping[str, Any], max_epochs: int, phase: str = "search") -> ev.EpochFinished:

@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, SessionError
+from ..exhaustive import STATE_FORMAT as EXHAUSTIVE_FORMAT
+from ..exhaustive import ExhaustiveSearch, SpaceTooLarge
 from ..ode import ODE
 from ..ode import STATE_FORMAT as ODE_FORMAT
 from ..profile import Profile
@@ -57,8 +59,17 @@ def space_of(profile: Profile) -> SearchSpace:
 
 
 def make_strategy(profile: Profile, space: SearchSpace) -> ODE | RandomSearch:
-    """A fresh search strategy for ``search.strategy`` (ODE, or the random-search baseline)."""
+    """A fresh search strategy for ``search.strategy`` (ODE, the random-search baseline, or every cell).
+
+    Raises:
+        SessionError: ``exhaustive`` over a space with more cells than ``engine.exhaustive.MAX_CELLS``.
+    """
     s = profile.search
+    if s.strategy == "exhaustive":
+        try:
+            return ExhaustiveSearch(space, population=s.population, seed=profile.run.seed)
+        except SpaceTooLarge as exc:
+            raise SessionError(f'search.strategy = "exhaustive": {exc}') from None
     if s.strategy == "random":
         return RandomSearch(dim=space.dim, population=s.population, seed=profile.run.seed)
     return ODE(
@@ -80,6 +91,8 @@ def restore_strategy(state: dict[str, Any], space: SearchSpace, where: str) -> O
     """
     fmt = state.get("format") if isinstance(state, dict) else None
     try:
+        if fmt == EXHAUSTIVE_FORMAT:
+            return ExhaustiveSearch.from_state(state, key_fn=space.key_of, space=space)
         if fmt == RANDOM_FORMAT:
             return RandomSearch.from_state(state, key_fn=space.key_of)
         if fmt == ODE_FORMAT:
@@ -117,7 +130,7 @@ def check_strategy_matches(
 
 def _kind_of(fmt: object) -> str:
     """The strategy kind of a checkpoint's ``format`` value (any JSON value, from the file)."""
-    kinds: dict[object, str] = {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search"}
+    kinds: dict[object, str] = {ODE_FORMAT: "ODE", RANDOM_FORMAT: "random-search", EXHAUSTIVE_FORMAT: "exhaustive"}
     return kinds.get(fmt, repr(fmt))
 
 

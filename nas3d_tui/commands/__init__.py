@@ -29,6 +29,7 @@ COMMANDS = (
     "data",
     "predict",
     "export-model",
+    "bench",
 )
 
 

@@ -1,0 +1,123 @@
+"""Tabular benchmarks: a table from a run (``nas3d-tui bench table``), its checked reader, and a search replayed through it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine import events as ev
+from engine.bench_table import FORMAT, TableError, read_table
+from engine.journal import read_journal
+from engine.leaderboard import Leaderboard
+from engine.profile import load_profile
+from engine.rundir import RunDir
+from engine.session import Session
+from nas3d_tui.cli import main as cli
+from tiny_search import TINY
+
+# Three epochs, parent pruning after the first: the live run prunes, and the replay must prune the same trainings.
+LIVE = TINY + ["training.epochs=3", "training.patience=1", "search.pruning='parent'", "search.pruning_warmup=1",
+               "search.budget=10"]
+
+
+def _proposals(run_dir: Path) -> list[tuple]:
+    records = RunDir(run_dir).read_records()
+    return [(cid, r.phase, r.generation, r.vector, r.key, r.status, r.duplicate_of) for cid, r in sorted(records.items())]
+
+
+def _board(run_dir: Path) -> list[tuple]:
+    rows = Leaderboard.from_events(read_journal(run_dir / "events.jsonl", strict=True)).rows(
+        include_duplicates=True, include_infeasible=True)
+    return [(r.rank, r.candidate_id, r.key, r.fitness, r.status, r.val_auc) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("table")
+    run_dir = base / "live"
+    assert Session(load_profile("quick", LIVE), run_dir).run().state == "finished"
+    table = base / "table.json"
+    assert cli(["bench", "table", str(run_dir), "-o", str(table)]) == 0
+    return run_dir, table
+
+
+def test_the_table_holds_every_trained_candidate_with_its_epochs_seed_and_header(live):
+    run_dir, path = live
+    table = read_table(path)
+    records = RunDir(run_dir).read_records()
+    trained = {cid: r for cid, r in records.items() if r.status in ("ok", "pruned", "oom", "failed")}
+    assert sorted(e.record.candidate_id for e in table.entries) == sorted(trained)
+    assert any(e.record.status == "pruned" for e in table.entries), "the live run should prune something"
+    for e in table.entries:
+        r = trained[e.record.candidate_id]
+        assert (e.record.key, e.record.fitness, e.record.history, e.record.params, e.record.flops) == (
+            r.key, r.fitness, r.history, r.params, r.flops)
+    raw = json.loads(path.read_text())
+    assert raw["format"] == FORMAT and raw["version"] == 1
+    h = raw["header"]
+    assert h["command"].startswith("nas3d-tui bench table") and h["profile"]["search"]["strategy"] == "ode"
+    assert h["machine"]["cpus"] >= 1 and h["created"].endswith("Z") and "no weights" in h["test_metrics"]
+    entry = raw["entries"][0]
+    assert {"compact", "seed", "told_fitness", "history", "params", "flops", "candidate_id"} <= set(entry)
+
+
+def test_a_search_through_the_table_replays_the_live_run_exactly(live, tmp_path):
+    run_dir, table = live
+    replay_dir = tmp_path / "replay"
+    settings = LIVE + ["executor.kind='table'", f"executor.table='{table}'"]
+    assert Session(load_profile("quick", settings), replay_dir).run().state == "finished"
+    assert _proposals(replay_dir) == _proposals(run_dir)
+    replayed = RunDir(replay_dir).read_records().values()
+    assert {r.worker for r in replayed if r.status in ("ok", "pruned")} == {"table"}  # looked up, not trained
+    assert _board(replay_dir) == _board(run_dir)
+    pruned = [e.record.candidate_id for e in read_journal(replay_dir / "events.jsonl")
+              if isinstance(e, ev.CandidateFinished) and e.record.status == "pruned"]
+    assert pruned
+
+
+def test_lookup_returns_the_seed_asked_for_else_the_first_training_of_the_cell(live):
+    _, path = live
+    table = read_table(path)
+    e = table.entries[0]
+    assert table.lookup(e.key, e.seed) is e
+    assert table.lookup(e.key, 123456789) is table.cells[e.key][0]
+    assert table.lookup("no-such-cell", 1) is None
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(version=2), "version = 2"),
+        (lambda d: d.update(format="x"), "format"),
+        (lambda d: d["header"].pop("machine"), "header: field 'machine' is missing"),
+        (lambda d: d["entries"][0].update(seed="1"), "entries[0]: seed"),
+        (lambda d: d["entries"][0].update(fitness=2.0), "entries[0] is corrupt: fitness"),
+        (lambda d: d["entries"][0]["history"][0].update(val_auc="x"), "entries[0].history[0]: val_auc"),
+        (lambda d: d["entries"][0].update(told_fitness=0.123), "entries[0]: told_fitness"),
+    ],
+)
+def test_a_bad_table_is_one_line_naming_the_field(live, tmp_path, edit, message):
+    _, path = live
+    data = json.loads(path.read_text())
+    edit(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(TableError) as info:
+        read_table(bad)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_command_and_the_table_executor_refuse_bad_input_with_exit_2(live, tmp_path, capfd):
+    run_dir, table = live
+    assert cli(["bench", "table", str(tmp_path / "nope"), "-o", str(tmp_path / "t.json")]) == 2
+    assert cli(["bench", "table", str(run_dir), "-o", str(tmp_path / "t.json")]) == 0  # a finished run
+    other = LIVE + ["training.epochs=2", "executor.kind='table'", f"executor.table='{table}'"]
+    with pytest.raises(TableError, match=r"built with training.epochs = 3; the profile has 2"):
+        Session(load_profile("quick", other), tmp_path / "r").run()
+    assert not (tmp_path / "r").exists()
+    missing = LIVE + ["executor.kind='table'", f"executor.table='{tmp_path / 'none.json'}'"]
+    with pytest.raises(TableError, match="no table file at"):
+        Session(load_profile("quick", missing), tmp_path / "r2").run()
+    err = capfd.readouterr().err
+    assert "no run directory" in err
