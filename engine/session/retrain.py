@@ -177,11 +177,14 @@ class Retrain(RunLifecycle[_Prepared]):
         announced: set[int] = set()
         finals_announced: set[int] = set()
         if self.resumed:
+            ended = False  # the journal tells the run's end (a full disk can cut off its last lines)
             for logged in read_journal(rd.journal_path, strict=True):
                 if isinstance(logged, ev.CandidateFinished):
                     announced.add(logged.candidate_id)
                 elif isinstance(logged, ev.FinalResult):
                     finals_announced.add(logged.seed)
+                elif isinstance(logged, (ev.RunStarted, ev.RunFinished)):
+                    ended = isinstance(logged, ev.RunFinished)
             rd.check_epoch_checkpoints()
             # Every file of the folder is checked as a search's resume checks it, used or not:
             # a damaged record or checkpoint is one line here, not something a later command trips on.
@@ -206,7 +209,7 @@ class Retrain(RunLifecycle[_Prepared]):
                     raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")
                 if seed in records:  # (without its record, written by an older version: retrained)
                     done[seed] = event
-            if len(done) == len(self.profile.final.seeds):
+            if len(done) == len(self.profile.final.seeds) and ended and set(done) <= announced & finals_announced:
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")

@@ -157,18 +157,21 @@ class Session(RunLifecycle[_Prepared]):
             records = rd.read_records()
             rd.check_epoch_checkpoints()
             finals = self._read_finals()
+            ended = False  # the journal tells the run's end (a full disk can cut off its last lines)
             for event in read_journal(rd.journal_path, strict=True):
                 if isinstance(event, ev.CandidateFinished):
                     announced.add(event.candidate_id)
                 elif isinstance(event, ev.FinalResult):
                     finals_announced.add((event.candidate_id, event.seed))
+                elif isinstance(event, (ev.RunStarted, ev.RunFinished)):
+                    ended = isinstance(event, ev.RunFinished)
             if saved is None and records:
                 raise SessionError(f"{rd.path} has candidate records but no search state; cannot resume safely")
             if saved is None and (finals or rd.has_final_outputs()):
                 raise CorruptFileError(
                     f"{rd.path} has final results but no search state (a train run without its train.json?); cannot resume"
                 )
-            if saved is not None and saved.state == "finished":
+            if saved is not None and saved.state == "finished" and ended and set(records) <= announced:
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
             if saved is not None:
                 strategy = restore_strategy(saved.strategy, self.space, str(rd.search_state_path))
