@@ -19,7 +19,8 @@ A full disk (or an exceeded quota) ends the run as failed, reason
 Every file the run writes is atomic, and the journal is only ever cut short
 at its end: a resume sets a torn last line aside before it appends
 (``RunDir.cut_torn_journal``), then announces again what finished work the
-journal lacks (each run's ``_republish``), so nothing finished is lost.
+journal lacks (``Search.announce_missing``, the final phase's and a train run's
+``_announce_missing``), so nothing finished is lost.
 """
 from __future__ import annotations
 
