@@ -40,7 +40,6 @@ __all__ = [
 
 # Events after which the journal is fsynced: losing them would lose finished work.
 DURABLE = frozenset({"candidate_finished", "state_saved", "final_result", "run_finished", "run_failed"})
-_DURABLE = DURABLE
 
 
 class JournalSink:
@@ -78,7 +77,7 @@ class JournalSink:
             try:
                 self._fh.write(line + "\n")
                 self._fh.flush()
-                if event.kind in _DURABLE:
+                if event.kind in DURABLE:
                     os.fsync(self._fh.fileno())
             except OSError as exc:  # a full disk: say which file could not be written
                 self.error = self._about(exc)

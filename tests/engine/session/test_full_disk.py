@@ -380,7 +380,9 @@ def test_the_issues_case_one_line_then_resume_exports_the_uninterrupted_leaderbo
 # ------------------------------------------------------------------ a train run
 
 
-def test_a_train_run_whose_results_line_is_torn_announces_it_on_resume(disk, overrides):
+def test_a_train_run_whose_results_line_is_torn_announces_it_on_resume_and_a_result_without_record_retrains(
+    disk, overrides
+):
     run_dir = disk.path / "train"
     profile = load_profile("quick", overrides)
     job = Retrain(profile, Genotype.from_compact(LIGHT), run_dir)
@@ -396,6 +398,16 @@ def test_a_train_run_whose_results_line_is_torn_announces_it_on_resume(disk, ove
     assert sum(isinstance(e, ev.CandidateStarted) for e in journal) == 1  # not trained again
     assert isinstance(last_end(journal), ev.RunFinished) and len(Leaderboard.from_events(journal).rows()) == 1
     assert_whole(run_dir)
+
+    # An older version wrote a seed's record after its result.json: a result without its record is retrained.
+    want = json.loads(RunDir(run_dir).retrain_result_path(0).read_text())
+    RunDir(run_dir).candidate_path(0).unlink()
+    assert Retrain.resume_from(run_dir).run().state == "finished"
+    journal = read_journal(run_dir / "events.jsonl", strict=True)
+    assert sum(isinstance(e, ev.CandidateStarted) for e in journal) == 2 and RunDir(run_dir).candidate_path(0).exists()
+    got = json.loads(RunDir(run_dir).retrain_result_path(0).read_text())
+    assert (got["test_auc"], got["test_acc"], got["val_acc"]) == (want["test_auc"], want["test_acc"], want["val_acc"])
+    assert len(Leaderboard.from_events(journal).rows()) == 1
 
 
 # ------------------------------------------------------------------ unit: the torn-line cut
