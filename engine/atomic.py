@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, cast
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_regular_file"]
 
@@ -43,6 +43,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _Writes:
+    """A file handle that keeps the ``OSError`` of a refused write: a writer such as ``torch.save``
+    reports a full disk as its own ``RuntimeError``, and the cause must still be told."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fh)`` on a temp file beside ``path``, fsync, rename over ``path``, fsync the folder.
 
@@ -58,9 +77,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _about(exc, path) from None
+    writes: _Writes | None = None
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            writes = _Writes(fh)
+            write(cast(BinaryIO, writes))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -71,6 +92,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             pass
         if isinstance(exc, OSError):
             raise _about(exc, path) from None
+        if writes is not None and writes.error is not None:  # a library's own error about a write the disk refused
+            raise _about(writes.error, path) from None
         raise
     _fsync_dir(path.parent)
 

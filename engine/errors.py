@@ -11,6 +11,7 @@ any layer may raise these without importing the layer that drives it.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 __all__ = [
@@ -21,7 +22,14 @@ __all__ = [
     "StopRequested",
     "one_line",
     "os_error_message",
+    "is_disk_full",
+    "os_error_reason",
+    "DISK_FULL",
 ]
+
+# A full file system and an exhausted disk quota: the same to a user (free space, then resume).
+DISK_FULL = "no space left on the device (the disk is full or the disk quota is exceeded)"
+_DISK_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
 
 
 class UserError(Exception):
@@ -55,8 +63,21 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of space: ``ENOSPC`` or ``EDQUOT``."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS
+
+
+def os_error_reason(exc: OSError) -> str:
+    """Why an ``OSError`` happened, in words; a full disk and an exceeded quota read the same (``DISK_FULL``)."""
+    return DISK_FULL if is_disk_full(exc) else (exc.strerror or one_line(exc))
+
+
 def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:
-    """One line for an ``OSError`` that names the user's path, not a temporary file."""
+    """One line for an ``OSError`` that names the user's path, not a temporary file.
+
+    A full disk and an exceeded quota (``ENOSPC``, ``EDQUOT``) read the same: ``DISK_FULL``.
+    """
     where = os.fspath(path) if path is not None else (exc.filename or "")
-    reason = exc.strerror or one_line(exc)
+    reason = os_error_reason(exc)
     return f"{where}: {reason}" if where else str(reason)

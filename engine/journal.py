@@ -6,8 +6,14 @@ event, fsync the ones whose loss would lose finished work) and reading it back
 ``read_history`` / ``open_history`` for what a growing one holds so far and
 where to follow it,
 ``read_candidate`` for one candidate's events).
-A crash can tear the last line; torn lines are skipped, and a line that is
-JSON but not a valid event is corrupt (an error for strict readers).
+A crash or a full disk can tear the last line; torn lines are skipped, and a
+line that is JSON but not a valid event is corrupt (an error for strict
+readers). Before a resume appends, ``cut_torn_tail`` sets a torn last line
+aside (into a file the caller names) so the journal is whole again.
+
+A write the disk refuses makes the sink fail for good (``JournalSink.error``):
+no later line is written after a lost one, so the journal stays a prefix of
+what happened, and a resume can tell from it what to announce again.
 
 No torch, no UI.
 """
@@ -19,65 +25,171 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterator
+from typing import Callable, Collection, Iterator
 
 from . import fastjson
-from .atomic import check_regular_file
+from .atomic import atomic_write, check_regular_file
 from .errors import CorruptFileError, RunDirError
 from .events import EVENT_TYPES, Event, event_from_dict
 
-__all__ = ["JournalSink", "History", "read_journal", "open_history", "read_history", "read_candidate", "tail_journal"]
+__all__ = [
+    "JournalSink", "History", "read_journal", "open_history", "read_history", "read_candidate", "tail_journal",
+    "cut_torn_tail", "DURABLE",
+]
 
 
 # Events after which the journal is fsynced: losing them would lose finished work.
-_DURABLE = {"candidate_finished", "state_saved", "final_result", "run_finished", "run_failed"}
+DURABLE = frozenset({"candidate_finished", "state_saved", "final_result", "run_finished", "run_failed"})
 
 
 class JournalSink:
-    """Appends every event as one JSON line to ``events.jsonl``; flushes each, fsyncs durable ones."""
+    """Appends every event as one JSON line to ``events.jsonl``; flushes each, fsyncs durable ones.
+
+    The first write that fails (a full disk, an exceeded quota) is kept as
+    ``error`` and raised again by every later call and by ``close``: nothing
+    is appended after a line that was lost, so the journal never has a gap.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.error: OSError | None = None
         self._fh = open(self.path, "a", encoding="utf-8")
-        # A crash mid-write can leave a partial last line; start on a fresh line.
+        # A crash mid-write can leave a partial last line (a resume cuts it first): start on a fresh line.
         if self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
-                    self._fh.write("\n")
-                    self._fh.flush()
+                    try:
+                        self._fh.write("\n")
+                        self._fh.flush()
+                    except OSError as exc:
+                        self._fh.close()
+                        raise self._about(exc) from None
 
     def __call__(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=True)
         with self._lock:
+            if self.error is not None:
+                raise self.error  # a line was lost: none may follow it
             if self._fh.closed:
                 return
             try:
                 self._fh.write(line + "\n")
                 self._fh.flush()
-                if event.kind in _DURABLE:
+                if event.kind in DURABLE:
                     os.fsync(self._fh.fileno())
             except OSError as exc:  # a full disk: say which file could not be written
-                raise self._about(exc) from None
+                self.error = self._about(exc)
+                raise self.error from None
+
+    def check(self) -> None:
+        """Raise the write error that stopped the journal, if any.
+
+        Raises:
+            OSError: naming the journal.
+        """
+        with self._lock:
+            if self.error is not None:
+                raise self.error
 
     def close(self) -> None:
+        """Flush, fsync and close; raises the error of a line that was lost, if any.
+
+        Raises:
+            OSError: naming the journal.
+        """
         with self._lock:
             if not self._fh.closed:
                 try:
-                    self._fh.flush()
+                    self._fh.flush()  # (after a failure: the rest of a torn line, if the disk has room again)
                     os.fsync(self._fh.fileno())
                 except OSError as exc:
-                    raise self._about(exc) from None
+                    if self.error is None:
+                        self.error = self._about(exc)
                 finally:
                     try:
                         self._fh.close()
                     except OSError:
                         pass  # the flush above already failed and said why
+            if self.error is not None:
+                raise self.error
 
     def _about(self, exc: OSError) -> OSError:
         """``exc`` naming the journal (a write to an open file carries no file name)."""
         return type(exc)(exc.errno, exc.strerror, str(self.path)) if exc.errno else exc
+
+
+def cut_torn_tail(path: str | os.PathLike[str], aside: Callable[[], Path]) -> Path | None:
+    """Make a journal whole before anything is appended to it: set a torn last line aside.
+
+    The tail is what follows the last newline; when it is not one complete
+    event (a write cut short by a crash or a full disk, NUL bytes a crashed
+    machine left), it is copied to ``aside()`` (atomically, nothing is
+    destroyed) and cut off the journal. A last complete line that is the
+    start of a torn event (an older version ended a torn line with a newline)
+    goes with it. A tail that is a whole event only lacks its newline, which
+    is added. Readers that skip torn lines read the journal as before.
+
+    Returns:
+        The file the torn bytes went to, or None when the journal was whole.
+
+    Raises:
+        OSError: the journal cannot be read or cut, or the torn bytes cannot be set aside.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        return None
+    check_regular_file(p)
+    with open(p, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - _TAIL_WINDOW))
+        window = fh.read()
+    base = size - len(window)
+    end = window.rfind(b"\n") + 1  # the offset (in ``window``) after the last complete line
+    if end == 0 and base > 0:  # a last line longer than the window: read it whole
+        with open(p, "rb") as fh:
+            window = fh.read()
+        base, end = 0, window.rfind(b"\n") + 1
+    tail = window[end:]
+    if tail and _whole_event(tail):
+        with open(p, "ab") as out:  # a complete event that lacks only its newline
+            out.write(b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return None
+    cut = end  # the tail goes (when there is one)
+    if end > 0:
+        start = window.rfind(b"\n", 0, end - 1) + 1  # the last complete line
+        if (start > 0 or base == 0) and _torn_line(window[start:end]):
+            cut = start  # a torn line an older version closed with a newline
+    if cut == len(window):
+        return None
+    target = aside()
+    atomic_write(target, lambda fh: fh.write(window[cut:]))
+    os.truncate(p, base + cut)
+    return target
+
+
+_TAIL_WINDOW = 1 << 20  # a journal line is far shorter: the tail and the line before it lie in the last MiB
+
+
+def _whole_event(data: bytes) -> bool:
+    """Whether ``data`` is one whole JSON object (a line that only lacks its newline)."""
+    try:
+        return isinstance(fastjson.loads(data.decode("utf-8").strip()), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _torn_line(data: bytes) -> bool:
+    try:
+        _parse_line(data.decode("utf-8", errors="replace"))
+    except _Torn:
+        return True
+    except (ValueError, TypeError, CorruptFileError, RecursionError):
+        return False
+    return False
 
 
 class _Torn(Exception):

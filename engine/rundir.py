@@ -4,6 +4,7 @@ Layout of ``RUN_DIR``::
 
     profile.toml            the resolved profile (every key, defaults filled in)
     events.jsonl            the journal (append-only; replays the dashboard)
+    events.jsonl.torn-<n>   a torn last line a resume cut off the journal (a crash or a full disk), kept
     checkpoint.json         the search state (``SearchState``), written atomically before every batch
     candidates/NNNNNN.json  one record per finished candidate
     candidates/NNNNNN.ckpt  the epoch checkpoint of a long candidate in training
@@ -38,7 +39,8 @@ from typing import Any, Iterator
 
 from .atomic import atomic_write_json
 from .bundle_files import GENOTYPE_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE
-from .errors import CorruptFileError, RunDirError
+from .errors import CorruptFileError, RunDirError, os_error_reason
+from .journal import cut_torn_tail
 from .jsonfile import read_json
 from .leaderboard import EXPORT_FORMATS
 from .records import CandidateRecord
@@ -50,6 +52,7 @@ __all__ = ["RunDir", "refuse_run_file", "run_dir_name"]
 # The names of a run's files: spelled here only.
 _PROFILE = "profile.toml"
 _JOURNAL = "events.jsonl"
+_TORN_JOURNAL = _JOURNAL + ".torn-{n}"  # a torn last line set aside by a resume
 _SEARCH_STATE = "checkpoint.json"  # the on-disk name predates "search state"; kept so old runs resume
 _TRAIN_PLAN = "train.json"
 _CONTROL = "control.json"
@@ -141,6 +144,10 @@ class RunDir:
     @property
     def journal_path(self) -> Path:
         return self.path / _JOURNAL
+
+    def torn_journal_path(self, n: int) -> Path:
+        """Where the ``n``-th torn last line a resume cut off the journal was set aside."""
+        return self.path / _TORN_JOURNAL.format(n=n)
 
     @property
     def search_state_path(self) -> Path:
@@ -302,7 +309,7 @@ class RunDir:
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
-            raise RunDirError(f"cannot write run directory {self.path}: {exc.strerror or exc}") from None
+            raise RunDirError(f"cannot write run directory {self.path}: {os_error_reason(exc)}") from None
         return self
 
     @property
@@ -366,6 +373,23 @@ class RunDir:
             return  # finished work is never removed
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- the journal ------------------------------------------------------------------------
+    def cut_torn_journal(self) -> Path | None:
+        """Before a resume appends to the journal: set a torn last line aside (``journal.cut_torn_tail``)
+        into the first free ``events.jsonl.torn-<n>``; returns that file, or None when the journal was whole.
+
+        Raises:
+            OSError: the journal cannot be read or cut, or the torn line cannot be set aside.
+        """
+
+        def free() -> Path:
+            n = 1
+            while os.path.lexists(self.torn_journal_path(n)):
+                n += 1
+            return self.torn_journal_path(n)
+
+        return cut_torn_tail(self.journal_path, free)
 
     # -- the search state -------------------------------------------------------------------
     def write_search_state(self, state: SearchState) -> Path:

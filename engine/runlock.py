@@ -98,10 +98,13 @@ class RunLock:
     def announce(self) -> None:
         """Write this process's PID into the held lock file (``attach`` and the refusal name it)."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.lseek(self._fd, 0, os.SEEK_SET)
-            os.write(self._fd, str(os.getpid()).encode())
-            os.fsync(self._fd)
+            try:
+                os.ftruncate(self._fd, 0)
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                os.write(self._fd, str(os.getpid()).encode())
+                os.fsync(self._fd)
+            except OSError as exc:  # a full disk: name the file
+                raise OSError(exc.errno, exc.strerror, str(self.lock_path)) from None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -4,20 +4,24 @@ This module owns which candidates are finalists (the leaderboard's top-k by
 ``engine.records.rank_key``), one retraining per finalist and seed (paper:
 full training split, best-validation-ACC epoch kept, test AUC and ACC), the
 model bundle each retraining leaves (``engine.bundle``), and resuming: a
-retraining with a ``result.json`` is done; one that was interrupted
-continues from its per-epoch checkpoint.
+retraining with a ``result.json`` is done (its ``final_result`` is announced
+again when the journal lacks it); one that was interrupted continues from its
+per-epoch checkpoint, which stays until ``result.json`` is written (a full
+disk while the bundle is written loses at most the last epoch).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from .. import events as ev
 from ..atomic import atomic_write_json
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile, TrainingConfig
 from ..records import CandidateRecord, ranked
+from ..jsonfile import read_json
 from ..rundir import epoch_checkpoint_in, result_path_in
 from ..space import Genotype
 from .context import RunContext
@@ -122,8 +126,14 @@ def retrain(
     key: str,
     params: int | None,
     flops: int | None,
+    before_result: Callable[[ev.FinalResult, FinalOutcome], None] | None = None,
 ) -> tuple[ev.FinalResult, FinalOutcome]:
     """One retraining from scratch: train (resuming its per-epoch checkpoint), write the bundle and result.json.
+
+    ``result.json`` is what marks the retraining done, so it is written last:
+    after the bundle and after ``before_result(event, outcome)`` (what the
+    caller must have on disk first). The per-epoch checkpoint is removed only
+    then.
 
     Trains on ``ctx.device``, stops at ``ctx.control``'s batch gate, picks the
     best epoch with ``ctx.tie_break``. Publishes (``ctx.publish``) the epochs,
@@ -151,6 +161,7 @@ def retrain(
         ),
         on_notice=lambda text: publish(ev.Log(message=f"#{candidate_id} seed {seed}: {text}", level="warning")),
         tie_break=ctx.tie_break,
+        keep_checkpoint=True,  # until result.json is written: a full disk while the bundle is written loses no training
     )
     event = final_result(
         outcome, candidate_id=candidate_id, key=key, seed=seed, params=params, flops=flops,
@@ -167,7 +178,13 @@ def retrain(
         metrics=bundle_metrics(event, params, flops),
     )
     event = dataclasses.replace(event, weights_path=str(weights), genotype_path=str(meta))
+    if before_result is not None:
+        before_result(event, outcome)
     atomic_write_json(result_path_in(out), event.to_dict())
+    try:
+        os.unlink(epoch_checkpoint_in(out))
+    except FileNotFoundError:
+        pass
     return event, outcome
 
 
@@ -179,10 +196,16 @@ class FinalPhase:
         records: every candidate's record.
         data: the full dataset, resident on ``ctx.device``.
         done: ``(candidate_id, seed)`` pairs that already have a result (a resumed run).
+        announced: the pairs whose ``final_result`` the journal holds (None: all of ``done``).
     """
 
     def __init__(
-        self, ctx: RunContext, records: dict[int, CandidateRecord], data: Dataset, done: set[tuple[int, int]]
+        self,
+        ctx: RunContext,
+        records: dict[int, CandidateRecord],
+        data: Dataset,
+        done: set[tuple[int, int]],
+        announced: Collection[tuple[int, int]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.profile = ctx.profile
@@ -192,6 +215,7 @@ class FinalPhase:
         self.control = ctx.control
         self.publish = ctx.publish
         self.done = set(done)
+        self.announced = set(self.done if announced is None else announced)
 
     def run(self) -> None:
         """Retrain every finalist for every seed that has no result yet.
@@ -205,6 +229,7 @@ class FinalPhase:
         if not chosen:
             return
         self.publish(ev.FinalStarted(candidate_ids=[r.candidate_id for r in chosen], epochs=f.epochs, seeds=list(f.seeds)))
+        self._announce_missing(chosen)
         config = final_config(self.profile)
         for record in chosen:
             genotype = Genotype.from_dict(record.genotype, max_edges=self.profile.space.max_edges)
@@ -227,3 +252,15 @@ class FinalPhase:
                 )
                 self.done.add((cid, seed))
                 self.publish(event)
+
+    def _announce_missing(self, chosen: list[CandidateRecord]) -> None:
+        """Publish again the ``final_result`` of every retraining done whose event the journal lacks
+        (a crash or a full disk between its ``result.json`` and its event), in the phase's order."""
+        for record in chosen:
+            for seed in self.profile.final.seeds:
+                pair = (record.candidate_id, seed)
+                if pair in self.done and pair not in self.announced:
+                    path = self.run_dir.finalist_result_path(*pair)
+                    event = ev.event_from_dict(read_json(path))  # checked as a FinalResult when the run was prepared
+                    self.publish(event)
+                    self.announced.add(pair)

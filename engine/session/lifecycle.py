@@ -13,6 +13,14 @@ retraining (``engine.session.retrain.Retrain``, ``nas3d-tui train``) share:
   failed (finished work kept, ``error.log`` written); the lock is released.
 
 A fresh run that cannot start leaves no directory behind.
+
+A full disk (or an exceeded quota) ends the run as failed, reason
+``disk-full``, its error one line naming the file that could not be written.
+Every file the run writes is atomic, and the journal is only ever cut short
+at its end: a resume sets a torn last line aside before it appends
+(``RunDir.cut_torn_journal``), then announces again what finished work the
+journal lacks (``Search.announce_missing``, the final phase's and a train run's
+``_announce_missing``), so nothing finished is lost.
 """
 from __future__ import annotations
 
@@ -27,9 +35,9 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from .. import events as ev
 from ..atomic import atomic_write_text
 from ..bus import EventBus
-from ..journal import JournalSink
+from ..journal import DURABLE, JournalSink
 from ..control import Control
-from ..errors import RunDirError, one_line
+from ..errors import RunDirError, is_disk_full, one_line, os_error_message
 from ..profile import Profile
 from ..rundir import RunDir
 from .context import RunContext
@@ -89,10 +97,19 @@ class RunLifecycle(ABC, Generic[Prepared]):
         self.device = "cpu"
         self._started = time.monotonic()
         self._elapsed_before = 0.0
+        self._journal: JournalSink | None = None
 
     # ------------------------------------------------------------------ events
     def publish(self, event: ev.Event) -> None:
+        """Publish ``event``; after one that announces finished work, raise if the journal lost a line.
+
+        Raises:
+            OSError: the journal could not be written (a full disk): the run must stop, not go on unrecorded.
+        """
         self.bus.publish(event)
+        journal = self._journal
+        if journal is not None and event.kind in DURABLE:
+            journal.check()
 
     def _on_control(self, what: str) -> None:
         if what == "paused":
@@ -143,6 +160,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         """
         rd = self.run_dir
         fresh_dir = not self.resumed and not rd.path.exists()
+        torn = None
         if self.resumed:
             rd.acquire(announce=False)  # no second driver while the files are checked
         try:
@@ -152,6 +170,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
                 rd.acquire()
             else:
                 rd.announce()
+                torn = rd.cut_torn_journal()  # appended after, a torn last line would hide the next event
             journal = JournalSink(rd.journal_path)
         except BaseException:
             # Only a directory this process made, and that no other process drives: two
@@ -162,21 +181,41 @@ class RunLifecycle(ABC, Generic[Prepared]):
                 rd.discard()  # nothing ran: leave no run directory that looks resumable
             raise
         self.bus.subscribe(journal)
+        self._journal = journal
         sampler = None
+        outcome: SessionOutcome | None = None
+        lost: OSError | None = None
         try:
             if not self.resumed:
                 self._write_new_run(prepared)
             self._announce(prepared)
+            if torn is not None:
+                self.publish(ev.Log(message=f"the journal's last line was torn (a crash or a full disk); "
+                                            f"set aside in {torn.name}", level="warning"))
             sampler = self._sample_resources()
             self._warm_up()
-            return self._run_phases(prepared)
+            outcome = self._run_phases(prepared)
+        except OSError:
+            if journal.error is None:
+                raise
+            # the journal refused a line: the run ends here, said below
         finally:
             if sampler is not None:
                 sampler.stop()
             self._close()
             self.bus.unsubscribe(journal)
-            journal.close()
+            self._journal = None
+            try:
+                journal.close()
+            except OSError as exc:
+                lost = exc
             rd.release()
+        if lost is not None and not (outcome is not None and outcome.reason == "disk-full"):
+            if not is_disk_full(lost):
+                raise lost
+            outcome = SessionOutcome("failed", "disk-full", rd.path, error=os_error_message(lost))
+        assert outcome is not None, "the phases return an outcome or raise"
+        return outcome
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -241,11 +280,16 @@ class RunLifecycle(ABC, Generic[Prepared]):
         self.publish(ev.WarmupFinished(device=self.device, seconds=seconds))
 
     def _failed(self, exc: BaseException) -> SessionOutcome:
-        """An engine failure: finished work is on disk; say so, keep the traceback, stop."""
-        message = one_line(exc)
-        self.publish(ev.RunFailed(error=message))
+        """An engine failure: finished work is on disk; say so, keep the traceback, stop.
+
+        A full disk or quota (``ENOSPC``, ``EDQUOT``) is reason ``disk-full``,
+        its error one line naming the file that could not be written.
+        """
+        full = isinstance(exc, OSError) and is_disk_full(exc)
+        message = os_error_message(exc) if isinstance(exc, OSError) and full else one_line(exc)
+        self.bus.publish(ev.RunFailed(error=message))  # (not ``publish``: a journal that failed is said here)
         try:
             atomic_write_text(self.run_dir.error_log_path, traceback.format_exc())
         except OSError:
             pass
-        return SessionOutcome("failed", "error", self.run_dir.path, error=message)
+        return SessionOutcome("failed", "disk-full" if full else "error", self.run_dir.path, error=message)

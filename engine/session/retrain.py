@@ -11,6 +11,13 @@ best validation ACC and whose test metrics come from its ``FinalResult``.
 Files besides the usual: ``train.json`` (the architecture and the seeds), and
 per seed ``final/seed<k>/`` (bundle, ``result.json``, and ``training.ckpt``
 while it trains: a crash loses at most one epoch).
+
+A seed is done when its ``result.json`` is written, after its bundle and its
+record (``candidates/NNNNNN.json``); a resume announces again the
+``candidate_finished`` and ``final_result`` of a done seed that the journal
+lacks (a crash or a full disk cut them off), and retrains a seed whose
+``result.json`` has no record (written by an older version, which wrote the
+record last).
 """
 from __future__ import annotations
 
@@ -84,6 +91,9 @@ class _Prepared:
     device: str
     data: Dataset
     done: dict[int, ev.FinalResult]  # seed -> FinalResult of a retraining that already finished
+    records: dict[int, CandidateRecord] = field(default_factory=dict)  # seed -> its record
+    announced: set[int] = field(default_factory=set)  # seeds whose candidate_finished the journal holds
+    finals_announced: set[int] = field(default_factory=set)  # seeds whose final_result the journal holds
 
 
 def seed_result(outcome: FinalOutcome) -> CandidateResult:
@@ -163,12 +173,22 @@ class Retrain(RunLifecycle[_Prepared]):
     def _prepare(self) -> _Prepared:
         rd = self.run_dir
         done: dict[int, ev.FinalResult] = {}
+        records: dict[int, CandidateRecord] = {}
+        announced: set[int] = set()
+        finals_announced: set[int] = set()
         if self.resumed:
-            read_journal(rd.journal_path, strict=True)
+            ended = False  # the journal tells the run's end (a full disk can cut off its last lines)
+            for logged in read_journal(rd.journal_path, strict=True):
+                if isinstance(logged, ev.CandidateFinished):
+                    announced.add(logged.candidate_id)
+                elif isinstance(logged, ev.FinalResult):
+                    finals_announced.add(logged.seed)
+                elif isinstance(logged, (ev.RunStarted, ev.RunFinished)):
+                    ended = isinstance(logged, ev.RunFinished)
             rd.check_epoch_checkpoints()
             # Every file of the folder is checked as a search's resume checks it, used or not:
             # a damaged record or checkpoint is one line here, not something a later command trips on.
-            rd.read_records()
+            records = rd.read_records()
             rd.read_search_state()
             for path, saved in rd.final_results():
                 try:
@@ -187,8 +207,9 @@ class Retrain(RunLifecycle[_Prepared]):
                     raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
                 if not isinstance(event, ev.FinalResult) or event.seed != seed:
                     raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")
-                done[seed] = event
-            if len(done) == len(self.profile.final.seeds):
+                if seed in records:  # (without its record, written by an older version: retrained)
+                    done[seed] = event
+            if len(done) == len(self.profile.final.seeds) and ended and set(done) <= announced & finals_announced:
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
         elif rd.holds_run():
             raise SessionError(f"{rd.path} already holds a run; use `nas3d-tui resume {rd.path}`")
@@ -201,7 +222,7 @@ class Retrain(RunLifecycle[_Prepared]):
                 f"the architecture has {self.genotype.n_stacks} stacks: every side of the volumes must be at least "
                 f"{need} voxels, these are {'x'.join(map(str, shape))}"
             )
-        return _Prepared(device, data, done)
+        return _Prepared(device, data, done, records, announced, finals_announced)
 
     def _write_new_run(self, prepared: _Prepared) -> None:
         super()._write_new_run(prepared)
@@ -230,6 +251,7 @@ class Retrain(RunLifecycle[_Prepared]):
         results = dict(prepared.done)
         try:
             self.publish(ev.FinalStarted(candidate_ids=list(p.final.seeds), epochs=p.final.epochs, seeds=list(p.final.seeds)))
+            self._announce_missing(prepared)
             for n, seed in enumerate(p.final.seeds, 1):
                 if seed in results:
                     continue
@@ -238,16 +260,22 @@ class Retrain(RunLifecycle[_Prepared]):
                     ev.CandidateStarted(candidate_id=seed, generation=0, phase="seed", key=key, genotype=g.to_dict(),
                                         params=params, flops=flops, worker=f"local:{self.device}")
                 )
+                made: list[CandidateRecord] = []
+
+                def write_record(event: ev.FinalResult, outcome: FinalOutcome) -> None:
+                    # before result.json: a seed marked done always has its record
+                    record = CandidateRecord.proposed(seed, 0, "seed", g).trained_with(
+                        seed_result(outcome), params=params, flops=flops, worker=f"local:{self.device}"
+                    ).replace(trained=len(results) + 1)
+                    self.run_dir.write_record(record)
+                    made.append(record)
+
                 event, outcome = retrain(
                     ctx, g, data, config, seed, self._seed_dir(seed), candidate_id=seed, key=key, params=params,
-                    flops=flops,
+                    flops=flops, before_result=write_record,
                 )
                 self._current = outcome.peak_memory_mb
-                record = CandidateRecord.proposed(seed, 0, "seed", g).trained_with(
-                    seed_result(outcome), params=params, flops=flops, worker=f"local:{self.device}"
-                ).replace(trained=len(results) + 1)
-                self.run_dir.write_record(record)
-                self.publish(ev.CandidateFinished(record=record.replace(history=[]), budget=len(p.final.seeds)))
+                self.publish(ev.CandidateFinished(record=made[0].replace(history=[]), budget=len(p.final.seeds)))
                 results[seed] = event
                 self.publish(event)
             self.summary = RetrainSummary(tuple(results[s] for s in p.final.seeds), params, flops)
@@ -259,6 +287,18 @@ class Retrain(RunLifecycle[_Prepared]):
             return SessionOutcome("stopped", "stopped", self.run_dir.path)
         except Exception as exc:  # noqa: BLE001 - finished seeds are kept
             return self._failed(exc)
+
+    def _announce_missing(self, prepared: _Prepared) -> None:
+        """Publish again, in seed order, the ``candidate_finished`` and ``final_result`` of every done seed
+        whose event the journal lacks (a crash or a full disk between its files and its events)."""
+        budget = len(self.profile.final.seeds)
+        for seed in self.profile.final.seeds:
+            if seed not in prepared.done:
+                continue
+            if seed not in prepared.announced:
+                self.publish(ev.CandidateFinished(record=prepared.records[seed].replace(history=[]), budget=budget))
+            if seed not in prepared.finals_announced:
+                self.publish(prepared.done[seed])
 
     def _current_peak(self) -> float | None:
         return self._current

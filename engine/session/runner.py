@@ -10,6 +10,14 @@ Resume guarantee: the search state holds the strategy's state *before* each
 atomic record. A resumed run re-asks the same batch, answers what finished
 from its records and trains only what was in flight -- proposing exactly the
 vectors an uninterrupted run would.
+
+A record is written before its ``candidate_finished`` event, a final's
+``result.json`` before its ``final_result``: a crash or a full disk between
+the two leaves finished work the journal does not announce. A resumed run
+announces it again (in id order, before the search goes on), so the
+journal -- and the leaderboard, export, dashboard and report built from it --
+equals an uninterrupted run's. A candidate with a record is never trained
+again, whatever search state was saved, so nothing is announced twice.
 """
 from __future__ import annotations
 
@@ -61,6 +69,8 @@ class _Prepared:
     records: dict[int, CandidateRecord] = field(default_factory=dict)
     finals_done: set[tuple[int, int]] = field(default_factory=set)
     strategy: Strategy | None = None
+    announced: set[int] = field(default_factory=set)  # candidates whose candidate_finished the journal holds
+    finals_announced: set[tuple[int, int]] = field(default_factory=set)  # (candidate, seed) of its final_results
 
 
 class Session(RunLifecycle[_Prepared]):
@@ -140,19 +150,28 @@ class Session(RunLifecycle[_Prepared]):
         records: dict[int, CandidateRecord] = {}
         finals: set[tuple[int, int]] = set()
         strategy: Strategy | None = None
+        announced: set[int] = set()
+        finals_announced: set[tuple[int, int]] = set()
         if self.resumed:
             saved = rd.read_search_state()
             records = rd.read_records()
             rd.check_epoch_checkpoints()
             finals = self._read_finals()
-            read_journal(rd.journal_path, strict=True)
+            ended = False  # the journal tells the run's end (a full disk can cut off its last lines)
+            for event in read_journal(rd.journal_path, strict=True):
+                if isinstance(event, ev.CandidateFinished):
+                    announced.add(event.candidate_id)
+                elif isinstance(event, ev.FinalResult):
+                    finals_announced.add((event.candidate_id, event.seed))
+                elif isinstance(event, (ev.RunStarted, ev.RunFinished)):
+                    ended = isinstance(event, ev.RunFinished)
             if saved is None and records:
                 raise SessionError(f"{rd.path} has candidate records but no search state; cannot resume safely")
             if saved is None and (finals or rd.has_final_outputs()):
                 raise CorruptFileError(
                     f"{rd.path} has final results but no search state (a train run without its train.json?); cannot resume"
                 )
-            if saved is not None and saved.state == "finished":
+            if saved is not None and saved.state == "finished" and ended and set(records) <= announced:
                 raise SessionError(f"the run in {rd.path} has already finished; export it with `nas3d-tui export {rd.path}`")
             if saved is not None:
                 strategy = restore_strategy(saved.strategy, self.space, str(rd.search_state_path))
@@ -170,7 +189,7 @@ class Session(RunLifecycle[_Prepared]):
         data = load_data(p, device)
         check_search_fraction(data, p.data.search_fraction, p.run.seed)  # before anything is written
         search_data = data.search_subset(p.data.search_fraction, p.run.seed)
-        return _Prepared(device, data, search_data, saved, records, finals, strategy)
+        return _Prepared(device, data, search_data, saved, records, finals, strategy, announced, finals_announced)
 
     def _read_finals(self) -> set[tuple[int, int]]:
         done: set[tuple[int, int]] = set()
@@ -228,6 +247,7 @@ class Session(RunLifecycle[_Prepared]):
         ctx = self.context()
         self._search = Search(ctx, self.space, self.records, prepared.search_data)
         try:
+            self._search.announce_missing(prepared.announced)  # a resume: finished work the journal lacks
             if state == "search":
                 reason = self._run_search(prepared.search_data)
                 failures = summarize_failures(self.records.values())
@@ -236,7 +256,7 @@ class Session(RunLifecycle[_Prepared]):
                     self.publish(ev.RunFailed(error=message))
                     return SessionOutcome("failed", "all-failed", rd.path, error=message)
                 self._save_search_state("final", reason)
-            FinalPhase(ctx, self.records, prepared.data, prepared.finals_done).run()
+            FinalPhase(ctx, self.records, prepared.data, prepared.finals_done, prepared.finals_announced).run()
             self._save_search_state("finished", reason)
             failures = summarize_failures(self.records.values())
             if failures.most_failed:  # said at the end, where a user looks for how it went

@@ -8,12 +8,13 @@ record file) before it is announced (its event) and before the strategy is
 told. Training itself is the executor's business.
 
 Resume: a candidate that has a record is answered from it, so a resumed
-search re-asks the same batch and trains only what was in flight.
+search re-asks the same batch and trains only what was in flight; a record
+whose event the journal lacks is announced again first (``announce_missing``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from .. import events as ev
 from ..executors import Callbacks, Evaluator, Job, candidate_seed
@@ -255,6 +256,20 @@ class Search:
             t.results[i] = self.finish(draft.trained_with(result, params=params, flops=flops, worker=worker))
 
         return Callbacks(on_start, on_epoch, on_done, on_resume, on_notice)
+
+    def announce_missing(self, announced: Collection[int]) -> list[int]:
+        """Publish ``candidate_finished`` for every record whose event is not in ``announced``; returns their ids.
+
+        A resume calls it before the search goes on: a crash or a full disk
+        between a record and its event (``finish`` writes the record first)
+        leaves finished work the journal lacks, and a record is answered
+        from disk, never trained (or announced) again. Published as ``finish``
+        published it, in id order.
+        """
+        missing = sorted(cid for cid in self.records if cid not in announced)
+        for cid in missing:
+            self.publish(ev.CandidateFinished(record=self.records[cid].replace(history=[]), budget=self.profile.search.budget))
+        return missing
 
     def finish(self, record: CandidateRecord) -> CandidateRecord:
         """Make a candidate's result durable, then announce it; returns the stored record."""

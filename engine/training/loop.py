@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..control import Gate
-from ..errors import StopRequested, one_line
+from ..errors import StopRequested, is_disk_full, one_line, os_error_message
 from ..model import INIT_LOCK, build_network
 from ..profile.sections import TrainingConfig
 from ..pruning import PruneRule
@@ -329,7 +329,12 @@ def _fit(
             progress.pruned_at = epoch
             break
         if epoch_checkpoint is not None and epoch < config.epochs and epoch_checkpoint.due(time.perf_counter() - start):
-            epoch_checkpoint.save(fitter.state_dict(), progress.to_dict())
+            try:
+                epoch_checkpoint.save(fitter.state_dict(), progress.to_dict())
+            except OSError as exc:  # a full disk: the last checkpoint stays whole; the training goes on
+                if not is_disk_full(exc):
+                    raise
+                _call(on_notice, f"{os_error_message(exc)}; epoch {epoch}'s checkpoint was not written")
     return fitter, progress
 
 
@@ -506,6 +511,7 @@ def final_train(
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
     tie_break: str = "val_auc",
+    keep_checkpoint: bool = False,
 ) -> FinalOutcome:
     """Retrain a finalist from scratch on the full training split and test it.
 
@@ -529,6 +535,8 @@ def final_train(
         on_resume, on_notice: as in ``train_candidate``.
         tie_break: ``"val_auc"`` (the default) or ``"none"`` (the paper's
             plain rule: the first epoch with the best validation ACC).
+        keep_checkpoint: leave the epoch checkpoint when the training ends; the
+            caller removes it once what it makes of the outcome is on disk.
 
     Returns:
         ``FinalOutcome`` with the test AUC / ACC of the best-validation epoch
@@ -553,7 +561,8 @@ def final_train(
     finally:
         fitter = None  # noqa: F841 - drop the model before freeing
         release(run.dev)
-    run.finished()
+    if not keep_checkpoint:
+        run.finished()
     return FinalOutcome(
         test_auc=test_auc,
         test_acc=test_acc,

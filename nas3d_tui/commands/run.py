@@ -107,6 +107,11 @@ def run_headless(session: RunLifecycle, sink: ConsoleSink | None = None) -> int:
         from ..cli import fail
 
         fail(outcome.error or outcome.reason)
+    elif outcome.state == "failed" and outcome.reason == "disk-full":  # names the file; finished work is whole
+        from ..cli import fail
+
+        fail(f"{outcome.error}; finished work is kept: free some space, then `{hints.command('resume', outcome.run_dir)}`",
+             outcome.exit_code)
     elif outcome.state == "failed":
         from engine.rundir import RunDir
 
