@@ -27,8 +27,8 @@ Design:
   (``HOST/NODEID``, the worker column's name for it) and the retried
   candidate. When no live node with a CPU is left, ``evaluate`` raises a
   one-line ``SessionError`` (the session keeps its search state).
-- ``ray.init`` installs its own SIGTERM handler; the run's handlers (stop with
-  the search state saved, exit 130) are put back after it. A candidate that runs out of GPU
+- ``ray.init`` installs its own SIGTERM handler; the run's handlers (SIGINT,
+  SIGTERM, SIGUSR1: stop with the search state saved, exit 130) are put back after it. A candidate that runs out of GPU
   memory on a fractional GPU is retried with ``num_gpus = 1`` (alone on a
   GPU); on CPU-only clusters "alone" means nothing else in flight.
 
@@ -205,12 +205,12 @@ def _ray_warm() -> int:
 
 class _keep_signal_handlers:
     """``ray.init`` installs its own SIGTERM (and SIGINT) handlers on the main thread; the run's own
-    (search state saved, exit 130) must stay in place."""
+    (search state saved, exit 130: SIGINT, SIGTERM and SIGUSR1, a batch scheduler's warning) must stay in place."""
 
     def __enter__(self) -> None:
         self.main = threading.current_thread() is threading.main_thread()
         if self.main:
-            self.saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+            self.saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
 
     def __exit__(self, *exc: object) -> None:
         if self.main:
