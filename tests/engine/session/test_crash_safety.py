@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -32,7 +31,7 @@ from engine.profile import load_profile
 from engine.session import Session
 from engine.session.retrain import Retrain
 from engine.space import Genotype
-from tiny_search import TINY
+from tiny_search import TINY, small_dataset
 
 REPO = Path(__file__).resolve().parents[3]
 FINAL = ["final.top_k=1", "final.epochs=3", "final.seeds=[0]"]
@@ -157,19 +156,6 @@ def test_a_final_retraining_killed_after_an_epoch_resumes_from_it(reference, tmp
     assert not any(run_dir.glob("final/*/training.ckpt")), "the checkpoint is removed once the training finished"
     assert board(run_dir) == board(reference)
     assert same_weights(weights(run_dir), weights(reference))
-
-
-def small_dataset(path: Path) -> Path:
-    """An own dataset file (MedMNIST's layout): 16³ volumes, a bright cube in class 1."""
-    rng = np.random.default_rng(5)
-    arrays = {}
-    for split, n in (("train", 96), ("val", 32), ("test", 32)):
-        y = np.arange(n) % 2
-        x = rng.integers(0, 80, (n, 16, 16, 16), dtype=np.uint8)
-        x[y == 1, 5:11, 5:11, 5:11] += 120
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
-    np.savez_compressed(path, **arrays)
-    return path
 
 
 def test_a_train_run_killed_after_an_epoch_resumes_from_it(tmp_path):

@@ -32,7 +32,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
 
 from engine import events as ev
@@ -51,7 +50,7 @@ from engine.session.retrain import Retrain
 from engine.session.search import Search
 from engine.space import Genotype
 from nas3d_tui.cli import main
-from tiny_search import TINY
+from tiny_search import TINY, small_dataset
 
 REPO = Path(__file__).resolve().parents[3]
 FINAL = ["final.top_k=1", "final.epochs=2", "final.seeds=[0]"]  # two epochs: the final writes an epoch checkpoint
@@ -137,15 +136,7 @@ def disk(tmp_path):
 @pytest.fixture(scope="module")
 def overrides(tmp_path_factory) -> list[str]:
     """The tiny search on a small own dataset (16³ volumes, 96 to train on): the final phase costs little too."""
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    rng = np.random.default_rng(5)
-    arrays = {}
-    for split, n in (("train", 96), ("val", 32), ("test", 32)):
-        y = np.arange(n) % 2
-        x = rng.integers(0, 80, (n, 16, 16, 16), dtype=np.uint8)
-        x[y == 1, 5:11, 5:11, 5:11] += 120
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y.reshape(n, 1)
-    np.savez_compressed(path, **arrays)
+    path = small_dataset(tmp_path_factory.mktemp("data") / "small.npz")
     return TINY + [f"data.path='{path}'", "data.search_fraction=0.5", "training.batch_size=16"] + FINAL
 
 
