@@ -30,10 +30,14 @@ on a CPU use a small budget and few epochs, e.g.
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         tp.add_argument("--max-proposals", type=int, default=20,
                         help="give a search up at this many proposals per unit of budget (a converged ODE proposes only "
                              "known cells; random search finds rare cells slowly): later budgets keep its best, 'reached' counts")
+        tp.add_argument("--pruning", choices=("both", *PRUNING_MODES), default="both",
+                        help="both: without pruning and with the parent rule (default); or one mode")
+        tp.add_argument("--processes", type=int, default=2, help="worker processes (seeds are split between them)")
         return table_main(tp.parse_args(argv))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="paper")
@@ -285,55 +292,6 @@ def _wilson(k: int, n: int):
     return p, max(0.0, c - h), min(1.0, c + h)
 
 
-def table_statistics(table_path: str, seeds: int, strategies=TABLE_STRATEGIES, max_budget: int | None = None,
-                     max_proposals_per_budget: int = 20) -> dict:
-    """Per strategy and budget 1..max_budget: mean rank of the best found, P(top 1 %), P(top 5 %), mean regret (95 % CIs)."""
-    import math
-
-    import numpy as np
-
-    from engine.bench_table import read_table
-    from engine.profile import Profile
-    from engine.space import SearchSpace
-
-    table = read_table(table_path)
-    profile = Profile.from_dict(table.header["profile"], origin=f"{table_path} header.profile")
-    s = profile.space
-    space = SearchSpace(ops=s.ops, stacks=s.stacks, modules=s.modules, filters=s.filters, max_edges=s.max_edges)
-    search = profile.search
-    rank, fitness, keys = _cell_quality(table, search.tie_break)
-    n_cells = len(rank)
-    top = {"top1": max(1, math.ceil(0.01 * n_cells)), "top5": max(1, math.ceil(0.05 * n_cells))}
-    best_fit = max(fitness.values())
-    budget = min(max_budget or n_cells, n_cells)
-    key_fn = fast_key_fn(space)
-    out: dict = {"cells": n_cells, "budget": budget, "seeds": seeds, "fitness": search.fitness, "top": top, "strategies": {}}
-    for name in strategies:
-        ranks = np.full((seeds, budget), float(n_cells))
-        regret = np.full((seeds, budget), best_fit)
-        reached = np.zeros(budget, dtype=int)
-        for seed in range(seeds):
-            trail = simulate(name, seed, table, space, search, budget, key_fn, max_proposals_per_budget * budget, keys)
-            reached[: len(trail)] += 1
-            for b in range(budget):
-                cell = trail[min(b, len(trail) - 1)] if trail else None
-                if cell is not None:
-                    ranks[seed, b] = rank[cell]
-                    regret[seed, b] = best_fit - fitness[cell]
-        rows = []
-        for b in range(budget):
-            rows.append({
-                "budget": b + 1,
-                "mean_rank": _mean_ci(ranks[:, b]),
-                "p_top1": _wilson(int((ranks[:, b] <= top["top1"]).sum()), seeds),
-                "p_top5": _wilson(int((ranks[:, b] <= top["top5"]).sum()), seeds),
-                "regret": _mean_ci(regret[:, b]),
-                "reached": int(reached[b]),
-            })
-        out["strategies"][name] = rows
-    return out
-
-
 def _fmt(t, digits: int) -> str:
     return f"{t[0]:.{digits}f} [{t[1]:.{digits}f}, {t[2]:.{digits}f}]"
 
@@ -346,32 +304,510 @@ def table_main(args) -> int:
     bad = [s for s in strategies if s not in TABLE_STRATEGIES]
     if bad:
         raise SystemExit(f"--strategies: unknown {bad[0]!r}; choose from {', '.join(TABLE_STRATEGIES)}")
-    stats = table_statistics(args.table, args.seeds, strategies, args.max_budget, args.max_proposals)
+    modes = ("none", "parent") if args.pruning == "both" else (args.pruning,)
+    stats = table_statistics(args.table, args.seeds, strategies, args.max_budget, args.max_proposals, modes, args.processes)
+    seconds = time.perf_counter() - start
     print(f"table {args.table}: {stats['cells']} cells, fitness {stats['fitness']}, {args.seeds} seeds per strategy, "
           f"budgets 1..{stats['budget']} (top 1 % = best {stats['top']['top1']}, top 5 % = best {stats['top']['top5']}); "
           "95 % CIs (mean: normal; proportions: Wilson)")
+    print(f"test AUC of the chosen cell: — (the table has no test metrics: {stats['test_metrics'] or 'none'})")
     shown = [b for b in SHOWN_BUDGETS if b <= stats["budget"]] + ([stats["budget"]] if stats["budget"] not in SHOWN_BUDGETS else [])
-    for name, rows in stats["strategies"].items():
-        for b in shown if not args.all_budgets else range(1, stats["budget"] + 1):
-            r = rows[b - 1]
-            print(f"{name:<10} budget {b:>4}  rank {_fmt(r['mean_rank'], 1)}  P(top1%) {_fmt(r['p_top1'], 3)}  "
-                  f"P(top5%) {_fmt(r['p_top5'], 3)}  regret {_fmt(r['regret'], 4)}  reached {r['reached']}/{args.seeds}")
+    for mode, per in stats["pruning"].items():
+        print(f"pruning {mode}" + ("" if mode == "none" else " (DE trials against their parent, other batches against the "
+                                   "median; the table profile's warmup and margin)" if mode == "parent" else ""))
+        for name, rows in per.items():
+            for b in shown if not args.all_budgets else range(1, stats["budget"] + 1):
+                r = rows[b - 1]
+                print(f"{name:<10} budget {b:>4}  rank {_fmt(r['mean_rank'], 1)}  P(top1%) {_fmt(r['p_top1'], 3)}  "
+                      f"P(top5%) {_fmt(r['p_top5'], 3)}  regret {_fmt(r['regret'], 4)}  reached {r['reached']}/{args.seeds}")
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps(stats, indent=1))
-    print(f"({time.perf_counter() - start:.1f} s)")
+    runs = len(strategies) * len(modes)
+    print(f"wall time {seconds:.1f} s ({runs} x {args.seeds} searches to budget {stats['budget']}, "
+          f"{args.processes} process{'es' if args.processes > 1 else ''})")
     b = min(10, stats["budget"])
     parts = []
-    if "ode" in stats["strategies"] and "random" in stats["strategies"]:
-        o, r = stats["strategies"]["ode"][b - 1], stats["strategies"]["random"][b - 1]
-        overlap = not (o["mean_rank"][2] < r["mean_rank"][1] or r["mean_rank"][2] < o["mean_rank"][1])
-        parts = [f"mean rank ode {_fmt(o['mean_rank'], 1)} vs random {_fmt(r['mean_rank'], 1)}",
-                 f"P(top5%) ode {_fmt(o['p_top5'], 3)} vs random {_fmt(r['p_top5'], 3)}",
-                 f"rank intervals overlap: {'yes' if overlap else 'no'}"]
+    if "ode" in strategies and "random" in strategies:
+        for mode, per in stats["pruning"].items():
+            o, r = per["ode"][b - 1], per["random"][b - 1]
+            overlap = not (o["mean_rank"][2] < r["mean_rank"][1] or r["mean_rank"][2] < o["mean_rank"][1])
+            parts.append(("" if mode == "none" else f"with pruning {mode}: ")
+                         + f"mean rank ode {_fmt(o['mean_rank'], 1)} vs random {_fmt(r['mean_rank'], 1)}; "
+                         + f"P(top5%) ode {_fmt(o['p_top5'], 3)} vs random {_fmt(r['p_top5'], 3)}; "
+                         + f"regret ode {_fmt(o['regret'], 4)} vs random {_fmt(r['regret'], 4)}; "
+                         + f"rank intervals overlap: {'yes' if overlap else 'no'}")
     print(f"ode_vs_random_at_budget_{b}: " + ("; ".join(parts) if parts else "n/a (needs --strategies with ode and random)"))
     return 0
 
+
+# ---------------------------------------------------------------------------------------------------------
+# The fast path: the same searches, decoded by numpy and answered from arrays (issue 29: 1,000 seeds a minute)
+# ---------------------------------------------------------------------------------------------------------
+PRUNING_MODES = ("none", "parent", "median")
+_OP_BASE = 16  # operation ids are 0..14; 0 in the signature stands for a node pruning removed
+
+
+def _keep_tables():
+    """For every 21-bit edge mask: the nodes on an input→output path (bit n = node n; 0 when none) and the edges among them."""
+    from engine.space import EDGE_INDICES
+
+    masks = np.arange(1 << len(EDGE_INDICES), dtype=np.int64)
+    ins = [np.zeros_like(masks) for _ in range(7)]
+    outs = [np.zeros_like(masks) for _ in range(7)]
+    for idx, (i, j) in enumerate(EDGE_INDICES):
+        bit = (masks >> idx) & 1
+        ins[j] |= bit << i
+        outs[i] |= bit << j
+    reach = np.ones_like(masks)
+    for n in range(1, 7):
+        reach |= ((ins[n] & reach) != 0).astype(np.int64) << n
+    co = np.full_like(masks, 1 << 6)
+    for n in range(5, -1, -1):
+        co |= ((outs[n] & co) != 0).astype(np.int64) << n
+    keep = np.where(reach >> 6 & 1 == 1, reach & co, 0)
+    among = np.zeros(128, dtype=np.int64)  # edge bits whose two ends are both kept, per kept-node set
+    for k in range(128):
+        among[k] = sum(1 << idx for idx, (i, j) in enumerate(EDGE_INDICES) if k >> i & 1 and k >> j & 1)
+    return keep.astype(np.uint8), (masks & among[keep]).astype(np.uint32)
+
+
+_KEEP_TABLES: list = []
+
+
+class FastTable:
+    """A table as arrays for many searches: cells numbered 0..n-1 (sorted by key), vectors decoded by numpy.
+
+    ``cells(V)`` is ``space.key_of`` for a whole matrix of vectors, as cell numbers (-1: infeasible; n and
+    above: a feasible cell the table lacks): the pruned cell's signature (edges among the kept nodes, their
+    operations, the macro bins) is computed with two table lookups and integer arithmetic, and each new
+    signature is keyed once by ``space.key_of`` (so the key is the search's own, by construction).
+    ``result(cell, seed, rule)`` is what the table evaluator answers (``engine.executors.table.replay``).
+    """
+
+    def __init__(self, table, space, search, max_epochs: int) -> None:
+        from engine.records import selection_key
+        from engine.space import NUM_EDGE_GENES, NUM_OP_GENES
+
+        if not _KEEP_TABLES:
+            _KEEP_TABLES.extend(_keep_tables())
+        self.keep, self.pruned_edges = _KEEP_TABLES
+        # the search's feasibility rules on the pruned cell: an input→output path through an operation node, at
+        # most max_edges edges (infeasible cells get -1 at once: no key_of for each of their many signatures)
+        self.feasible = ((self.keep & 0b0111110) != 0) & (np.bitwise_count(self.pruned_edges) <= space.max_edges)
+        self.space, self.search, self.max_epochs = space, search, max_epochs
+        self.tie = search.tie_break
+        self.keys = sorted(table.cells)
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.n = len(self.keys)
+        self.table = table
+        self.default = [table.cells[k][0] for k in self.keys]
+        self.seeded = {(self.index[k], e.seed): e for k, es in table.cells.items() if len(es) > 1 for e in es}
+        self.extra: list = []  # keys of feasible cells the table lacks (numbered n, n + 1, ...)
+        self.edge_weights = np.int64(1) << np.arange(NUM_EDGE_GENES, dtype=np.int64)
+        self.ops = np.array(space.ops, dtype=np.int64)
+        self.macro_bins = (len(space.modules), len(space.stacks), len(space.filters))
+        self.node_bits = np.int64(1) << np.arange(1, NUM_OP_GENES + 1, dtype=np.int64)
+        self.op_weights = np.int64(_OP_BASE) ** np.arange(NUM_OP_GENES, dtype=np.int64)
+        self.op_slice = slice(NUM_EDGE_GENES, NUM_EDGE_GENES + NUM_OP_GENES)
+        self.cache: dict = {-1: -1}
+        self._replays: dict = {}
+        self._parent_rules: dict = {}
+        self.selection_key = selection_key
+        # per cell (its default entry): the quality the report ranks by
+        def sk(r):
+            return selection_key(r.fitness, r.val_auc, r.flops, self.tie) if r.ok else (-float("inf"),)
+        keys = [sk(e.record) for e in self.default]
+        ordered = sorted(keys, reverse=True)
+        first: dict = {}
+        for pos, k in enumerate(ordered, start=1):
+            first.setdefault(k, pos)
+        self.quality = keys
+        self.rank = np.array([first[k] for k in keys] + [self.n], dtype=float)  # [-1] (no cell found): the worst
+        self.fitness = np.array([(e.record.fitness if e.record.ok and e.record.fitness is not None else 0.0)
+                                 for e in self.default] + [0.0])
+        self.ok_default = [e.record.ok for e in self.default]
+
+    # ---------------------------------------------------------------- decoding
+    def signatures(self, V: np.ndarray) -> np.ndarray:
+        n_ops = len(self.ops)
+        mods, stacks, filts = self.macro_bins
+        edges = (V[:, : len(self.edge_weights)] >= 0.5).astype(np.int64) @ self.edge_weights
+        keep = self.keep[edges].astype(np.int64)
+        bins = np.minimum((V[:, self.op_slice] * n_ops).astype(np.int64), n_ops - 1)
+        ops = np.where((keep[:, None] & self.node_bits) != 0, self.ops[bins] + 1, 0) @ self.op_weights
+        m = np.minimum((V[:, -3] * mods).astype(np.int64), mods - 1)
+        s = np.minimum((V[:, -2] * stacks).astype(np.int64), stacks - 1)
+        f = np.minimum((V[:, -1] * filts).astype(np.int64), filts - 1)
+        sig = self.pruned_edges[edges].astype(np.int64) * (_OP_BASE ** len(self.node_bits)) + ops
+        return np.where(self.feasible[edges], ((sig * mods + m) * stacks + s) * filts + f, -1)
+
+    def _miss(self, sig: int, vector) -> int:
+        key = self.space.key_of([float(x) for x in vector])
+        if key is None:
+            cell = -1
+        elif key in self.index:
+            cell = self.index[key]
+        else:
+            self.extra.append(key)
+            cell = self.index[key] = self.n + len(self.extra) - 1
+        self.cache[sig] = cell
+        return cell
+
+    def cells(self, V: np.ndarray) -> list:
+        """The cell number of every row of ``V`` (-1: infeasible)."""
+        cache, out = self.cache, []
+        for i, sig in enumerate(self.signatures(V).tolist()):
+            c = cache.get(sig)
+            out.append(self._miss(sig, V[i]) if c is None else c)
+        return out
+
+    def key_fn(self, vector) -> int | None:
+        """The ODE's ``key_fn`` (distinct cells = distinct numbers), None when infeasible."""
+        c = self.cells(np.asarray(vector, dtype=float).reshape(1, -1))[0]
+        return None if c < 0 else c
+
+    # ---------------------------------------------------------------- answers
+    def entry(self, cell: int, seed: int):
+        if cell >= self.n:
+            raise SystemExit(f"the table has no training of cell {self.extra[cell - self.n]}: "
+                             "search_quality --table needs a table of the whole space (an exhaustive run)")
+        e = self.seeded.get((cell, seed)) if self.seeded else None
+        return self.default[cell] if e is None else e
+
+    def _curves(self, entry):
+        """Per epoch of the entry's history: (best so far, its val_acc, its val_auc), as the replay keeps them."""
+        got = self._replays.get(id(entry))
+        if got is None:
+            select = self.search.fitness
+            best = acc = auc = None
+            out = []
+            for h in entry.record.history:
+                v = float(h[select])
+                if not math.isnan(v) and (best is None or v > best):
+                    best, acc, auc = v, float(h["val_acc"]), float(h["val_auc"])
+                out.append((best, acc, auc))
+            got = self._replays[id(entry)] = (entry, out)
+        return got[1]
+
+    def result(self, entry, rule):
+        """(ok, told fitness, tie-break row, replayed best curve or None, finished) for ``entry`` trained under ``rule``.
+
+        The table evaluator's replay (``engine.executors.table.replay``) and the session's record of it.
+        """
+        from engine.bench_table import TableError
+        from engine.strategy import NO_TIE_BREAK
+
+        r = entry.record
+        curve = self._curves(entry)
+        n = len(curve)
+        pruned_at = None
+        for epoch in range(1, n + 1):
+            last = epoch == n
+            if last and r.status != "pruned":
+                break
+            if rule is not None and epoch < self.max_epochs and rule.prunes(epoch, curve[epoch - 1][0]):
+                pruned_at = epoch
+                break
+            if last:
+                raise TableError(f"the table's training of cell {r.key} (seed {entry.seed}) was pruned at epoch {epoch}; "
+                                 "this search would train it further: use a table built with search.pruning = \"none\"")
+        nothing = [NO_TIE_BREAK, NO_TIE_BREAK]
+        if r.status in ("oom", "failed") and pruned_at is None:
+            return False, 0.0, nothing, None, False
+        if pruned_at is not None:
+            return False, 0.0, nothing, [c[0] for c in curve[:pruned_at]], False
+        best, _, auc = curve[-1] if curve else (None, None, None)
+        if best is None:
+            return False, 0.0, nothing, None, False
+        key = self.selection_key(best, auc, r.flops, self.tie)[1:]
+        return True, float(best), [max(float(x), NO_TIE_BREAK) for x in key], [c[0] for c in curve], True
+
+    def parent_rule(self, parent_entry, warmup: int, margin: float):
+        from engine.pruning import parent_rule
+
+        k = (id(parent_entry), warmup, margin)
+        rule = self._parent_rules.get(k)
+        if rule is None:
+            rule = self._parent_rules[k] = parent_rule(
+                parent_entry.record.history, self.search.fitness, self.max_epochs, warmup=warmup, margin=margin)
+        return rule
+
+
+class _Median:
+    """The ``median`` rule's bars from every earlier trained curve, kept sorted per epoch (``engine.pruning.median_rule``)."""
+
+    def __init__(self, epochs: int, warmup: int, margin: float) -> None:
+        self.epochs, self.warmup, self.margin = epochs, warmup, margin
+        self.values: list = [[] for _ in range(epochs)]
+        self.curves = 0
+        self.pending: list = []
+        self.rule = None
+        self.stale = True
+
+    def add_later(self, curve, finished: bool) -> None:
+        """A curve of this batch: a reference from the next batch on."""
+        self.pending.append((curve, finished))
+
+    def batch_done(self) -> None:
+        for curve, finished in self.pending:
+            if not curve:
+                continue
+            self.curves += 1
+            for e in range(1, self.epochs + 1):
+                v = curve[e - 1] if e <= len(curve) else (curve[-1] if finished else None)
+                if v is not None:
+                    bisect.insort(self.values[e - 1], v)
+            self.stale = True
+        self.pending = []
+
+    def current(self):
+        from engine.pruning import MIN_REFERENCE, PruneRule
+
+        if self.stale:
+            self.stale = False
+            self.rule = None
+            if self.curves >= MIN_REFERENCE:
+                bars = []
+                for vs in self.values:
+                    n = len(vs)
+                    if n < MIN_REFERENCE:
+                        bars.append(None)
+                    else:
+                        mid = n // 2
+                        bars.append((vs[mid] if n % 2 else (vs[mid - 1] + vs[mid]) / 2.0) - self.margin)
+                if any(b is not None for b in bars):
+                    self.rule = PruneRule(tuple(bars), warmup=self.warmup, reference=f"median of {self.curves}")
+        return self.rule
+
+
+def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: int, pruning: str = "none",
+             log: list | None = None) -> list:
+    """``simulate`` (and the session through the table evaluator) on arrays: the best cell after each trained candidate.
+
+    Returns one cell number per trained candidate (-1 while nothing trained fine). ``pruning``: ``none``,
+    ``parent`` (DE trials against their target parent, every other batch against the median, as the
+    session does) or ``median``, with the table profile's warmup and margin. ``log``: gets (cell, told
+    fitness) of every proposal answered (the equivalence test's view of the search).
+    """
+    from engine.bench_table import table_seed
+    from engine.exhaustive import enumerate_cells, seeded_order
+    from engine.ode import ODE
+
+    search = ft.search
+    npop = search.population
+    warmup, margin = search.pruning_warmup, search.pruning_margin
+    median = _Median(ft.max_epochs, warmup, margin) if pruning != "none" else None
+    quality = ft.quality
+    archive: dict = {}  # cell -> (ok, told, secondary, curve, finished, entry)
+    trail: list = []
+    best = -1
+    trained = proposals = 0
+    if name == "ode":
+        strategy = ODE(dim=ft.space.dim, population=npop, mutation_factor=search.mutation_factor,
+                       crossover_rate=search.crossover_rate, jumping_rate=search.jumping_rate, seed=seed, key_fn=ft.key_fn)
+        batches = None
+    elif name == "random":
+        strategy = None
+        n_batches = -(-max_proposals // npop)
+        V = np.random.Generator(np.random.PCG64(seed)).random((n_batches * npop, ft.space.dim))  # RandomSearch.ask, batch after batch
+        flat = ft.cells(V)
+        batches = (flat[b * npop:(b + 1) * npop] for b in range(n_batches))
+    else:
+        strategy = None
+        order = [ft.index[c.key] if c.key in ft.index else ft.cells(np.array([c.vector]))[0]
+                 for c in seeded_order(enumerate_cells(ft.space), seed)]
+        batches = (order[b:b + npop] for b in range(0, len(order), npop))
+    cid_cell: list = []  # cell number of every proposal (parents are looked up by proposal id)
+    while trained < budget and proposals < max_proposals:
+        if strategy is None:
+            cells = next(batches, None)
+            if cells is None:
+                break
+            first_id, phase = proposals, None
+        else:
+            batch = strategy.ask()
+            cells = ft.cells(np.array(batch.vectors))
+            first_id, phase = batch.first_id, batch.phase
+        parents = strategy.population_ids if (pruning == "parent" and phase == "trial") else None
+        told: list = []
+        secondary: list = []
+        if pruning == "parent":
+            cid_cell.extend(cells)
+        for i, cell in enumerate(cells):
+            proposals += 1
+            if cell < 0:
+                told.append(0.0)
+                secondary.append(None)
+                if log is not None:
+                    log.append((-1, 0.0))
+                continue
+            got = archive.get(cell)
+            if got is None:
+                if trained >= budget:
+                    return trail
+                entry = ft.entry(cell, table_seed(seed, first_id + i))
+                rule = None
+                if pruning != "none":
+                    if parents is not None:
+                        pc = cid_cell[parents[i]] if i < len(parents) else -1
+                        parent = archive.get(pc) if pc >= 0 else None
+                        rule = ft.parent_rule(parent[5], warmup, margin) if parent is not None and parent[0] else None
+                    else:
+                        rule = median.current()
+                ok, fit, sec, curve, finished = ft.result(entry, rule)
+                got = archive[cell] = (ok, fit, sec, curve, finished, entry)
+                if median is not None and curve is not None:
+                    median.add_later(curve, finished)
+                trained += 1
+                if ok and (best < 0 or quality[cell] > quality[best]):
+                    best = cell
+                trail.append(best)
+            told.append(got[1])
+            secondary.append(got[2])
+            if log is not None:
+                log.append((cell, got[1]))
+        if median is not None:
+            median.batch_done()
+        if strategy is not None:
+            from engine.strategy import NO_TIE_BREAK
+
+            none = [NO_TIE_BREAK, NO_TIE_BREAK]
+            strategy.tell(told, None if ft.tie == "none" else [none if s is None else s for s in secondary])
+    return trail
+
+
+def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01) -> int:
+    """Write a made-up table of the profile's whole space (for tests and timing); returns its cell count.
+
+    Every cell trains ``training.epochs`` epochs (some stop early), its validation AUC and ACC per epoch
+    drawn from ``seed`` and rounded to ``quantum`` (so fitnesses tie and tie-breaks matter); params and
+    FLOPs are the real counts for a 1-channel, 2-class 28³ input (what the bundled data gives).
+    """
+    from engine.bench_table import build_table, write_table
+    from engine.exhaustive import enumerate_cells
+    from engine.records import CandidateRecord
+    from engine.session.measure import ComplexityCounter
+    from engine.session.setup import space_of
+
+    space = space_of(profile)
+    cells = enumerate_cells(space)
+    counter = ComplexityCounter(1, 2, 28)
+    rng = np.random.default_rng(seed)
+    epochs = profile.training.epochs
+    select = profile.search.fitness
+    records = {}
+    for i, cell in enumerate(cells):
+        g = space.decode(cell.vector)
+        n = int(rng.integers(max(1, epochs - 1), epochs + 1))
+        level = rng.uniform(0.5, 0.9)
+        history = []
+        for e in range(1, n + 1):
+            auc = round(min(1.0, max(0.0, level + rng.normal(0.0, 0.05) + 0.02 * e)) / quantum) * quantum
+            acc = round(rng.uniform(0.6, 0.8) / quantum) * quantum
+            history.append({"epoch": e, "train_loss": 0.6, "val_loss": 0.6, "val_acc": acc, "val_auc": auc, "seconds": 1.0})
+        best = max(range(n), key=lambda k: (history[k][select], -k))
+        h = history[best]
+        params, flops = counter.get(g)
+        records[i] = CandidateRecord(i, i // 4, "exhaustive", "ok", key=cell.key, genotype=g.to_dict(), vector=list(cell.vector),
+                                     fitness=h[select], val_acc=h["val_acc"], val_auc=h["val_auc"], params=params,
+                                     flops=flops, epochs=n, seconds=float(n), history=history, trained=i + 1)
+    write_table(build_table(profile.to_dict(), records, command="search_quality.synthetic_table", run_dir="-",
+                            space_cells=len(cells)), path)
+    return len(cells)
+
+
+_FT: list = []  # the FastTable the worker processes inherit (fork)
+
+
+def _trails_job(job):
+    """Ranks and regrets of seeds lo..hi-1 of one strategy (a worker's share)."""
+    name, pruning, lo, hi, budget, max_proposals = job
+    ft = _FT[0]
+    best_fit = float(ft.fitness.max())
+    ranks = np.empty((hi - lo, budget))
+    regret = np.empty((hi - lo, budget))
+    lengths = np.zeros(hi - lo, dtype=int)
+    for row, seed in enumerate(range(lo, hi)):
+        trail = fast_run(ft, name, seed, budget, max_proposals, pruning)
+        lengths[row] = len(trail)
+        idx = np.array((trail + [trail[-1]] * (budget - len(trail))) if trail else [-1] * budget, dtype=np.int64)
+        ranks[row] = ft.rank[idx]
+        regret[row] = best_fit - ft.fitness[idx]
+    return name, pruning, lo, ranks, regret, lengths
+
+
+def _worker(jobs, queue) -> None:
+    try:
+        for job in jobs:
+            queue.put(_trails_job(job))
+    except BaseException as exc:  # the parent raises it
+        queue.put(exc)
+
+
+def table_statistics(table_path: str, seeds: int, strategies=TABLE_STRATEGIES, max_budget: int | None = None,
+                     max_proposals_per_budget: int = 20, pruning=("none",), processes: int = 2) -> dict:
+    """Per pruning mode, strategy and budget 1..max_budget: mean rank of the best found, P(top 1 %), P(top 5 %),
+    mean regret (95 % CIs). One search per seed to the largest budget gives every budget (its anytime curve)."""
+    from engine.bench_table import read_table
+    from engine.profile import Profile
+    from engine.space import SearchSpace
+
+    table = read_table(table_path)
+    profile = Profile.from_dict(table.header["profile"], origin=f"{table_path} header.profile")
+    s = profile.space
+    space = SearchSpace(ops=s.ops, stacks=s.stacks, modules=s.modules, filters=s.filters, max_edges=s.max_edges)
+    ft = FastTable(table, space, profile.search, profile.training.epochs)
+    n_cells = ft.n
+    top = {"top1": max(1, math.ceil(0.01 * n_cells)), "top5": max(1, math.ceil(0.05 * n_cells))}
+    budget = min(max_budget or n_cells, n_cells)
+    max_proposals = max_proposals_per_budget * budget
+    chunk = max(1, min(50, -(-seeds // (4 * max(1, processes)))))
+    jobs = [(name, mode, lo, min(seeds, lo + chunk), budget, max_proposals)
+            for mode in pruning for name in strategies for lo in range(0, seeds, chunk)]
+    _FT[:] = [ft]
+    results: list = []
+    if processes > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")  # the workers inherit the table, the decoder and this module (no pickling)
+        queue = ctx.Queue()
+        workers = [ctx.Process(target=_worker, args=(jobs[w::processes], queue), daemon=True) for w in range(processes)]
+        for w in workers:
+            w.start()
+        for _ in jobs:
+            got = queue.get()
+            if isinstance(got, BaseException):
+                raise got
+            results.append(got)
+        for w in workers:
+            w.join()
+    else:
+        results = [_trails_job(j) for j in jobs]
+    out: dict = {"cells": n_cells, "budget": budget, "seeds": seeds, "fitness": profile.search.fitness, "top": top,
+                 "test_metrics": table.header.get("test_metrics"), "pruning": {}}
+    for mode in pruning:
+        per: dict = {}
+        for name in strategies:
+            parts = sorted((r for r in results if r[0] == name and r[1] == mode), key=lambda r: r[2])
+            ranks = np.concatenate([r[3] for r in parts])
+            regret = np.concatenate([r[4] for r in parts])
+            lengths = np.concatenate([r[5] for r in parts])
+            rows = []
+            for b in range(budget):
+                rows.append({
+                    "budget": b + 1,
+                    "mean_rank": _mean_ci(ranks[:, b]),
+                    "p_top1": _wilson(int((ranks[:, b] <= top["top1"]).sum()), seeds),
+                    "p_top5": _wilson(int((ranks[:, b] <= top["top5"]).sum()), seeds),
+                    "regret": _mean_ci(regret[:, b]),
+                    "reached": int((lengths > b).sum()),
+                })
+            per[name] = rows
+        out["pruning"][mode] = per
+    out["strategies"] = out["pruning"][pruning[0]]
+    return out
 
 
 if __name__ == "__main__":
