@@ -15,13 +15,25 @@ Usage: python benchmarks/search_quality.py [--profile paper] [--budget 200] [--e
 
 ``--table TABLE.json --seeds 1000`` instead searches against a tabular
 benchmark (``nas3d-tui bench table`` of an exhaustive run): no training, each
-strategy (ode, random, exhaustive) run for seeds 0..N-1 up to every budget
-from 1 to the table's cell count, printing per strategy and budget the mean
-rank (among all cells) of the best found, P(top 1 %), P(top 5 %) and mean
-regret in the fitness metric, each with a 95 % CI; its last line is
-``ode_vs_random_at_budget_10: ...``. The table's own profile (header) gives
-the space, population, F, CR, JR and tie-break; results are told without
-pruning (the table's first training of each cell).
+strategy (ode, random, exhaustive) run for seeds 0..N-1, with pruning off and
+on (``--pruning both``: none, and the ``parent`` rule -- DE trials against
+their parent, other batches against the median -- with the table profile's
+warmup and margin), printing per strategy and budget from 1 to the table's
+cell count the mean rank (among all cells) of the best found, P(top 1 %),
+P(top 5 %) and mean regret in the fitness metric, each with a 95 % CI (test
+AUC of the chosen cell: "—" while tables hold no test metrics), then its wall
+time; its last line is ``ode_vs_random_at_budget_10: ...``. The table's own
+profile (header) gives the space, population, F, CR, JR and tie-break.
+
+Fast and exact (issue 29: 1,000 seeds per strategy in under a minute on two
+cores): one search per seed to the largest budget gives every budget (its
+best-so-far after each trained candidate); vectors are decoded to cell numbers
+by numpy (``FastTable``); each answer is what a session searching through the
+table evaluator would record (``fast_run``: duplicates, budget cut, pruning
+replayed epoch by epoch); the ODE runs all seeds of a process together
+(``ode_lockstep``: each seed's PCG64 stream replayed as ``engine.ode.ODE``
+draws it); seeds are split between ``--processes`` (2). The tests check it
+proposal by proposal against ``Session`` with the table executor.
 
 With the paper's budget this is two full paper-protocol searches (a GPU job);
 on a CPU use a small budget and few epochs, e.g.
@@ -582,6 +594,49 @@ class _Median:
         return self.rule
 
 
+class _Run:
+    """One search's answers: its archive (cell -> result), budget, pruning references and best-so-far trail."""
+
+    def __init__(self, ft: FastTable, seed: int, budget: int, pruning: str) -> None:
+        s = ft.search
+        self.ft, self.seed, self.budget, self.pruning = ft, seed, budget, pruning
+        self.warmup, self.margin = s.pruning_warmup, s.pruning_margin
+        self.median = _Median(ft.max_epochs, s.pruning_warmup, s.pruning_margin) if pruning != "none" else None
+        self.archive: dict = {}  # cell -> (ok, told, secondary, curve, finished, entry)
+        self.trail: list = []
+        self.best = -1
+        self.trained = 0
+
+    def train(self, cell: int, cid: int, parent_cell: int | None):
+        """The result of a cell this search has not trained (proposal ``cid``); None: the budget is spent.
+
+        ``parent_cell``: for a DE trial under the ``parent`` rule, the cell of its target parent (-1:
+        infeasible); None: the batch has no parents (the median rule).
+        """
+        from engine.bench_table import table_seed
+
+        if self.trained >= self.budget:
+            return None
+        ft = self.ft
+        entry = ft.entry(cell, table_seed(self.seed, cid))
+        rule = None
+        if self.pruning != "none":
+            if parent_cell is not None:
+                parent = self.archive.get(parent_cell) if parent_cell >= 0 else None
+                rule = ft.parent_rule(parent[5], self.warmup, self.margin) if parent is not None and parent[0] else None
+            else:
+                rule = self.median.current()
+        ok, fit, sec, curve, finished = ft.result(entry, rule)
+        got = self.archive[cell] = (ok, fit, sec, curve, finished, entry)
+        if self.median is not None and curve is not None:
+            self.median.add_later(curve, finished)
+        self.trained += 1
+        if ok and (self.best < 0 or ft.quality[cell] > ft.quality[self.best]):
+            self.best = cell
+        self.trail.append(self.best)
+        return got
+
+
 def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: int, pruning: str = "none",
              log: list | None = None) -> list:
     """``simulate`` (and the session through the table evaluator) on arrays: the best cell after each trained candidate.
@@ -591,19 +646,14 @@ def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: in
     session does) or ``median``, with the table profile's warmup and margin. ``log``: gets (cell, told
     fitness) of every proposal answered (the equivalence test's view of the search).
     """
-    from engine.bench_table import table_seed
     from engine.exhaustive import enumerate_cells, seeded_order
     from engine.ode import ODE
+    from engine.strategy import NO_TIE_BREAK
 
     search = ft.search
     npop = search.population
-    warmup, margin = search.pruning_warmup, search.pruning_margin
-    median = _Median(ft.max_epochs, warmup, margin) if pruning != "none" else None
-    quality = ft.quality
-    archive: dict = {}  # cell -> (ok, told, secondary, curve, finished, entry)
-    trail: list = []
-    best = -1
-    trained = proposals = 0
+    run = _Run(ft, seed, budget, pruning)
+    proposals = 0
     if name == "ode":
         strategy = ODE(dim=ft.space.dim, population=npop, mutation_factor=search.mutation_factor,
                        crossover_rate=search.crossover_rate, jumping_rate=search.jumping_rate, seed=seed, key_fn=ft.key_fn)
@@ -619,8 +669,24 @@ def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: in
         order = [ft.index[c.key] if c.key in ft.index else ft.cells(np.array([c.vector]))[0]
                  for c in seeded_order(enumerate_cells(ft.space), seed)]
         batches = (order[b:b + npop] for b in range(0, len(order), npop))
+    if strategy is None and log is None:
+        # Random and exhaustive proposals do not depend on what they are told: only each cell's first
+        # proposal trains, so only those are visited (with the batch boundaries the median rule needs).
+        flat_cells = np.array([c for b in batches for c in b], dtype=np.int64)
+        feasible = np.flatnonzero(flat_cells >= 0)
+        _, first = np.unique(flat_cells[feasible], return_index=True)
+        batch_of = -1
+        for pos in np.sort(feasible[first]).tolist():
+            if pos // npop != batch_of:
+                batch_of = pos // npop
+                if run.median is not None:
+                    run.median.batch_done()
+            if run.train(int(flat_cells[pos]), pos, None) is None:
+                break
+        return run.trail
     cid_cell: list = []  # cell number of every proposal (parents are looked up by proposal id)
-    while trained < budget and proposals < max_proposals:
+    none = [NO_TIE_BREAK, NO_TIE_BREAK]
+    while run.trained < budget and proposals < max_proposals:
         if strategy is None:
             cells = next(batches, None)
             if cells is None:
@@ -639,43 +705,268 @@ def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: in
             proposals += 1
             if cell < 0:
                 told.append(0.0)
-                secondary.append(None)
+                secondary.append(none)
                 if log is not None:
                     log.append((-1, 0.0))
                 continue
-            got = archive.get(cell)
+            got = run.archive.get(cell)
             if got is None:
-                if trained >= budget:
-                    return trail
-                entry = ft.entry(cell, table_seed(seed, first_id + i))
-                rule = None
-                if pruning != "none":
-                    if parents is not None:
-                        pc = cid_cell[parents[i]] if i < len(parents) else -1
-                        parent = archive.get(pc) if pc >= 0 else None
-                        rule = ft.parent_rule(parent[5], warmup, margin) if parent is not None and parent[0] else None
-                    else:
-                        rule = median.current()
-                ok, fit, sec, curve, finished = ft.result(entry, rule)
-                got = archive[cell] = (ok, fit, sec, curve, finished, entry)
-                if median is not None and curve is not None:
-                    median.add_later(curve, finished)
-                trained += 1
-                if ok and (best < 0 or quality[cell] > quality[best]):
-                    best = cell
-                trail.append(best)
+                got = run.train(cell, first_id + i, None if parents is None else cid_cell[parents[i]])
+                if got is None:
+                    return run.trail
             told.append(got[1])
             secondary.append(got[2])
             if log is not None:
                 log.append((cell, got[1]))
-        if median is not None:
-            median.batch_done()
+        if run.median is not None:
+            run.median.batch_done()
         if strategy is not None:
-            from engine.strategy import NO_TIE_BREAK
+            strategy.tell(told, None if ft.tie == "none" else secondary)
+    return run.trail
 
-            none = [NO_TIE_BREAK, NO_TIE_BREAK]
-            strategy.tell(told, None if ft.tie == "none" else [none if s is None else s for s in secondary])
-    return trail
+
+_U32 = np.uint64(0xFFFFFFFF)
+_TO_DOUBLE = 1.0 / 9007199254740992.0  # 2**-53
+
+
+class _Streams:
+    """Many PCG64 streams drawn as ``numpy.random.Generator`` draws from one: raw 64-bit outputs in blocks.
+
+    Doubles take one output each (its top 53 bits); 32-bit draws take the low then the high half of an
+    output (numpy's buffered ``next_uint32``, whose state is ``has_uint32``/``uinteger``); bounded integers
+    are Lemire's method on 32-bit draws (``random_bounded_uint64`` for ranges below 2**32). Checked against
+    ``Generator.random``, ``.integers`` and ``.choice`` by the equivalence tests (every ODE proposal).
+    """
+
+    def __init__(self, states: list, block: int = 8192) -> None:
+        self.gens = []
+        for st in states:
+            bg = np.random.PCG64()
+            bg.state = st
+            self.gens.append(bg)
+        self.has = np.array([bool(st["has_uint32"]) for st in states])
+        self.buf = np.array([int(st["uinteger"]) for st in states], dtype=np.uint64)
+        self.block = block
+        self.raw = np.stack([bg.random_raw(block) for bg in self.gens])
+        self.p = np.zeros(len(states), dtype=np.int64)
+
+    def refill(self, need: int) -> None:
+        """Make sure every stream has ``need`` outputs left in its block."""
+        for s in np.flatnonzero(self.p > self.block - need):
+            p = int(self.p[s])
+            self.raw[s] = np.concatenate([self.raw[s, p:], self.gens[s].random_raw(p)])
+            self.p[s] = 0
+
+    def u32(self, sel: np.ndarray) -> np.ndarray:
+        has = self.has[sel]
+        p = self.p[sel]
+        r = self.raw[sel, p]
+        out = np.where(has, self.buf[sel], r & _U32)
+        self.buf[sel] = np.where(has, self.buf[sel], r >> np.uint64(32))
+        self.p[sel] = p + (~has)
+        self.has[sel] = ~has
+        return out
+
+    def doubles(self, sel: np.ndarray, n: int) -> np.ndarray:
+        p = self.p[sel]
+        r = self.raw[sel[:, None], p[:, None] + np.arange(n)]
+        self.p[sel] = p + n
+        return (r >> np.uint64(11)).astype(np.float64) * _TO_DOUBLE
+
+    def bounded(self, sel: np.ndarray, rng: int) -> np.ndarray:
+        """Uniform integers in [0, rng] (Lemire, as numpy's ``random_bounded_uint64`` for 32-bit ranges)."""
+        if rng == 0:
+            return np.zeros(len(sel), dtype=np.int64)
+        ex = np.uint64(rng + 1)
+        m = self.u32(sel) * ex
+        threshold = np.uint64((0xFFFFFFFF - rng) % (rng + 1))
+        redo = np.flatnonzero((m & _U32) < threshold)
+        while len(redo):
+            m[redo] = self.u32(sel[redo]) * ex
+            redo = redo[(m[redo] & _U32) < threshold]
+        return (m >> np.uint64(32)).astype(np.int64)
+
+
+def ode_lockstep(ft: FastTable, seeds, budget: int, max_proposals: int, pruning: str = "none") -> list:
+    """``fast_run(ft, "ode", seed, ...)`` for many seeds at once: the same trails, the ODE vectorised across seeds.
+
+    Each seed's init and opposite batches come from ``engine.ode.ODE`` itself; from the first generation
+    on, the seeds' DE/rand/1/bin trials, generation jumps, greedy selections and JR coins are computed
+    together on arrays, each seed drawing from its own PCG64 stream exactly as ``ODE`` draws
+    (``_Streams``). A proposal whose cell a seed already trained (or that is infeasible) is answered from
+    arrays; a new cell goes through that seed's ``_Run`` (budget, pruning, trail) as in ``fast_run``.
+    """
+    from engine.ode import ODE
+    from engine.strategy import NO_TIE_BREAK
+
+    search = ft.search
+    npop, dim = search.population, ft.space.dim
+    F, CR, JR = search.mutation_factor, search.crossover_rate, search.jumping_rate
+    width = 0 if ft.tie == "none" else 2
+    none = [NO_TIE_BREAK, NO_TIE_BREAK]
+    seeds = list(seeds)
+    S = len(seeds)
+    runs = [_Run(ft, seed, budget, pruning) for seed in seeds]
+    n = ft.n
+    known = np.zeros((S, n), dtype=bool)
+    told_of = np.zeros((S, n))
+    sec_of = np.zeros((S, n, width))
+    pop = np.zeros((S, npop, dim))
+    fit = np.zeros((S, npop))
+    sec = np.zeros((S, npop, width))
+    ids = np.zeros((S, npop), dtype=np.int64)
+    states = []
+    active = np.ones(S, dtype=bool)
+    steps = -(-max_proposals // npop)
+    cid_cell = np.full((S, (steps + 1) * npop), -1, dtype=np.int64)
+    # the first two batches (init, opposite): the ODE object itself
+    for row, (seed, run) in enumerate(zip(seeds, runs)):
+        ode = ODE(dim=dim, population=npop, mutation_factor=F, crossover_rate=CR, jumping_rate=JR, seed=seed,
+                  key_fn=ft.key_fn)
+        for _ in range(2):
+            if not (run.trained < budget and ode._next_id < max_proposals):
+                active[row] = False
+                break
+            batch = ode.ask()
+            cells = ft.cells(np.array(batch.vectors))
+            cid_cell[row, batch.first_id:batch.first_id + len(cells)] = cells
+            told, secondary = [], []
+            for i, cell in enumerate(cells):
+                if cell < 0:
+                    told.append(0.0)
+                    secondary.append(none)
+                    continue
+                got = run.archive.get(cell)
+                if got is None:
+                    got = run.train(cell, batch.first_id + i, None)
+                    if got is None:
+                        break
+                    if cell < n:
+                        known[row, cell], told_of[row, cell], sec_of[row, cell] = True, got[1], got[2][:width]
+                told.append(got[1])
+                secondary.append(got[2])
+            if len(told) < len(cells):
+                active[row] = False
+                break
+            if run.median is not None:
+                run.median.batch_done()
+            ode.tell(told, None if width == 0 else secondary)
+        if active[row]:
+            assert ode.phase == "trial" and ode._next_id == 2 * npop
+            pop[row], fit[row], ids[row] = ode._population, ode._fitness, ode._population_ids
+            sec[row] = ode._secondary.reshape(npop, width)
+        states.append(ode.rng.bit_generator.state)
+    streams = _Streams(states)
+    jump = np.zeros(S, dtype=bool)
+    next_id = 2 * npop
+    rows_all = np.arange(S)
+    others = np.array([[k + (k >= j) for k in range(npop - 1)] for j in range(npop)])
+    while next_id < max_proposals:
+        sel = rows_all[active]
+        if not len(sel):
+            break
+        streams.refill(npop * (2 * dim + 24) + 8)
+        trial_rows = sel[~jump[sel]]
+        jump_rows = sel[jump[sel]]
+        V = np.empty((S, npop, dim))
+        if len(jump_rows):
+            P = pop[jump_rows]
+            V[jump_rows] = (P.min(axis=1) + P.max(axis=1))[:, None, :] - P
+        k = len(trial_rows)
+        if k:
+            ar = np.arange(k)
+            for j in range(npop):  # DE/rand/1/bin, target j (ODE._trials): the draws of mutation_rand1, crossover_bin, boundary_check
+                pick = np.empty((k, 3), dtype=np.int64)
+                m = npop - 1
+                for t, jj in enumerate(range(m - 3, m)):  # rng.choice(others, 3, replace=False): Floyd's sampling ...
+                    v = streams.bounded(trial_rows, jj)
+                    dup = (pick[:, :t] == v[:, None]).any(axis=1) if t else np.zeros(k, dtype=bool)
+                    pick[:, t] = np.where(dup, jj, v)
+                for i in (2, 1):  # ... then a shuffle of the three
+                    r = streams.bounded(trial_rows, i)
+                    a = pick[:, i].copy()
+                    pick[:, i] = pick[ar, r]
+                    pick[ar, r] = a
+                r1, r2, r3 = (others[j][pick[:, c]] for c in range(3))
+                P = pop[trial_rows]
+                mutant = P[ar, r1] + F * (P[ar, r2] - P[ar, r3])
+                take = streams.doubles(trial_rows, dim) < CR
+                take[ar, streams.bounded(trial_rows, dim - 1)] = True
+                trial = np.where(take, mutant, P[:, j])
+                bad = (trial < 0.0) | (trial > 1.0)
+                nbad = bad.sum(axis=1)
+                if nbad.any():
+                    who = np.flatnonzero(nbad)
+                    draws = streams.doubles(trial_rows[who], int(nbad.max()))
+                    streams.p[trial_rows[who]] -= int(nbad.max()) - nbad[who]  # each stream used only its own count
+                    rank = np.cumsum(bad[who], axis=1) - 1
+                    sub = trial[who]
+                    sub[bad[who]] = draws[np.nonzero(bad[who])[0], rank[bad[who]]]
+                    trial[who] = sub
+                V[trial_rows, j] = trial
+        cells = ft.cells(V[sel].reshape(-1, dim)) if len(sel) else []
+        C = np.array(cells, dtype=np.int64).reshape(len(sel), npop)
+        cid_cell[sel, next_id:next_id + npop] = C
+        told = np.zeros((len(sel), npop))
+        tsec = np.full((len(sel), npop, width), NO_TIE_BREAK)
+        alive = np.ones(len(sel), dtype=bool)
+        trial_mask = ~jump[sel]
+        for i in range(npop):
+            c = C[:, i]
+            feas = c >= 0
+            cc = np.where(feas & (c < n), c, 0)
+            hit = feas & (c < n) & known[sel, cc]
+            told[hit, i] = told_of[sel[hit], cc[hit]]
+            tsec[hit, i] = sec_of[sel[hit], cc[hit]]
+            for q in np.flatnonzero(feas & ~hit & alive):  # a cell this seed has not trained: its _Run decides
+                row = sel[q]
+                run = runs[row]
+                parent = int(cid_cell[row, ids[row, i]]) if (pruning == "parent" and trial_mask[q]) else None
+                got = run.train(int(c[q]), next_id + i, parent)
+                if got is None:
+                    alive[q] = False
+                    continue
+                if c[q] < n:
+                    known[row, c[q]], told_of[row, c[q]], sec_of[row, c[q]] = True, got[1], got[2][:width]
+                told[q, i] = got[1]
+                tsec[q, i] = got[2][:width]
+        for q in range(len(sel)):
+            med = runs[sel[q]].median
+            if med is not None and med.pending:
+                med.batch_done()
+        active[sel[~alive]] = False
+        active[sel[[runs[r].trained >= budget for r in sel]]] = False
+        # tell: greedy selection and the JR coin (trial batches), the best NP of population + batch (jumps)
+        tq = np.flatnonzero(trial_mask & alive)
+        if len(tq):
+            rows = sel[tq]
+            ge = np.ones((len(tq), npop), dtype=bool)
+            for col in range(width - 1, -1, -1):
+                new, old = tsec[tq, :, col], sec[rows, :, col]
+                ge = (new > old) | ((new == old) & ge)
+            ge = (told[tq] > fit[rows]) | ((told[tq] == fit[rows]) & ge)
+            wr, wj = np.nonzero(ge)
+            pop[rows[wr], wj] = V[rows[wr], wj]
+            fit[rows[wr], wj] = told[tq][wr, wj]
+            sec[rows[wr], wj] = tsec[tq][wr, wj]
+            ids[rows[wr], wj] = next_id + wj
+            jump[rows] = streams.doubles(rows, 1)[:, 0] < JR
+        jq = np.flatnonzero(~trial_mask & alive)
+        if len(jq):
+            rows = sel[jq]
+            allv = np.concatenate([pop[rows], V[rows]], axis=1)
+            allf = np.concatenate([fit[rows], told[jq]], axis=1)
+            alls = np.concatenate([sec[rows], tsec[jq]], axis=1)
+            alli = np.concatenate([ids[rows], np.broadcast_to(next_id + np.arange(npop), (len(jq), npop))], axis=1)
+            keys = [np.broadcast_to(np.arange(2 * npop), allf.shape).ravel()]
+            keys += [-alls[:, :, col].ravel() for col in range(width - 1, -1, -1)]
+            keys += [-allf.ravel(), np.repeat(np.arange(len(jq)), 2 * npop)]
+            order = np.lexsort(keys).reshape(len(jq), 2 * npop)[:, :npop] - (np.arange(len(jq)) * 2 * npop)[:, None]
+            rr = np.arange(len(jq))[:, None]
+            pop[rows], fit[rows], sec[rows], ids[rows] = allv[rr, order], allf[rr, order], alls[rr, order], alli[rr, order]
+            jump[rows] = False
+        next_id += npop
+    return [run.trail for run in runs]
 
 
 def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01) -> int:
@@ -729,8 +1020,9 @@ def _trails_job(job):
     ranks = np.empty((hi - lo, budget))
     regret = np.empty((hi - lo, budget))
     lengths = np.zeros(hi - lo, dtype=int)
+    trails = ode_lockstep(ft, range(lo, hi), budget, max_proposals, pruning) if name == "ode" else None
     for row, seed in enumerate(range(lo, hi)):
-        trail = fast_run(ft, name, seed, budget, max_proposals, pruning)
+        trail = trails[row] if trails is not None else fast_run(ft, name, seed, budget, max_proposals, pruning)
         lengths[row] = len(trail)
         idx = np.array((trail + [trail[-1]] * (budget - len(trail))) if trail else [-1] * budget, dtype=np.int64)
         ranks[row] = ft.rank[idx]
@@ -738,9 +1030,9 @@ def _trails_job(job):
     return name, pruning, lo, ranks, regret, lengths
 
 
-def _worker(jobs, queue) -> None:
+def _worker(todo, queue) -> None:
     try:
-        for job in jobs:
+        for job in iter(todo.get, None):
             queue.put(_trails_job(job))
     except BaseException as exc:  # the parent raises it
         queue.put(exc)
@@ -763,17 +1055,23 @@ def table_statistics(table_path: str, seeds: int, strategies=TABLE_STRATEGIES, m
     top = {"top1": max(1, math.ceil(0.01 * n_cells)), "top5": max(1, math.ceil(0.05 * n_cells))}
     budget = min(max_budget or n_cells, n_cells)
     max_proposals = max_proposals_per_budget * budget
+    # ODE runs its seeds together (ode_lockstep: the more the cheaper each), one share per process; the others
+    # in small shares, after, so the processes finish together
+    share = -(-seeds // max(1, processes))
     chunk = max(1, min(50, -(-seeds // (4 * max(1, processes)))))
-    jobs = [(name, mode, lo, min(seeds, lo + chunk), budget, max_proposals)
-            for mode in pruning for name in strategies for lo in range(0, seeds, chunk)]
+    jobs = [(name, mode, lo, min(seeds, lo + (share if name == "ode" else chunk)), budget, max_proposals)
+            for name in sorted(strategies, key=lambda n: n != "ode") for mode in pruning
+            for lo in range(0, seeds, share if name == "ode" else chunk)]
     _FT[:] = [ft]
     results: list = []
     if processes > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")  # the workers inherit the table, the decoder and this module (no pickling)
-        queue = ctx.Queue()
-        workers = [ctx.Process(target=_worker, args=(jobs[w::processes], queue), daemon=True) for w in range(processes)]
+        todo, queue = ctx.Queue(), ctx.Queue()
+        for job in jobs + [None] * processes:
+            todo.put(job)
+        workers = [ctx.Process(target=_worker, args=(todo, queue), daemon=True) for _ in range(processes)]
         for w in workers:
             w.start()
         for _ in jobs:

@@ -90,6 +90,7 @@ def test_the_fast_path_answers_every_proposal_as_a_session_through_the_table_doe
         records = [r for _, r in sorted(RunDir(run_dir).read_records().items())]
         log: list = []
         trail = sq.fast_run(ft, name, seed, budget, 20 * budget, "parent", log=log)
+        assert sq.fast_run(ft, name, seed, budget, 20 * budget, "parent") == trail  # (random, exhaustive: first proposals only)
         session = [(r.key, r.told_fitness) for r in records]
         assert [(ft.keys[c] if c >= 0 else None, told) for c, told in log] == session, f"{name} seed {seed}"
         best, session_trail = None, []
@@ -101,6 +102,21 @@ def test_the_fast_path_answers_every_proposal_as_a_session_through_the_table_doe
         assert [ft.keys[c] if c >= 0 else None for c in trail] == session_trail
         pruned += sum(r.status == "pruned" for r in records)
     assert pruned, "the check means something only where pruning acts"
+
+
+@pytest.mark.parametrize("pruning, tie", [("none", "val_auc"), ("parent", "val_auc"), ("median", "val_auc"), ("parent", "none")])
+def test_the_ode_of_many_seeds_at_once_is_the_ode_of_each_seed(table, pruning, tie):
+    """``ode_lockstep`` (the ODE vectorised across seeds, numpy's draws replayed from raw PCG64 outputs) = ``fast_run``."""
+    path, n = table
+    sq = load()
+    profile = load_profile("quick", SPACE + [f"search.tie_break='{tie}'"])
+    ft = sq.FastTable(read_table(path), space_of(profile), profile.search, profile.training.epochs)
+    seeds = range(12)
+    for budget in (n, 9):
+        together = sq.ode_lockstep(ft, seeds, budget, 20 * budget, pruning)
+        alone = [sq.fast_run(ft, "ode", seed, budget, 20 * budget, pruning) for seed in seeds]
+        assert together == alone, f"budget {budget}"
+        assert max(len(t) for t in alone) == min(budget, 9) if budget == 9 else max(len(t) for t in alone) > 9
 
 
 def test_statistics_are_sane_and_the_exhaustive_order_finds_the_best_at_the_full_budget(table):
