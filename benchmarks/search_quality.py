@@ -423,7 +423,9 @@ class FastTable:
         self.node_bits = np.int64(1) << np.arange(1, NUM_OP_GENES + 1, dtype=np.int64)
         self.op_weights = np.int64(_OP_BASE) ** np.arange(NUM_OP_GENES, dtype=np.int64)
         self.op_slice = slice(NUM_EDGE_GENES, NUM_EDGE_GENES + NUM_OP_GENES)
-        self.cache: dict = {-1: -1}
+        self.cache: dict = {-1: -1}  # signature -> cell number
+        self._sigs = np.array([-1], dtype=np.int64)  # the cache as sorted arrays (vectorised lookups)
+        self._sig_cells = np.array([-1], dtype=np.int64)
         self._replays: dict = {}
         self._parent_rules: dict = {}
         self.selection_key = selection_key
@@ -467,13 +469,24 @@ class FastTable:
         self.cache[sig] = cell
         return cell
 
+    def cells_array(self, V: np.ndarray) -> np.ndarray:
+        """The cell number of every row of ``V`` (-1: infeasible), as an array."""
+        sig = self.signatures(V)
+        pos = np.minimum(np.searchsorted(self._sigs, sig), len(self._sigs) - 1)
+        miss = np.flatnonzero(self._sigs[pos] != sig)
+        if len(miss):  # signatures not seen yet: keyed once each, then the sorted arrays are rebuilt
+            for i in miss.tolist():
+                if int(sig[i]) not in self.cache:
+                    self._miss(int(sig[i]), V[i])
+            self._sigs = np.array(sorted(self.cache), dtype=np.int64)
+            self._sig_cells = np.array([self.cache[k] for k in self._sigs.tolist()], dtype=np.int64)
+            pos = np.searchsorted(self._sigs, sig)
+        out: np.ndarray = self._sig_cells[pos]
+        return out
+
     def cells(self, V: np.ndarray) -> list:
         """The cell number of every row of ``V`` (-1: infeasible)."""
-        cache, out = self.cache, []
-        for i, sig in enumerate(self.signatures(V).tolist()):
-            c = cache.get(sig)
-            out.append(self._miss(sig, V[i]) if c is None else c)
-        return out
+        return self.cells_array(V).tolist()
 
     def key_fn(self, vector) -> int | None:
         """The ODE's ``key_fn`` (distinct cells = distinct numbers), None when infeasible."""
@@ -662,8 +675,8 @@ def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: in
         strategy = None
         n_batches = -(-max_proposals // npop)
         V = np.random.Generator(np.random.PCG64(seed)).random((n_batches * npop, ft.space.dim))  # RandomSearch.ask, batch after batch
-        flat = ft.cells(V)
-        batches = (flat[b * npop:(b + 1) * npop] for b in range(n_batches))
+        flat = ft.cells_array(V)
+        batches = (flat[b * npop:(b + 1) * npop].tolist() for b in range(n_batches))
     else:
         strategy = None
         order = [ft.index[c.key] if c.key in ft.index else ft.cells(np.array([c.vector]))[0]
@@ -672,7 +685,7 @@ def fast_run(ft: FastTable, name: str, seed: int, budget: int, max_proposals: in
     if strategy is None and log is None:
         # Random and exhaustive proposals do not depend on what they are told: only each cell's first
         # proposal trains, so only those are visited (with the batch boundaries the median rule needs).
-        flat_cells = np.array([c for b in batches for c in b], dtype=np.int64)
+        flat_cells = flat if name == "random" else np.array(order, dtype=np.int64)
         feasible = np.flatnonzero(flat_cells >= 0)
         _, first = np.unique(flat_cells[feasible], return_index=True)
         batch_of = -1
@@ -904,8 +917,7 @@ def ode_lockstep(ft: FastTable, seeds, budget: int, max_proposals: int, pruning:
                     sub[bad[who]] = draws[np.nonzero(bad[who])[0], rank[bad[who]]]
                     trial[who] = sub
                 V[trial_rows, j] = trial
-        cells = ft.cells(V[sel].reshape(-1, dim)) if len(sel) else []
-        C = np.array(cells, dtype=np.int64).reshape(len(sel), npop)
+        C = ft.cells_array(V[sel].reshape(-1, dim)).reshape(len(sel), npop)
         cid_cell[sel, next_id:next_id + npop] = C
         told = np.zeros((len(sel), npop))
         tsec = np.full((len(sel), npop, width), NO_TIE_BREAK)
