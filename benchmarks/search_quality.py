@@ -13,6 +13,9 @@ random search's (positive: ODE found better architectures).
 Usage: python benchmarks/search_quality.py [--profile paper] [--budget 200] [--every 20]
        [--top-k 3] [--seeds 0,1,2] [--device auto] [--set SECTION.KEY=VALUE ...] [--keep DIR]
 
+``--synthetic-table OUT [--profile quick]`` writes a table of made-up trainings of the profile's whole
+space (250 cells for ``quick``), for timing this without an exhaustive run.
+
 ``--table TABLE.json --seeds 1000`` instead searches against a tabular
 benchmark (``nas3d-tui bench table`` of an exhaustive run): no training, each
 strategy (ode, random, exhaustive) run for seeds 0..N-1, with pruning off and
@@ -94,6 +97,17 @@ def run_strategy(profile, run_dir: Path, every: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--synthetic-table" in argv:
+        sp = argparse.ArgumentParser(description="write a made-up table of a profile's whole space (timing, tests)")
+        sp.add_argument("--synthetic-table", required=True, metavar="OUT")
+        sp.add_argument("--profile", default="quick")
+        sp.add_argument("--seed", type=int, default=0)
+        a = sp.parse_args(argv)
+        from engine.profile import load_profile
+
+        n = synthetic_table(load_profile(a.profile, ["search.pruning='none'"]), a.synthetic_table, seed=a.seed)
+        print(f"{a.synthetic_table}: {n} cells of the {a.profile} space, made-up trainings (seed {a.seed})")
+        return 0
     if "--table" in argv or any(a.startswith("--table=") for a in argv):
         tp = argparse.ArgumentParser(description="search strategies against a tabular benchmark, many seeds")
         tp.add_argument("--table", required=True, help="a table file (nas3d-tui bench table) of the whole space")
