@@ -302,6 +302,15 @@ def served(tmp_path_factory) -> Served:
         stop_serving(served)
 
 
+
+def wait_for_attach(served: "Served") -> None:
+    """Wait (up to 120 s) until the server has started a connection's `nas3d-tui attach` process."""
+    deadline, attach = time.monotonic() + 120, []
+    while not attach and time.monotonic() < deadline:
+        attach = [p for p in descendants(served.proc.pid) if " attach " in proc_text(p, "cmdline")]
+        time.sleep(0.2)
+    assert attach, "no `nas3d-tui attach` process under the server"
+
 class TestARandomToken:
     def test_the_printed_url_carries_a_fresh_token(self, served: Served) -> None:
         assert served.url.startswith(f"http://127.0.0.1:{served.port}/?token=")
@@ -356,11 +365,7 @@ class TestARandomToken:
         status, sock = ws_handshake(served.port, cookie=login(served))  # a connection: an attach process
         try:
             assert status == 101
-            deadline, attach = time.monotonic() + 120, []
-            while not attach and time.monotonic() < deadline:
-                attach = [p for p in descendants(served.proc.pid) if " attach " in proc_text(p, "cmdline")]
-                time.sleep(0.2)
-            assert attach, "no `nas3d-tui attach` process under the server"
+            wait_for_attach(served)
             for pid in [served.proc.pid, *descendants(served.proc.pid)]:
                 assert served.token not in proc_text(pid, "cmdline"), proc_text(pid, "cmdline")
             for pid in descendants(served.proc.pid):
@@ -387,11 +392,7 @@ class TestGivenTokens:
             status, sock = ws_handshake(served.port, cookie=login(served))
             try:
                 assert status == 101
-                deadline, attach = time.monotonic() + 120, []
-                while not attach and time.monotonic() < deadline:
-                    attach = [p for p in descendants(served.proc.pid) if " attach " in proc_text(p, "cmdline")]
-                    time.sleep(0.2)
-                assert attach
+                wait_for_attach(served)
                 for pid in descendants(served.proc.pid):
                     assert TOKEN_ENV not in proc_text(pid, "environ") and token not in proc_text(pid, "cmdline")
             finally:
