@@ -13,8 +13,8 @@ Layout::
      "entries": [ {one per trained candidate: the candidate record's fields (key, genotype,
                    params, flops, fitness, val_acc, val_auc, epochs, seconds, status, pruned_at,
                    history = one dict per epoch: epoch, train_loss, val_loss, val_acc, val_auc,
-                   seconds), plus "compact", "seed" (its training seed) and "told_fitness"
-                   (what the search strategy was told)} ]}
+                   seconds; test_acc, test_auc when the run scored them), plus "compact", "seed"
+                   (its training seed) and "told_fitness" (what the search strategy was told)} ]}
 
 One result per cell and training seed: a cell trained twice (two seeds) has
 two entries. ``BenchTable.lookup(key, seed)`` returns the entry of that cell
@@ -23,11 +23,12 @@ trained with that seed when the table has it, else the cell's first entry
 replayed with the run's own seed gets exactly the run's results, and any
 other search gets one fixed result per cell.
 
-Test metrics: a search candidate keeps no weights (only finalists leave a
-model bundle, ``final/<id>-seed<k>/``), so test AUC / ACC per cell cannot be
-had by inference from a run; ``header.test_metrics`` says so. What would be
-needed: the search writing each candidate's best-epoch weights (or its test
-predictions) next to its record.
+Test metrics: an exhaustive run scores each training's best epoch (the one
+that gave its fitness) on the test split once the training ends -- inference
+with that epoch's weights, no retraining -- and records ``test_acc`` /
+``test_auc`` (``engine.training.loop.train_candidate(score_test=True)``).
+Other runs keep no weights of search candidates, so their tables have none;
+``header.test_metrics`` says which.
 
 Pure: no torch; reads and writes JSON only.
 """
@@ -66,9 +67,18 @@ HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_auc", "seco
 # Training settings that do not change a CPU result (as the epoch checkpoint's identity leaves them out).
 _VOLATILE = ("cudnn_benchmark", "checkpoint_after_seconds")
 NO_TEST_METRICS = (
-    "none: search candidates keep no weights (only finalists leave a model bundle), so test AUC/ACC "
-    "per cell needs the search to keep each candidate's best-epoch weights or test predictions"
+    "none: this run did not score its candidates on the test split (only an exhaustive run does: "
+    "search candidates keep no weights)"
 )
+
+
+def test_metrics_note(entries: Sequence["TableEntry"]) -> str:
+    """``header.test_metrics``: how many entries carry test metrics, and what they are."""
+    scored = sum(1 for e in entries if e.record.test_auc is not None)
+    if not scored:
+        return NO_TEST_METRICS
+    return (f"test_acc/test_auc of {scored} of {len(entries)} entries: each training's best epoch (the one that gave "
+            "its fitness) scored on the whole test split, inference only")
 
 
 class TableError(UserError):
@@ -215,7 +225,7 @@ def build_table(
         "seed": seed,
         "space_cells": space_cells,
         "cells": len({e.key for e in entries}),
-        "test_metrics": NO_TEST_METRICS,
+        "test_metrics": test_metrics_note(entries),
     }
     return BenchTable(header, entries)
 

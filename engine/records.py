@@ -78,6 +78,10 @@ class TrainingResult(Protocol):
     def history(self) -> Sequence[Mapping[str, Any]]: ...
     @property
     def pruned_at(self) -> int | None: ...
+    @property
+    def test_acc(self) -> float | None: ...
+    @property
+    def test_auc(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class CandidateRecord:
             val_auc, seconds); kept in the run directory, not in events.
         pruned_at: the epoch its training was pruned at (a duplicate of a
             pruned candidate carries it too); None otherwise.
+        test_acc, test_auc: the test metrics of the epoch that gave the
+            fitness, when the run scored them (exhaustive runs: the tabular
+            benchmark's source); None otherwise, and then left out of the
+            candidate file and the events.
     """
 
     candidate_id: int
@@ -132,6 +140,8 @@ class CandidateRecord:
     trained: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     pruned_at: int | None = None
+    test_acc: float | None = None
+    test_auc: float | None = None
 
     @property
     def spent_budget(self) -> bool:
@@ -219,6 +229,8 @@ class CandidateRecord:
             worker=worker,
             history=[dict(h) for h in result.history],
             pruned_at=result.pruned_at,
+            test_acc=result.test_acc,
+            test_auc=result.test_auc,
         )
 
     def reuse(self, original: "CandidateRecord") -> "CandidateRecord":
@@ -232,6 +244,8 @@ class CandidateRecord:
             flops=original.flops,
             duplicate_of=original.candidate_id,
             pruned_at=original.pruned_at,
+            test_acc=original.test_acc,
+            test_auc=original.test_auc,
         )
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
@@ -242,6 +256,9 @@ class CandidateRecord:
         d["history"] = [dict(h) for h in self.history] if history else []
         if not history:
             del d["history"]
+        for name in ("test_acc", "test_auc"):  # only exhaustive runs score them: other files stay as they were
+            if d[name] is None:
+                del d[name]
         return d
 
     @classmethod
@@ -368,6 +385,8 @@ _TYPES: dict[str, tuple[str, bool]] = {
     "trained": ("count", False),
     "history": ("dicts", False),
     "pruned_at": ("count", True),
+    "test_acc": ("number", True),
+    "test_auc": ("number", True),
 }
 
 
@@ -418,6 +437,8 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "fitness": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1]"),
     "val_acc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
     "val_auc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
+    "test_acc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
+    "test_auc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
     "seconds": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "peak_memory_mb": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
 }

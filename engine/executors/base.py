@@ -48,10 +48,12 @@ class Job:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """How every job of a search is trained: the settings and the fitness."""
+    """How every job of a search is trained: the settings, the fitness, and whether
+    each training also scores its best epoch on the test split (exhaustive runs)."""
 
     config: TrainingConfig
     fitness: str = "val_acc"
+    score_test: bool = False
 
 
 @dataclass(frozen=True)

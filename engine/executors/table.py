@@ -43,6 +43,8 @@ class ReplayedResult:
     history: tuple[dict[str, Any], ...] = ()
     pruned_at: int | None = None
     resumed_from: int = 0
+    test_acc: float | None = None
+    test_auc: float | None = None
 
 
 def _better(value: float, best: float | None) -> bool:
@@ -94,7 +96,10 @@ def replay(entry: TableEntry, job: Job, spec: TrainSpec, on_epoch: Any = None) -
     if best is None:
         return ReplayedResult("failed", None, None, None, len(history), seconds, r.peak_memory_mb,
                               f"{select} was undefined in every epoch (one class in the validation split?)", tuple(history))
-    return ReplayedResult("ok", best, best_acc, best_auc, len(history), seconds, r.peak_memory_mb, None, tuple(history))
+    # The table's test metrics belong to its training's best epoch: a replay that ends the same way has them.
+    same = len(history) == len(r.history) and r.status == "ok"
+    return ReplayedResult("ok", best, best_acc, best_auc, len(history), seconds, r.peak_memory_mb, None, tuple(history),
+                          test_acc=r.test_acc if same else None, test_auc=r.test_auc if same else None)
 
 
 class TableEvaluator:

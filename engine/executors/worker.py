@@ -191,6 +191,7 @@ def run_job(
             prune=job.prune,
             on_resume=lambda epoch: send(Resumed(cid, attempt, epoch)),
             on_notice=lambda text: send(Notice(cid, attempt, text)),
+            score_test=spec.score_test,
         )
     except _ReportFailed as exc:
         raise exc.inner from None

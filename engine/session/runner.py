@@ -275,9 +275,10 @@ class Session(RunLifecycle[_Prepared]):
         p = self.profile
         search, strategy = self._search, self._strategy
         assert search is not None and strategy is not None, "_run_phases makes both before the search"
-        evaluator = make_evaluator(
-            p.executor, p.run.device, search_data, TrainSpec(p.training, p.search.fitness), self.device, self.control
-        )
+        # An exhaustive run is a tabular benchmark's source: each cell's best epoch is also scored on
+        # the test split (recorded only; nothing the search decides reads it).
+        spec = TrainSpec(p.training, p.search.fitness, score_test=p.search.strategy == "exhaustive")
+        evaluator = make_evaluator(p.executor, p.run.device, search_data, spec, self.device, self.control)
         try:
             return search.run(strategy, evaluator, lambda: self._save_search_state("search"), self._elapsed)
         finally:

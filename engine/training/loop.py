@@ -86,6 +86,10 @@ class CandidateResult:
         history: one dict per epoch (as passed to ``on_epoch``).
         resumed_from: the epoch a checkpoint let it start after (0: from scratch).
         pruned_at: the epoch it was pruned at (status ``pruned``), else None.
+        test_acc, test_auc: the test metrics of the epoch that gave the fitness
+            (inference with that epoch's weights) when the training was asked to
+            score the test split (``score_test``: exhaustive runs, whose table
+            reports them); None otherwise.
     """
 
     status: str
@@ -99,6 +103,8 @@ class CandidateResult:
     history: tuple[EpochRecord, ...] = ()
     resumed_from: int = 0
     pruned_at: int | None = None
+    test_acc: float | None = None
+    test_auc: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -258,7 +264,8 @@ def _call(fn: Callable[..., None] | None, *args: str | int | EpochRecord) -> Non
 
 
 def _identity(
-    genotype: Genotype, data: TrainData, config: TrainingConfig, seed: int, select: str, keep_best: bool
+    genotype: Genotype, data: TrainData, config: TrainingConfig, seed: int, select: str, keep_best: bool,
+    score_test: bool = False,
 ) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the architecture, the data, the seed and the settings."""
     settings = dataclasses.asdict(config)
@@ -271,7 +278,7 @@ def _identity(
         "select": select,
         "final": keep_best,
         "settings": settings,
-    }
+    } | ({"score_test": True} if score_test else {})  # (absent otherwise: older checkpoints still match)
 
 
 def _fit(
@@ -288,8 +295,15 @@ def _fit(
     memory: PeakMemory,
     tie_break: str = "none",
     prune: PruneRule | None = None,
+    keep_improving_state: bool = False,
 ) -> tuple[Fitter, _Progress]:
-    """Run epochs until early stopping or ``config.epochs``, resuming from ``epoch_checkpoint`` when it holds one."""
+    """Run epochs until early stopping or ``config.epochs``, resuming from ``epoch_checkpoint`` when it holds one.
+
+    ``keep_best_state`` (a final): the best epoch's weights are kept, and the first
+    epoch counts as best until one improves. ``keep_improving_state`` (a search
+    candidate that scores the test split): the weights of the epoch that gave the
+    fitness are kept, nothing else changes.
+    """
     start = time.perf_counter()
     fitter = make_fitter()
     progress = _Progress()
@@ -318,7 +332,7 @@ def _fit(
         if improves or (keep_best_state and progress.best_state is None):
             progress.best_value, progress.best_epoch = value, epoch
             progress.best_acc, progress.best_auc = record["val_acc"], record["val_auc"]
-            if keep_best_state:
+            if keep_best_state or keep_improving_state:
                 progress.best_state = fitter.weights()
         _call(on_epoch, dict(record))
         stop = stopper.update(record["val_loss"])
@@ -354,6 +368,7 @@ class _Training:
         model_fn: ModelFactory,
         epoch_checkpoint: str | Path | None,
         on_resume: OnResume | None,
+        score_test: bool = False,
     ) -> None:
         _check(data, config, select)
         self.start = time.perf_counter()
@@ -364,7 +379,7 @@ class _Training:
         self.make = lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, self.dev, seed, amp)
         self.ckpt: EpochCheckpoint | None = None
         if epoch_checkpoint is not None:  # finals checkpoint every epoch; search candidates once they run long
-            identity = _identity(genotype, data, config, seed, select, keep_best=final)
+            identity = _identity(genotype, data, config, seed, select, keep_best=final, score_test=score_test)
             self.ckpt = EpochCheckpoint(Path(epoch_checkpoint), identity, 0.0 if final else config.checkpoint_after_seconds)
         self.resumed = _ResumeNote(on_resume)
 
@@ -376,6 +391,7 @@ class _Training:
         *,
         tie_break: str = "none",
         prune: PruneRule | None = None,
+        keep_improving_state: bool = False,
     ) -> tuple[Fitter, _Progress]:
         return _fit(
             self.make,
@@ -390,6 +406,7 @@ class _Training:
             memory=self.memory,
             tie_break=tie_break,
             prune=prune,
+            keep_improving_state=keep_improving_state,
         )
 
     def finished(self) -> None:
@@ -413,6 +430,7 @@ def train_candidate(
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
     prune: PruneRule | None = None,
+    score_test: bool = False,
 ) -> CandidateResult:
     """Train one candidate on ``data.train`` and score it on ``data.val``.
 
@@ -438,6 +456,10 @@ def train_candidate(
         on_notice: called with one line when a checkpoint was refused.
         prune: bars the best fitness so far must reach at the end of each
             epoch (``engine.pruning``); a training below one stops there.
+        score_test: keep the weights of the epoch that gives the fitness and,
+            once the training ends ``ok`` or ``pruned``, score them on
+            ``data.test`` (``test_acc`` / ``test_auc``; inference only). The
+            fitness, the epochs and the early stopping are the same either way.
 
     Returns:
         A ``CandidateResult``: ``ok`` with the fitness; ``pruned`` (with the
@@ -450,13 +472,19 @@ def train_candidate(
         ValueError: ``config`` does not fit ``data`` (BCE on a multi-class task).
     """
     run = _Training(genotype, data, config, seed, device, select=fitness, final=False, model_fn=model_fn,
-                    epoch_checkpoint=epoch_checkpoint, on_resume=on_resume)
+                    epoch_checkpoint=epoch_checkpoint, on_resume=on_resume, score_test=score_test)
     dev = run.dev
     progress = _Progress()
     status, error = "ok", None
     fitter: Fitter | None = None
+    test_acc: float | None = None
+    test_auc: float | None = None
     try:
-        fitter, progress = run.fit(control, on_epoch, on_notice, prune=prune)
+        fitter, progress = run.fit(control, on_epoch, on_notice, prune=prune, keep_improving_state=score_test)
+        if score_test and progress.best_state is not None and progress.best_value is not None:
+            fitter.model.load_state_dict(progress.best_state)
+            _, test_acc, test_auc, _ = fitter.evaluate(data.test, control)
+            progress.best_state = None
         if progress.pruned_at is not None and progress.best_value is not None and prune is not None:
             status = "pruned"
             bar = prune.bar(progress.pruned_at)
@@ -494,6 +522,8 @@ def train_candidate(
         history=tuple(progress.history),
         resumed_from=run.resumed.epoch,
         pruned_at=progress.pruned_at if status == "pruned" else None,
+        test_acc=float(test_acc) if ok and test_acc is not None else None,
+        test_auc=float(test_auc) if ok and test_auc is not None else None,
     )
 
 

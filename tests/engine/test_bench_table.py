@@ -60,6 +60,9 @@ def test_the_table_holds_every_trained_candidate_with_its_epochs_seed_and_header
     assert h["machine"]["cpus"] >= 1 and h["created"].endswith("Z") and "no weights" in h["test_metrics"]
     entry = raw["entries"][0]
     assert {"compact", "seed", "told_fitness", "history", "params", "flops", "candidate_id"} <= set(entry)
+    # an ODE run scores nothing on the test split: its files have no test fields at all (as before they existed)
+    assert "test_auc" not in entry and "test_acc" not in entry
+    assert all("test_auc" not in json.loads(f.read_text()) for f in (run_dir / "candidates").glob("*.json"))
 
 
 def test_a_search_through_the_table_replays_the_live_run_exactly(live, tmp_path):

@@ -9,14 +9,17 @@ import numpy as np
 import pytest
 
 from engine import events as ev
+from engine.bench_table import read_table
 from engine.errors import SessionError
 from engine.exhaustive import MAX_CELLS, ExhaustiveSearch, SpaceTooLarge, count_cells, enumerate_cells, seeded_order
 from engine.journal import read_journal
 from engine.leaderboard import Leaderboard
 from engine.profile import load_profile
+from engine.rundir import RunDir
 from engine.session import Session
 from engine.session.setup import make_strategy, restore_strategy, space_of
 from engine.space import SearchSpace
+from nas3d_tui.cli import main as cli
 from tiny_search import TINY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +116,21 @@ def test_an_exhaustive_run_trains_every_cell_once_and_ends_with_reason_space(exh
     assert [r.status for r in done] == ["ok"] * 8
     assert sorted(r.key for r in done) == [c.key for c in enumerate_cells(SMALL)]
     assert isinstance(journal[-1], ev.RunFinished) and journal[-1].reason == "space"
+    # each training's best epoch was scored on the test split (the table's test AUC/ACC), in events and files
+    assert all(r.test_auc is not None and 0 <= r.test_auc <= 1 and 0 <= r.test_acc <= 1 for r in done)
+    assert RunDir(exhaustive_run).read_records()[done[0].candidate_id].test_auc == done[0].test_auc
+
+
+def test_the_table_of_an_exhaustive_run_carries_each_cells_test_metrics(exhaustive_run, tmp_path):
+    table_path = tmp_path / "table.json"
+    assert cli(["bench", "table", str(exhaustive_run), "-o", str(table_path)]) == 0
+    table = read_table(table_path)
+    assert len(table.cells) == 8 and table.header["space_cells"] == 8
+    assert table.header["test_metrics"].startswith("test_acc/test_auc of 8 of 8 entries")
+    records = RunDir(exhaustive_run).read_records()
+    for e in table.entries:
+        assert (e.record.test_auc, e.record.test_acc) == (records[e.record.candidate_id].test_auc,
+                                                          records[e.record.candidate_id].test_acc)
 
 
 def test_a_budget_below_the_space_trains_the_first_cells_of_the_order(tmp_path):

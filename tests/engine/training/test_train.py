@@ -578,3 +578,32 @@ def test_cuda_training_reports_peak_memory(genotype, amp):
     result = train_candidate(genotype, data, TrainingConfig(epochs=2, amp=amp), device="cuda")
     assert result.status == "ok", result.error
     assert result.peak_memory_mb is not None and result.peak_memory_mb > 0
+
+
+def test_score_test_scores_the_epoch_that_gave_the_fitness_and_changes_nothing_else(light, small):
+    # An exhaustive run's candidates score their best epoch on the test split (the table's test AUC/ACC).
+    made: list[nn.Module] = []
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def model_fn(g, *, in_channels, num_classes):
+        made.append(build_network(g, in_channels=in_channels, num_classes=num_classes))
+        return made[-1]
+
+    def on_epoch(record):  # the weights after each epoch, as the trainer has them then
+        snapshots.append({k: v.detach().clone() for k, v in made[-1].state_dict().items()})
+
+    config = TrainingConfig(epochs=3, patience=5, batch_size=16)
+    plain = train_candidate(light[0], small, config, seed=5, fitness="val_auc")
+    scored = train_candidate(light[0], small, config, seed=5, fitness="val_auc", model_fn=model_fn,
+                             on_epoch=on_epoch, score_test=True)
+    assert plain.test_auc is None and plain.test_acc is None
+    def curve(result):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in result.history]
+
+    assert (scored.status, scored.fitness, curve(scored)) == (plain.status, plain.fitness, curve(plain))
+    best = next(i for i, h in enumerate(scored.history) if h["val_auc"] == scored.fitness)  # the first best epoch
+    net = build_network(light[0], in_channels=1, num_classes=2)
+    net.load_state_dict(snapshots[best])
+    auc, acc = score(net, small.test, small.task)
+    assert scored.test_auc == pytest.approx(auc, abs=1e-9)
+    assert scored.test_acc == pytest.approx(acc, abs=1e-9)
