@@ -336,7 +336,12 @@ def table_main(args) -> int:
     print(f"table {args.table}: {stats['cells']} cells, fitness {stats['fitness']}, {args.seeds} seeds per strategy, "
           f"budgets 1..{stats['budget']} (top 1 % = best {stats['top']['top1']}, top 5 % = best {stats['top']['top5']}); "
           "95 % CIs (mean: normal; proportions: Wilson)")
-    print(f"test AUC of the chosen cell: — (the table has no test metrics: {stats['test_metrics'] or 'none'})")
+    if stats["scored_cells"]:
+        print(f"test AUC of the chosen cell (the best found by validation): the table's test metrics of "
+              f"{stats['scored_cells']} of {stats['cells']} cells; the best cell by validation has test AUC "
+              f"{stats['optimum_test_auc']:.4f}, the best test AUC of any cell is {stats['best_test_auc']:.4f}")
+    else:
+        print(f"test AUC of the chosen cell: — (the table has no test metrics: {stats['test_metrics'] or 'none'})")
     shown = [b for b in SHOWN_BUDGETS if b <= stats["budget"]] + ([stats["budget"]] if stats["budget"] not in SHOWN_BUDGETS else [])
     for mode, per in stats["pruning"].items():
         print(f"pruning {mode}" + ("" if mode == "none" else " (DE trials against their parent, other batches against the "
@@ -344,8 +349,10 @@ def table_main(args) -> int:
         for name, rows in per.items():
             for b in shown if not args.all_budgets else range(1, stats["budget"] + 1):
                 r = rows[b - 1]
+                test = f"  test AUC {_fmt(r['test_auc'], 4)}" if r["test_auc"] is not None else ""
                 print(f"{name:<10} budget {b:>4}  rank {_fmt(r['mean_rank'], 1)}  P(top1%) {_fmt(r['p_top1'], 3)}  "
-                      f"P(top5%) {_fmt(r['p_top5'], 3)}  regret {_fmt(r['regret'], 4)}  reached {r['reached']}/{args.seeds}")
+                      f"P(top5%) {_fmt(r['p_top5'], 3)}  regret {_fmt(r['regret'], 4)}{test}  "
+                      f"reached {r['reached']}/{args.seeds}")
     if args.json:
         import json
 
@@ -363,6 +370,8 @@ def table_main(args) -> int:
                          + f"mean rank ode {_fmt(o['mean_rank'], 1)} vs random {_fmt(r['mean_rank'], 1)}; "
                          + f"P(top5%) ode {_fmt(o['p_top5'], 3)} vs random {_fmt(r['p_top5'], 3)}; "
                          + f"regret ode {_fmt(o['regret'], 4)} vs random {_fmt(r['regret'], 4)}; "
+                         + (f"test AUC ode {_fmt(o['test_auc'], 4)} vs random {_fmt(r['test_auc'], 4)}; "
+                            if o["test_auc"] is not None and r["test_auc"] is not None else "")
                          + f"rank intervals overlap: {'yes' if overlap else 'no'}")
     print(f"ode_vs_random_at_budget_{b}: " + ("; ".join(parts) if parts else "n/a (needs --strategies with ode and random)"))
     return 0
@@ -456,6 +465,9 @@ class FastTable:
         self.fitness = np.array([(e.record.fitness if e.record.ok and e.record.fitness is not None else 0.0)
                                  for e in self.default] + [0.0])
         self.ok_default = [e.record.ok for e in self.default]
+        # the test AUC of each cell's default training (the table's, when its run scored them); NaN: none
+        self.test_auc = np.array([(e.record.test_auc if e.record.ok and e.record.test_auc is not None else np.nan)
+                                  for e in self.default] + [np.nan])
 
     # ---------------------------------------------------------------- decoding
     def signatures(self, V: np.ndarray) -> np.ndarray:
@@ -995,8 +1007,10 @@ def ode_lockstep(ft: FastTable, seeds, budget: int, max_proposals: int, pruning:
     return [run.trail for run in runs]
 
 
-def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01) -> int:
+def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01, test_metrics: bool = True) -> int:
     """Write a made-up table of the profile's whole space (for tests and timing); returns its cell count.
+
+    With ``test_metrics`` each cell also gets a made-up test AUC / ACC (its validation AUC plus noise).
 
     Every cell trains ``training.epochs`` epochs (some stop early), its validation AUC and ACC per epoch
     drawn from ``seed`` and rounded to ``quantum`` (so fitnesses tie and tie-breaks matter); params and
@@ -1027,9 +1041,12 @@ def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01) -> int:
         best = max(range(n), key=lambda k: (history[k][select], -k))
         h = history[best]
         params, flops = counter.get(g)
+        test_auc = float(np.clip(h["val_auc"] + rng.normal(0.0, 0.03), 0.0, 1.0)) if test_metrics else None
+        test_acc = float(np.clip(h["val_acc"] + rng.normal(0.0, 0.03), 0.0, 1.0)) if test_metrics else None
         records[i] = CandidateRecord(i, i // 4, "exhaustive", "ok", key=cell.key, genotype=g.to_dict(), vector=list(cell.vector),
                                      fitness=h[select], val_acc=h["val_acc"], val_auc=h["val_auc"], params=params,
-                                     flops=flops, epochs=n, seconds=float(n), history=history, trained=i + 1)
+                                     flops=flops, epochs=n, seconds=float(n), history=history, trained=i + 1,
+                                     test_acc=test_acc, test_auc=test_auc)
     write_table(build_table(profile.to_dict(), records, command="search_quality.synthetic_table", run_dir="-",
                             space_cells=len(cells)), path)
     return len(cells)
@@ -1045,6 +1062,7 @@ def _trails_job(job):
     best_fit = float(ft.fitness.max())
     ranks = np.empty((hi - lo, budget))
     regret = np.empty((hi - lo, budget))
+    test = np.empty((hi - lo, budget))
     lengths = np.zeros(hi - lo, dtype=int)
     trails = ode_lockstep(ft, range(lo, hi), budget, max_proposals, pruning) if name == "ode" else None
     for row, seed in enumerate(range(lo, hi)):
@@ -1053,7 +1071,8 @@ def _trails_job(job):
         idx = np.array((trail + [trail[-1]] * (budget - len(trail))) if trail else [-1] * budget, dtype=np.int64)
         ranks[row] = ft.rank[idx]
         regret[row] = best_fit - ft.fitness[idx]
-    return name, pruning, lo, ranks, regret, lengths
+        test[row] = ft.test_auc[idx]
+    return name, pruning, lo, ranks, regret, lengths, test
 
 
 def _worker(todo, queue) -> None:
@@ -1109,8 +1128,12 @@ def table_statistics(table_path: str, seeds: int, strategies=TABLE_STRATEGIES, m
             w.join()
     else:
         results = [_trails_job(j) for j in jobs]
+    scored_cells = int(np.isfinite(ft.test_auc[:-1]).sum())
     out: dict = {"cells": n_cells, "budget": budget, "seeds": seeds, "fitness": profile.search.fitness, "top": top,
-                 "test_metrics": table.header.get("test_metrics"), "pruning": {}}
+                 "test_metrics": table.header.get("test_metrics"), "scored_cells": scored_cells,
+                 "best_test_auc": float(np.nanmax(ft.test_auc)) if scored_cells else None,
+                 "optimum_test_auc": float(ft.test_auc[int(np.argmin(ft.rank[:-1]))]) if scored_cells else None,
+                 "pruning": {}}
     for mode in pruning:
         per: dict = {}
         for name in strategies:
@@ -1118,9 +1141,12 @@ def table_statistics(table_path: str, seeds: int, strategies=TABLE_STRATEGIES, m
             ranks = np.concatenate([r[3] for r in parts])
             regret = np.concatenate([r[4] for r in parts])
             lengths = np.concatenate([r[5] for r in parts])
+            test = np.concatenate([r[6] for r in parts])
             rows = []
             for b in range(budget):
+                scored = test[:, b][~np.isnan(test[:, b])]  # seeds whose chosen cell has a test AUC
                 rows.append({
+                    "test_auc": _mean_ci(scored) if len(scored) else None,
                     "budget": b + 1,
                     "mean_rank": _mean_ci(ranks[:, b]),
                     "p_top1": _wilson(int((ranks[:, b] <= top["top1"]).sum()), seeds),

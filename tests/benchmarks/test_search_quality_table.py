@@ -129,6 +129,8 @@ def test_statistics_are_sane_and_the_exhaustive_order_finds_the_best_at_the_full
         full = per["exhaustive"][n - 1]
         if mode == "none":
             assert full["mean_rank"][0] == 1.0 and full["p_top1"][0] == 1.0 and full["regret"][0] == 0.0
+            # every seed chose the best cell: the test AUC of the chosen cell is that cell's, for all of them
+            assert full["test_auc"][:2] == pytest.approx((stats["optimum_test_auc"],) * 2, abs=1e-12)
         for name, rows in per.items():
             means = [r["mean_rank"][0] for r in rows]
             assert all(a >= b for a, b in zip(means, means[1:])), f"{name}: the best found never gets worse with budget"
@@ -142,9 +144,22 @@ def test_the_script_prints_the_comparison_last(table, capsys):
     assert load().main(["--table", str(path), "--seeds", "15", "--max-budget", "12", "--processes", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(re.match(r"ode +budget +10 +rank ", line) for line in lines)
-    assert any(line.startswith("test AUC of the chosen cell: —") for line in lines)
+    assert any(line.startswith("test AUC of the chosen cell (the best found by validation): the table's test metrics "
+                               f"of {n} of {n} cells") for line in lines)
+    assert any(re.match(r"random +budget +10 +rank .* test AUC [\d.]+ \[[\d.]+, [\d.]+\] +reached", line) for line in lines)
     assert re.fullmatch(r"wall time [\d.]+ s \(6 x 15 searches to budget 12, 1 process\)", lines[-2])
     assert re.fullmatch(
         r"ode_vs_random_at_budget_10: mean rank ode [\d.]+ \[[\d.]+, [\d.]+\] vs random [\d.]+ \[[\d.]+, [\d.]+\]; "
-        r"P\(top5%\) ode .*; rank intervals overlap: (yes|no); with pruning parent: mean rank ode .*; "
+        r"P\(top5%\) ode .*; test AUC ode [\d.]+ \[[\d.]+, [\d.]+\] vs random [\d.]+ \[[\d.]+, [\d.]+\]; "
+        r"rank intervals overlap: (yes|no); with pruning parent: mean rank ode .*; "
         r"rank intervals overlap: (yes|no)", lines[-1])
+
+
+def test_a_table_without_test_metrics_says_so_and_prints_no_test_auc(tmp_path, capsys):
+    path = tmp_path / "untested.json"
+    n = load().synthetic_table(load_profile("quick", SPACE), path, seed=3, test_metrics=False)
+    assert load().main(["--table", str(path), "--seeds", "5", "--max-budget", "10", "--processes", "1",
+                        "--pruning", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "test AUC of the chosen cell: — (the table has no test metrics: none" in out and n == 81
+    assert " test AUC " not in out.splitlines()[-1]
