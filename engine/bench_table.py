@@ -59,6 +59,10 @@ __all__ = [
     "protocol_of",
     "check_protocol",
     "table_seed",
+    "add_entries",
+    "SHIPPED_TABLES",
+    "shipped_table_path",
+    "resolve_table",
 ]
 
 FORMAT = "nas3d-tui/bench-table"
@@ -81,8 +85,38 @@ def test_metrics_note(entries: Sequence["TableEntry"]) -> str:
             "its fitness) scored on the whole test split, inference only")
 
 
+# Tables that ship with the package (``nas3d_tui/tables/<name>.json``): name -> what it is.
+SHIPPED_TABLES = {
+    "quick-adrenalmnist3d": "every cell of the quick space (250), quick protocol, bundled AdrenalMNIST3D 28³",
+}
+
+
 class TableError(UserError):
     """A table file cannot be used; one line naming the file and the field."""
+
+
+def shipped_table_path(name: str) -> Path:
+    """Path of a shipped table (installed package or source tree); the file need not exist."""
+    try:
+        from importlib.resources import files
+
+        candidate = files("nas3d_tui.tables") / f"{name}.json"
+        if candidate.is_file():
+            return Path(str(candidate))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[1] / "nas3d_tui" / "tables" / f"{name}.json"
+
+
+def resolve_table(value: str | os.PathLike[str]) -> Path:
+    """A table file's path: ``value`` itself when it names a file, a shipped table's file when it is one's name.
+
+    A value that is neither is returned as a path (``read_table`` then says no such file).
+    """
+    p = Path(value)
+    if not p.exists() and str(value) in SHIPPED_TABLES:
+        return shipped_table_path(str(value))
+    return p
 
 
 def table_seed(run_seed: int, candidate_id: int) -> int:
@@ -230,6 +264,31 @@ def build_table(
     return BenchTable(header, entries)
 
 
+def add_entries(table: BenchTable, added: Sequence[tuple[CandidateRecord, int]], note: str) -> BenchTable:
+    """``table`` with more trainings (record, seed) of its cells, and ``note`` appended to ``header.extra_trainings``.
+
+    Each record keeps its own candidate id (above the run's, so a cell's first entry stays its default).
+
+    Raises:
+        TableError: a record of a cell the table does not hold, or a (cell, seed) it already has.
+    """
+    have = {(e.key, e.seed) for e in table.entries}
+    ids = {e.record.candidate_id for e in table.entries}
+    entries = list(table.entries)
+    for record, seed in added:
+        if str(record.key) not in table.cells:
+            raise TableError(f"cell {record.key} is not in the table: extra trainings are of its cells only")
+        if (str(record.key), seed) in have or record.candidate_id in ids:
+            raise TableError(f"cell {record.key} with seed {seed} (id {record.candidate_id}) is already in the table")
+        have.add((str(record.key), seed))
+        ids.add(record.candidate_id)
+        entries.append(TableEntry(record, int(seed)))
+    header = dict(table.header)
+    header["extra_trainings"] = [*header.get("extra_trainings", []), note]
+    header["test_metrics"] = test_metrics_note(entries)
+    return BenchTable(header, tuple(entries))
+
+
 def write_table(table: BenchTable, path: str | os.PathLike[str]) -> None:
     """Write atomically (temp file, fsync, rename)."""
     atomic_write_json(path, table.to_dict())
@@ -315,14 +374,17 @@ def table_from_dict(data: object, where: str) -> BenchTable:
 def read_table(path: str | os.PathLike[str]) -> BenchTable:
     """Read and check a table file.
 
+    ``path`` may be a shipped table's name (``SHIPPED_TABLES``).
+
     Raises:
         TableError: missing, unreadable, not JSON, or a field that fails its check (one line).
     """
-    p = Path(path)
+    p = resolve_table(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TableError(f"no table file at {p} (make one with `nas3d-tui bench table RUN_DIR -o {p}`)") from None
+        raise TableError(f"no table file at {p} (make one with `nas3d-tui bench table RUN_DIR -o {p}`, or name a "
+                         f"shipped table: {', '.join(SHIPPED_TABLES)})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TableError(f"cannot read table {p}: {getattr(exc, 'strerror', None) or exc}") from None
     try:

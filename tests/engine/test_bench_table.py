@@ -124,3 +124,44 @@ def test_the_command_and_the_table_executor_refuse_bad_input_with_exit_2(live, t
         Session(load_profile("quick", missing), tmp_path / "r2").run()
     err = capfd.readouterr().err
     assert "no run directory" in err
+
+
+def test_an_entry_trained_again_with_its_seed_is_the_tables_training(live):
+    from engine.table_training import TableProtocol
+
+    _, path = live
+    table = read_table(path)
+    protocol = TableProtocol.of(table, str(path))
+    entry = next(e for e in table.entries if e.record.ok)
+    r = protocol.train(entry)
+    assert (r.status, r.fitness, r.epochs) == (entry.record.status, entry.record.fitness, entry.record.epochs)
+    assert [h["val_loss"] for h in r.history] == [h["val_loss"] for h in entry.record.history]
+    assert r.test_auc is not None  # a retraining scores its best epoch on the test split
+
+
+def test_table_noise_trains_the_best_cells_again_and_adds_them_as_other_seeds(live, tmp_path, capsys):
+    import importlib.util
+
+    from engine.bench_table import add_entries
+
+    _, path = live
+    copy = tmp_path / "table.json"
+    copy.write_bytes(path.read_bytes())
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "table_noise.py"
+    spec = importlib.util.spec_from_file_location("table_noise", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(copy), "--top", "3", "--add"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("table_noise: top 3, fitness |diff| mean ") and "spearman" in lines[-1]
+    before, after = read_table(path), read_table(copy)
+    assert len(after.entries) == len(before.entries) + 3
+    assert "the best 3 cells trained again" in after.header["extra_trainings"][0]
+    extra = [e for e in after.entries if e.record.worker == "table_noise"]
+    for e in extra:
+        first = after.cells[e.key][0]
+        assert first.record.candidate_id < e.record.candidate_id and e.seed != first.seed
+        assert after.lookup(e.key, e.seed) is not None and after.lookup(e.key, e.seed).record.worker == "table_noise"
+        assert after.lookup(e.key, first.seed).record.candidate_id == first.record.candidate_id  # the run's own
+    with pytest.raises(TableError, match="already in the table"):
+        add_entries(after, [(extra[0].record, extra[0].seed)], "again")
