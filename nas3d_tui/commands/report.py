@@ -4,6 +4,9 @@
 (``comparison.html`` / ``comparison.md``: anytime curves and Pareto fronts
 overlaid, finalists, the profile keys that differ).
 
+``--table TABLE.json`` (one run only) draws a tabular benchmark's optimum and
+random-search expectation on the anytime curve (``nas3d_tui.report.overlay``).
+
 Reads only each ``RUN_DIR/events.jsonl``, so it works on finished, stopped,
 crashed and still-running runs. Bad input raises ``engine.errors.UserError``
 (the command line prints it and exits 2).
@@ -26,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a comparison's comparison.html and comparison.md (required)")
     parser.add_argument("--top", type=int, default=None, metavar="K",
                         help="how many of the best cells to draw (default: 5)")
+    parser.add_argument("--table", default=None, metavar="TABLE.json",
+                        help="a table of the run's space (nas3d-tui bench table) built with the run's fitness: "
+                             "draw its optimum and the random-search expectation on the anytime curve")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     top = DEFAULT_TOP_K if args.top is None else args.top
     if top < 0:
         raise UserError(f"--top {top}: give 0 or more cells")
-    files = build_report(args.run_dir[0], args.output, top_k=top)
+    files = build_report(args.run_dir[0], args.output, top_k=top, table=args.table)
     s = files.summary
     print(f"{s.run_name}: {s.trained} trained, {s.outcome}", file=sys.stderr)
     print(files.html)
@@ -55,6 +61,9 @@ def _compare(args: argparse.Namespace) -> int:
         raise UserError(f"comparing {len(args.run_dir)} runs: give the folder to write to with -o DIR")
     if args.top is not None:
         raise UserError("--top draws the best cells of a single run's report; leave it out of a comparison")
+    if args.table is not None:
+        raise UserError("--table draws a table's lines on a single run's report; leave it out of a comparison "
+                        "(report each run with --table)")
     files = build_comparison(args.run_dir, args.output)
     for r in files.comparison.runs:
         print(f"{r.label}: {r.summary.trained} trained, {r.summary.outcome}", file=sys.stderr)

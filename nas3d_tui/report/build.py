@@ -6,8 +6,8 @@ which skips the torn last line of a crashed run), prepares the output folder,
 and writes the two documents and the ``figures/`` beside them. Every problem
 a user can cause is an ``engine.errors.UserError`` naming the path.
 
-It reads nothing of the run but the journal, and it never imports torch or
-Textual.
+It reads nothing of the run but the journal (and, given one, a table file:
+``overlay``), and it never imports torch or Textual.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from engine.journal import read_journal
 from engine.rundir import RunDir
 
 from .figures import FigureFile, write_figures
+from .overlay import TableOverlay, load_overlay
 from .render import render_html, render_markdown
 from .summary import RunSummary, summarise
 
@@ -40,6 +41,7 @@ class ReportFiles:
     markdown: Path
     figures: tuple[FigureFile, ...]
     summary: RunSummary
+    table: TableOverlay | None = None
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> tuple[Path, list[ev.Event]]:
@@ -99,6 +101,7 @@ def build_report(
     run_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
     top_k: int = DEFAULT_TOP_K,
+    table: str | os.PathLike[str] | None = None,
 ) -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` for the run in ``run_dir``.
 
@@ -106,23 +109,28 @@ def build_report(
         run_dir: a run directory (finished, stopped, crashed or still running).
         out_dir: the folder to write to (created); default ``RUN_DIR/report``.
         top_k: how many of the best cells to draw.
+        table: a table file (``nas3d-tui bench table``) whose optimum and
+            random-search expectation the anytime curve shows; its
+            ``search.fitness`` must be the run's.
 
     Returns:
         The written files and the summary of the journal.
 
     Raises:
-        UserError: a bad run directory or journal, or an output folder that
-            cannot be written (the message names the path).
+        UserError: a bad run directory or journal, an output folder that
+            cannot be written (the message names the path), or a bad table
+            or one of another fitness (``TableError``); nothing is written then.
     """
     journal, events = read_run(run_dir)
+    summary = summarise(events)
+    overlay = load_overlay(table, summary.fitness_metric) if table is not None else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output(run_dir)
     figures_dir = _prepare(out)
-    summary = summarise(events)
     try:
-        figures = tuple(write_figures(summary, figures_dir, top_k=top_k))
+        figures = tuple(write_figures(summary, figures_dir, top_k=top_k, table=overlay))
         html_path, md_path = out / "report.html", out / "report.md"
-        _write_text(html_path, render_html(summary, figures, out, journal, top_k))
-        _write_text(md_path, render_markdown(summary, figures, out, journal, top_k))
+        _write_text(html_path, render_html(summary, figures, out, journal, top_k, overlay))
+        _write_text(md_path, render_markdown(summary, figures, out, journal, top_k, overlay))
     except OSError as exc:
         raise UserError(f"cannot write the report: {os_error_message(exc)}") from None
-    return ReportFiles(html_path, md_path, figures, summary)
+    return ReportFiles(html_path, md_path, figures, summary, overlay)

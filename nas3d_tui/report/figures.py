@@ -3,7 +3,9 @@
 This module owns the pictures: fitness per generation (generation jumps
 marked), the anytime curve (best fitness against trained candidates),
 fitness against FLOPs and against parameters with the Pareto front
-highlighted, and the top-k cells (through ``cellplot``). Every figure has a
+highlighted, and the top-k cells (through ``cellplot``). Given a table
+(``overlay.TableOverlay``), the anytime curve also shows the table's optimum
+and the random-search expectation. Every figure has a
 fixed pixel size (``CHART_SIZE`` / ``CELL_SIZE`` at ``DPI``) so pages and
 tests can rely on it.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -28,6 +31,7 @@ from tui.fmt import si
 from tui.generations import MAX_JUMP_LINES, binned, points, sparse_jumps
 
 from .cellplot import cost_line, draw_cell
+from .overlay import TableOverlay
 from .summary import RunSummary, pareto_mask
 
 __all__ = ["FigureFile", "DPI", "CHART_SIZE", "CELL_SIZE", "pixel_size", "write_figures", "draw_chart"]
@@ -37,6 +41,7 @@ CHART_SIZE = (8.0, 4.5)  # inches: 800 × 450 px
 CELL_SIZE = (5.6, 6.4)  # inches: 560 × 640 px
 BEST, MEAN, WORST, FRONT, CLOUD = "#15803d", "#1d4ed8", "#b91c1c", "#dc2626", "#9ca3af"
 JUMP = "#7c3aed"
+OPTIMUM, EXPECTED = "#111827", "#d97706"  # a table's optimum and random-search expectation
 MAX_GENERATION_POINTS = 60  # more generations than this are binned
 MARKERS_UP_TO = 30  # points drawn with markers; more: plain lines
 CHARTS = ("fitness_by_generation", "anytime", "pareto_flops", "pareto_params")
@@ -140,19 +145,21 @@ def unfinished_generation(s: RunSummary) -> tuple[int, float, float, float, int]
     return g, max(fits), sum(fits) / len(fits), min(fits), len(fits)
 
 
-def _plot_anytime(fig: Figure, s: RunSummary) -> str:
+def _plot_anytime(fig: Figure, s: RunSummary, table: TableOverlay | None = None) -> str:
     ax = fig.add_subplot()
     ax.set_title("Best fitness so far (anytime curve)")
     ax.set_xlabel("trained candidates")
     ax.set_ylabel(s.fitness_metric)
     if not s.anytime:
         _empty(ax, "no candidate trained yet")
-        return "No candidate was trained before the journal ends."
+        note = f" The table {table.path.name} has an optimum of {table.optimum:.4f}." if table else ""
+        return "No candidate was trained before the journal ends." + note
     xs = [p.trained for p in s.anytime]
     ax.scatter(xs, [p.fitness for p in s.anytime], s=14, color=CLOUD, label="each candidate", zorder=2)
     ax.step(xs, [p.best for p in s.anytime], where="post", color=BEST, lw=2, label="best so far", zorder=3)
     if s.budget:
         ax.axvline(s.budget, color="#6b7280", ls=":", lw=1, label=f"budget {s.budget}")
+    table_text = _overlay_table(ax, s, table) if table else ""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)  # outside: hides no point
@@ -160,7 +167,25 @@ def _plot_anytime(fig: Figure, s: RunSummary) -> str:
     best = max(s.anytime, key=lambda p: (p.fitness, -p.trained))
     return (
         f"Best {s.fitness_metric} found against the number of trained candidates: "
-        f"{last.best:.4f} after {last.trained}, first reached by #{best.candidate_id}."
+        f"{last.best:.4f} after {last.trained}, first reached by #{best.candidate_id}." + table_text
+    )
+
+
+def _overlay_table(ax: Axes, s: RunSummary, t: TableOverlay) -> str:
+    """Draw a table's optimum and random-search expectation over the run's budget; their caption."""
+    last = s.anytime[-1].trained
+    shown = min(t.cells, max(last, s.budget or 0))  # the run's own range: the curve keeps its scale
+    ax.axhline(t.optimum, color=OPTIMUM, ls="--", lw=1.2, label=f"table optimum {t.optimum:.4f}", zorder=1)
+    budgets = list(range(1, shown + 1))
+    ax.step(budgets, list(t.expectation[:shown]), where="post", color=EXPECTED, ls="-.", lw=1.5,
+            label="random search, expected", zorder=2)
+    return (
+        f" Dashed: the optimum of the table {t.path.name}, the best {t.fitness_metric} the search is told by any "
+        f"of its {t.cells} cells ({t.optimum:.4f}). Dash-dotted: the random-search expectation, the expected best "
+        f"after b distinct cells of the table drawn uniformly at random without replacement "
+        f"({t.expected_at(last):.4f} after {min(last, t.cells)}, against this run's {s.anytime[-1].best:.4f}); it "
+        "assumes each distinct cell equally likely, which random sampling of chromosomes only approximates "
+        "(a cell that more chromosomes decode to is drawn more often)."
     )
 
 
@@ -198,19 +223,20 @@ def _plot_pareto(fig: Figure, s: RunSummary, cost: str) -> str:
     )
 
 
-_CHARTS = {
-    "fitness_by_generation": ("Fitness per generation", _plot_generations),
+Plot = Callable[[Figure, RunSummary, TableOverlay | None], str]  # draws on the figure, returns the caption
+_CHARTS: dict[str, tuple[str, Plot]] = {
+    "fitness_by_generation": ("Fitness per generation", lambda fig, s, t: _plot_generations(fig, s)),
     "anytime": ("Anytime curve", _plot_anytime),
-    "pareto_flops": ("Fitness against FLOPs", lambda fig, s: _plot_pareto(fig, s, "flops")),
-    "pareto_params": ("Fitness against parameters", lambda fig, s: _plot_pareto(fig, s, "params")),
+    "pareto_flops": ("Fitness against FLOPs", lambda fig, s, t: _plot_pareto(fig, s, "flops")),
+    "pareto_params": ("Fitness against parameters", lambda fig, s, t: _plot_pareto(fig, s, "params")),
 }
 
 
-def draw_chart(name: str, summary: RunSummary) -> tuple[Figure, str, str]:
-    """The figure, title and caption of chart ``name`` (one of ``CHARTS``)."""
+def draw_chart(name: str, summary: RunSummary, table: TableOverlay | None = None) -> tuple[Figure, str, str]:
+    """The figure, title and caption of chart ``name`` (one of ``CHARTS``); ``table`` adds to the anytime curve."""
     title, plot = _CHARTS[name]
     fig = _new(CHART_SIZE)
-    caption = plot(fig, summary)
+    caption = plot(fig, summary, table)
     fig.tight_layout()
     return fig, title, caption
 
@@ -224,8 +250,11 @@ def _save(fig: Figure, out_dir: Path, name: str, title: str, caption: str) -> Fi
     return FigureFile(name, title, caption, png, svg, pixel_size((w, h)))
 
 
-def write_figures(summary: RunSummary, out_dir: Path, top_k: int = 5) -> list[FigureFile]:
+def write_figures(summary: RunSummary, out_dir: Path, top_k: int = 5,
+                  table: TableOverlay | None = None) -> list[FigureFile]:
     """Write every chart and the top-``top_k`` cells into ``out_dir`` (which must exist).
+
+    ``table``: a table's optimum and random-search expectation, drawn on the anytime curve.
 
     Returns the figures in report order: the four charts, then ``cell_rank1`` … .
 
@@ -234,7 +263,7 @@ def write_figures(summary: RunSummary, out_dir: Path, top_k: int = 5) -> list[Fi
     """
     files = []
     for name in CHARTS:
-        fig, title, caption = draw_chart(name, summary)
+        fig, title, caption = draw_chart(name, summary, table)
         files.append(_save(fig, out_dir, name, title, caption))
     for rank, e in enumerate(summary.top(top_k), start=1):
         fig = _new(CELL_SIZE)

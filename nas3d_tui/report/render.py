@@ -7,6 +7,9 @@ figure's PNG as a data URI (it opens offline, from anywhere, with no scripts
 and no network fetches) and links the PNG / SVG files beside it; the
 Markdown links the same files.
 
+Given a table (``overlay.TableOverlay``) the run facts name its file, and
+the footer says the report drew on it besides the journal.
+
 It reads the PNG files it embeds and nothing else; it writes nothing.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tui.fmt import duration, mb, si
 
 from .cellplot import macro_line
 from .figures import FigureFile
+from .overlay import TableOverlay
 from .paper import MEDMNIST3D, REFERENCE_ROWS, reference_rows
 from .summary import STATUSES, RunSummary, flatten_profile
 
@@ -79,8 +83,8 @@ def _pruned(s: RunSummary) -> str:
     return f"{len(pruned)} stopped early, could no longer win: {listed}{more}"
 
 
-def facts(s: RunSummary, journal: Path) -> list[tuple[str, str]]:
-    """The run facts as (label, value) pairs."""
+def facts(s: RunSummary, journal: Path, table: TableOverlay | None = None) -> list[tuple[str, str]]:
+    """The run facts as (label, value) pairs (a ``table`` row when the report draws on one)."""
     counts = " · ".join(f"{s.counts.get(k, 0)} {k}" for k in STATUSES)
     extra = sorted(set(s.counts) - set(STATUSES))
     if extra:
@@ -88,7 +92,7 @@ def facts(s: RunSummary, journal: Path) -> list[tuple[str, str]]:
     best = s.ranked[0] if s.ranked else None
     resumes = s.segments - 1
     size = f" {s.size}³" if s.size else ""
-    return [
+    rows = [
         ("run", s.run_name),
         ("dataset", f"{s.dataset}{size}"),
         ("device", ", ".join(s.devices) or DASH),
@@ -107,6 +111,16 @@ def facts(s: RunSummary, journal: Path) -> list[tuple[str, str]]:
         ("peak process RSS", mb(s.peak_rss_mb)),
         ("journal", f"{journal} ({s.events} events, {_when(s.first_ts)} to {_when(s.last_ts)})"),
     ]
+    if table is not None:
+        rows.append(("table", f"{table.path} ({table.cells} cells, optimum {table.fitness_metric} "
+                              f"{table.optimum:.4f}): its optimum and the random-search expectation are drawn "
+                              "on the anytime curve"))
+    return rows
+
+
+def _source(journal: Path, table: TableOverlay | None) -> str:
+    """What the report was written from, for its last line."""
+    return f"{journal} and the table {table.path}" if table is not None else f"{journal} alone"
 
 
 def top_table(s: RunSummary, k: int) -> Table:
@@ -221,7 +235,8 @@ def _html_figure(f: FigureFile, base: Path) -> str:
     )
 
 
-def render_html(s: RunSummary, figures: Sequence[FigureFile], base: Path, journal: Path, top_k: int) -> str:
+def render_html(s: RunSummary, figures: Sequence[FigureFile], base: Path, journal: Path, top_k: int,
+                table: TableOverlay | None = None) -> str:
     """The HTML page; figure links are relative to ``base`` (the folder the page is written to)."""
     charts = {f.name: f for f in figures}
     cells = [f for f in figures if f.name.startswith("cell_")]
@@ -235,7 +250,7 @@ def render_html(s: RunSummary, figures: Sequence[FigureFile], base: Path, journa
         f"<h1>{_esc(title)}</h1>",
         f'<p class="outcome">{_esc(s.dataset)} · {_esc(s.outcome)}</p>',
         f'<h2 id="{_anchor(Section.RUN)}">{Section.RUN}</h2>',
-        _html_table(([], [[k, v] for k, v in facts(s, journal)])),
+        _html_table(([], [[k, v] for k, v in facts(s, journal, table)])),
         f'<h2 id="{_anchor(Section.PROGRESS)}">{Section.PROGRESS}</h2>',
     ]
     parts += [_html_figure(charts[n], base) for n in ("fitness_by_generation", "anytime") if n in charts]
@@ -257,7 +272,7 @@ def render_html(s: RunSummary, figures: Sequence[FigureFile], base: Path, journa
         parts.append(_html_table((["key", "value"], [[k, _value(v)] for k, v in profile])))
     else:
         parts.append('<p class="note">The journal holds no resolved profile.</p>')
-    parts.append(f"<footer>Written by <code>nas3d-tui report</code> from {_esc(journal)} alone.</footer>")
+    parts.append(f"<footer>Written by <code>nas3d-tui report</code> from {_esc(_source(journal, table))}.</footer>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -288,13 +303,14 @@ def _md_figure(f: FigureFile, base: Path) -> str:
     return f"![{f.title}]({png})\n\n*{f.caption}* ([SVG]({svg}))"
 
 
-def render_markdown(s: RunSummary, figures: Sequence[FigureFile], base: Path, journal: Path, top_k: int) -> str:
+def render_markdown(s: RunSummary, figures: Sequence[FigureFile], base: Path, journal: Path, top_k: int,
+                    table: TableOverlay | None = None) -> str:
     """The Markdown report; figure links are relative to ``base``."""
     charts = {f.name: f for f in figures}
     cells = [f for f in figures if f.name.startswith("cell_")]
     final, note = final_table(s)
     out = [f"# nas3d-tui report · {s.run_name}", "", f"{s.dataset} · {s.outcome}", "", f"## {Section.RUN}", ""]
-    out += [_md_table((["fact", "value"], [[k, v] for k, v in facts(s, journal)])), ""]
+    out += [_md_table((["fact", "value"], [[k, v] for k, v in facts(s, journal, table)])), ""]
     out += [f"## {Section.PROGRESS}", ""]
     out += [_md_figure(charts[n], base) + "\n" for n in ("fitness_by_generation", "anytime") if n in charts]
     out += [f"## {Section.COST}", ""]
@@ -312,5 +328,6 @@ def render_markdown(s: RunSummary, figures: Sequence[FigureFile], base: Path, jo
     profile = flatten_profile(s.profile)
     out += [_md_table((["key", "value"], [[f"`{k}`", f"`{_value(v)}`"] for k, v in profile])) if profile
             else "The journal holds no resolved profile.", ""]
-    out += [f"Written by `nas3d-tui report` from `{journal}` alone.", ""]
+    source = f"`{journal}` and the table `{table.path}`" if table is not None else f"`{journal}` alone"
+    out += [f"Written by `nas3d-tui report` from {source}.", ""]
     return "\n".join(out)

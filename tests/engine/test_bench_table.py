@@ -1,13 +1,16 @@
 """Tabular benchmarks: a table from a run (``nas3d-tui bench table``), its checked reader, and a search replayed through it."""
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import events as ev
-from engine.bench_table import FORMAT, TableError, read_table
+from engine.bench_table import FORMAT, TableError, random_expectation, read_table
 from engine.journal import read_journal
 from engine.leaderboard import Leaderboard
 from engine.profile import load_profile
@@ -165,3 +168,43 @@ def test_table_noise_trains_the_best_cells_again_and_adds_them_as_other_seeds(li
         assert after.lookup(e.key, first.seed).record.candidate_id == first.record.candidate_id  # the run's own
     with pytest.raises(TableError, match="already in the table"):
         add_entries(after, [(extra[0].record, extra[0].seed)], "again")
+
+
+# -- the random-search expectation (pure) ---------------------------------------------------
+
+def _brute_force(values: list[float]) -> list[float]:
+    """The mean best over every subset of each size: the definition, enumerated."""
+    n = len(values)
+    return [math.fsum(max(c) for c in itertools.combinations(values, b)) / math.comb(n, b) for b in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("n", range(1, 11))
+def test_random_expectation_is_the_mean_best_over_every_subset(n):
+    rng = np.random.default_rng(n)
+    for values in (rng.random(n).tolist(), (rng.integers(0, 4, n) / 4).tolist()):  # the second with ties
+        got = random_expectation(values)
+        assert len(got) == n
+        for g, want in zip(got, _brute_force(values), strict=True):
+            assert abs(g - want) <= 1e-12, (values, got)
+        assert random_expectation(values[::-1]) == got  # order does not matter
+
+
+def test_random_expectation_agrees_with_sampling_without_replacement():
+    rng = np.random.default_rng(29)
+    values = rng.beta(5, 2, 60)
+    expected = random_expectation(values.tolist())
+    draws = 20_000
+    for b in (1, 2, 5, 20, 59):
+        best = np.array([values[rng.choice(60, b, replace=False)].max() for _ in range(draws)])
+        margin = 5 * best.std(ddof=1) / math.sqrt(draws) + 1e-9
+        assert abs(best.mean() - expected[b - 1]) <= margin, (b, best.mean(), expected[b - 1])
+
+
+def test_random_expectation_rises_from_the_mean_to_the_best_and_stays_finite_at_5000_cells():
+    rng = np.random.default_rng(5)
+    values = rng.random(5000).tolist()
+    got = random_expectation(values)
+    assert got[0] == pytest.approx(math.fsum(values) / 5000, abs=1e-12)
+    assert got[-1] == max(values)
+    assert all(np.isfinite(got)) and all(b >= a - 1e-15 for a, b in zip(got, got[1:]))
+    assert random_expectation([]) == [] and random_expectation([0.5]) == [0.5]

@@ -3,11 +3,14 @@
 Fast tests work on the synthetic journal (``conftest.synthetic_lines``); the
 real-run tests share three tiny searches made once for this module
 (finished, stopped with SIGINT, killed with SIGKILL); a browser test opens a
-report in headless Chromium.
+report in headless Chromium. ``--table`` (a tabular benchmark's optimum and
+random-search expectation on the anytime curve) is tested on a table of the
+synthetic run and on one built from the finished real run.
 """
 from __future__ import annotations
 
 import base64
+import json
 import re
 import statistics
 import subprocess
@@ -19,8 +22,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from report_runs import REPO, synthetic_events, synthetic_lines, write_journal
+from report_runs import REPO, TABLE_OPTIMUM, synthetic_events, synthetic_lines, write_journal, write_synthetic_table
 from engine import events as ev
+from engine.bench_table import TableError, random_expectation, read_table
 from engine.errors import UserError
 from headless_chromium import screenshot
 from nas3d_tui.report import build_report, read_run, summarise
@@ -330,6 +334,68 @@ class TestBadInput:
         assert result.returncode == 2 and "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
+# -- a table's optimum and random-search expectation (--table) ----------------------------------
+
+@pytest.fixture(scope="module")
+def table_report(tmp_path_factory):
+    """The synthetic run's report with a table of its cells and three it never found, written once."""
+    root = tmp_path_factory.mktemp("table")
+    table = write_synthetic_table(root / "table.json")
+    return build_report(write_journal(root / "run", synthetic_lines()), root / "out", top_k=TOP, table=table), table
+
+
+class TestTableOverlay:
+    def test_the_anytime_curve_shows_the_optimum_and_the_expectation(self, table_report, synthetic_report) -> None:
+        files, table_path = table_report
+        check_documents(files, TOP)  # every figure written, the documents reference them
+        overlay = files.table
+        cells = read_table(table_path).cells
+        told = [entries[0].record.told_fitness for entries in cells.values()]
+        assert overlay is not None and overlay.cells == len(cells) == len(told)
+        assert overlay.optimum == TABLE_OPTIMUM == max(told)  # the pruned cell's 0.99 is told 0
+        assert list(overlay.expectation) == random_expectation(told)
+        caption = next(f.caption for f in files.figures if f.name == "anytime")
+        assert "optimum of the table table.json" in caption and f"{TABLE_OPTIMUM:.4f}" in caption
+        assert "drawn uniformly at random without replacement" in caption
+        assert "each distinct cell equally likely" in caption and "only approximates" in caption
+        last = files.summary.anytime[-1].trained
+        assert f"{overlay.expected_at(last):.4f} after {last}" in caption
+        plain = next(f for f in synthetic_report.figures if f.name == "anytime")
+        drawn = next(f for f in files.figures if f.name == "anytime")
+        assert drawn.png.read_bytes() != plain.png.read_bytes()  # the lines are drawn, not only captioned
+        html = files.html.read_text(encoding="utf-8")
+        md = files.markdown.read_text(encoding="utf-8")
+        for doc in (html, md):
+            assert str(table_path) in doc and "only approximates" in doc
+            assert f"{overlay.cells} cells, optimum val_acc {TABLE_OPTIMUM:.4f}" in doc
+        assert f"and the table {table_path}" in html.split("<footer>")[1] and f"and the table `{table_path}`" in md
+
+    def test_a_bad_table_or_another_fitness_is_one_line_and_writes_nothing(self, synthetic_run: Path,
+                                                                          tmp_path: Path) -> None:
+        (tmp_path / "not.json").write_text("{")
+        (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+        auc = write_synthetic_table(tmp_path / "auc.json", fitness="val_auc")
+        cases = [(tmp_path / "missing.json", "no table file at"), (tmp_path / "not.json", "not JSON"),
+                 (tmp_path / "other.json", "format"), (auc, "search.fitness = 'val_auc'; the run's fitness is 'val_acc'")]
+        for table, message in cases:
+            with pytest.raises(TableError) as info:
+                build_report(synthetic_run, tmp_path / "out", table=table)
+            assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+            assert not (tmp_path / "out").exists()
+
+    def test_the_command_exits_2_with_one_line_for_a_bad_table_and_for_a_comparison(self, synthetic_run: Path,
+                                                                                    tmp_path: Path) -> None:
+        auc = write_synthetic_table(tmp_path / "auc.json", fitness="val_auc")
+        for argv, said in (([str(synthetic_run), "--table", str(auc)], "search.fitness"),
+                           ([str(synthetic_run), str(synthetic_run), "-o", str(tmp_path / "c"), "--table", str(auc)],
+                            "leave it out of a comparison")):
+            result = run_report(*argv)
+            assert result.returncode == 2, result.stderr
+            assert result.stderr.strip().count("\n") == 0 and said in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+        assert not (synthetic_run / "report").exists() and not (tmp_path / "c").exists()
+
+
 # -- real runs -------------------------------------------------------------------------------
 
 class TestRealRuns:
@@ -350,6 +416,28 @@ class TestRealRuns:
                     "killed": "did not end"}[ending]
         assert expected in s.outcome
         assert expected in files.markdown.read_text(encoding="utf-8")
+
+    def test_report_with_a_table_of_its_own_run(self, real_runs, tmp_path: Path) -> None:
+        """``bench table`` of the finished run, then ``report --table``: the run met the optimum (it trained every
+        cell it holds), and after all its cells random search expects that optimum too."""
+        from nas3d_tui.cli import main as cli
+
+        run_dir = real_runs["finished"].run_dir
+        table = tmp_path / "table.json"
+        assert cli(["bench", "table", str(run_dir), "-o", str(table)]) == 0
+        result = run_report(str(run_dir), "-o", str(tmp_path / "report"), "--table", str(table))
+        assert result.returncode == 0, result.stderr
+        files = build_report(run_dir, tmp_path / "again", table=table)
+        s, overlay = files.summary, files.table
+        told = [e[0].record.told_fitness for e in read_table(table).cells.values()]
+        assert overlay.optimum == max(told) and overlay.expectation[-1] == max(told)
+        assert overlay.expectation[0] == pytest.approx(statistics.fmean(told), abs=1e-12)
+        if s.counts["pruned"] == 0:
+            assert overlay.optimum == s.anytime[-1].best
+        caption = next(f.caption for f in files.figures if f.name == "anytime")
+        assert "optimum of the table table.json" in caption and "only approximates" in caption
+        assert (tmp_path / "report" / "figures" / "anytime.png").exists()
+        assert str(table) in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
 
 
 # -- in a browser ----------------------------------------------------------------------------
