@@ -6,8 +6,9 @@ AdrenalMNIST3D 28^3 training split for the same number of batches with
 (a) the project's trainer path (``engine.training.Fitter``'s epoch): data
     resident as tensors, batches by indexing a permutation, ``channels_last_3d``
     model and inputs, the loss accumulated on the device (one host sync per
-    epoch), cuDNN autotuning off and bf16 autocast as the search trains on
-    CUDA (``--amp``);
+    epoch), cuDNN autotuning off and bf16 autocast as the default profile
+    trains search candidates on this device (``--amp``: on CUDA, and on a CPU
+    with native bf16 when the profile asks for it);
 (b) a plain PyTorch baseline doing what the published code does:
     ``medmnist.AdrenalMNIST3D(split="train", root=..., transform=...)``, a
     ``DataLoader`` (batch 128, shuffle), the default memory layout and a
@@ -15,7 +16,8 @@ AdrenalMNIST3D 28^3 training split for the same number of batches with
 
 with the same network (same seed), Adam and cross-entropy, in one process,
 alternating the two several times to reduce noise. Prints training samples/s
-for each and, as the last line, ``speedup: X.XX`` (median over repeats of the ratio
+for each, the path the project's loop measured (``path: fp32`` or ``path: bf16``)
+and, as the last line, ``speedup: X.XX`` (median over repeats of the ratio
 a / b measured back to back). Default runtime on two idle CPU cores: about 1.5 min.
 
 Usage: python benchmarks/train_throughput.py [--batches N] [--repeats R]
@@ -43,9 +45,10 @@ from engine.control import Control  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.data_source import bundled_path  # noqa: E402
 from engine.model import build_network  # noqa: E402
-from engine.profile import TrainingConfig  # noqa: E402
+from engine.profile import TrainingConfig, load_profile  # noqa: E402
 from engine.space import SearchSpace  # noqa: E402
 from engine.training import Fitter, PeakMemory, prepare_device  # noqa: E402
+from engine.training.device import cpu_has_native_bf16  # noqa: E402
 
 REFERENCE = "adrenalmnist3d_model90.json"
 
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                         help="bf16 autocast for the project's loop: auto = as the default profile trains search "
-                             "candidates on this device (never on the CPU)")
+                             "candidates on this device; on = bf16 on CUDA or the CPU (emulated where the CPU "
+                             "has no native bf16)")
     parser.add_argument("--reference", default=None, help=f"path of {REFERENCE} (default: ../shared/reference, then tests/fixtures/reference)")
     parser.add_argument("--root", default=None, help="directory holding adrenalmnist3d.npz (default: the bundled file)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -151,17 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    native = device.type == "cpu" and cpu_has_native_bf16()
     if args.amp == "auto":
-        amp = TrainingConfig().uses_amp(final=False, device_type=device.type)
+        amp = load_profile().training.uses_amp(final=False, device_type=device.type, cpu_bf16=native)
     else:
-        amp = args.amp == "on" and device.type == "cuda"
+        amp = args.amp == "on" and device.type in ("cuda", "cpu")
+    path = "bf16" if amp else "fp32"
     reference = json.loads(find_reference(args.reference).read_text())
     genotype = SearchSpace().decode(reference["chromosome"])
     root = Path(args.root) if args.root else bundled_path().parent
     data = load_dataset("adrenalmnist3d", 28, root=str(root) if args.root else "", device=device)
 
     print(f"genotype {genotype.compact}  device {device}  threads {torch.get_num_threads()}  "
-          f"batches {args.batches} x {args.batch_size}  repeats {args.repeats}  bf16 {amp}  torch {torch.__version__}")
+          f"batches {args.batches} x {args.batch_size}  repeats {args.repeats}  path {path} (--amp {args.amp})  "
+          f"torch {torch.__version__}")
+    if device.type == "cpu":
+        print(f"cpu native bf16 (avx512_bf16 / amx_bf16): {'yes' if native else 'no'}"
+              + ("  (bf16 here is emulated: expect it slower than fp32)" if amp and not native else ""))
     if device.type == "cuda":
         print(f"card {torch.cuda.get_device_name(device)}")
     project: list[float] = []
@@ -181,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     # load; the median of those paired ratios is steadier than a ratio of medians on a
     # shared machine.
     ratio = statistics.median(pr / br for pr, br in zip(project, baseline))
-    print(f"project  (resident tensors, channels_last_3d, no per-batch sync): {p:8.1f} samples/s (median)")
+    print(f"project  (resident tensors, channels_last_3d, no per-batch sync, {path}): {p:8.1f} samples/s (median)")
     print(f"baseline (medmnist Dataset + DataLoader, default layout, .item()): {b:8.1f} samples/s (median)")
     print(f"paired ratios: {' '.join(f'{pr / br:.2f}' for pr, br in zip(project, baseline))}")
+    print(f"path: {path}")
     print(f"speedup: {ratio:.2f}")
     return 0
 

@@ -31,11 +31,16 @@ __all__ = [
     "checker",
     "keys",
     "AMP_MODES",
+    "CPU_AUTO_BF16",
     "STRATEGIES",
     "CONCURRENCY",
 ]
 
 AMP_MODES = ("auto",)  # besides true / false
+# Whether training.amp = "auto" trains search candidates in bf16 on a CPU with native bf16
+# (it always does on CUDA). Off until benchmarks/amp_ranking.py --device cpu shows that bf16
+# keeps the search's ranking and decisions (issue 30); "true" uses bf16 on such CPUs already.
+CPU_AUTO_BF16 = False
 STRATEGIES = ("ode", "random", "exhaustive")
 CONCURRENCY = ("auto", "threads", "processes")
 
@@ -123,8 +128,10 @@ class SearchConfig:
 class TrainingConfig:
     """``[training]``: how one candidate is trained (also the trainer's settings).
 
-    ``amp``: bf16 autocast on CUDA (never on the CPU); ``"auto"`` uses it for
-    search candidates and not for final training. ``cudnn_benchmark``: cuDNN
+    ``amp``: bf16 autocast; ``"auto"`` uses it for search candidates and not
+    for final training. On the CPU only where it computes bf16 natively, and
+    only when asked for explicitly (``true``) while ``CPU_AUTO_BF16`` is off
+    (see ``uses_amp``). ``cudnn_benchmark``: cuDNN
     autotuning, which costs seconds per new architecture. Search candidates
     that run longer than ``checkpoint_after_seconds`` write a checkpoint after
     every epoch (final training always does).
@@ -143,11 +150,20 @@ class TrainingConfig:
         120.0, c.number(0.0, what="a number >= 0 (seconds; 0: every epoch of every candidate)")
     )
 
-    def uses_amp(self, final: bool, device_type: str) -> bool:
-        """Whether bf16 autocast is on for this training (never on the CPU)."""
-        if device_type != "cuda":
-            return False
-        return (not final) if self.amp == "auto" else bool(self.amp)
+    def uses_amp(self, final: bool, device_type: str, cpu_bf16: bool = False) -> bool:
+        """Whether bf16 autocast is on for this training.
+
+        Args:
+            final: a final retraining (``"auto"`` keeps those fp32).
+            device_type: ``"cuda"``, ``"cpu"``, ...
+            cpu_bf16: the CPU computes bf16 natively
+                (``engine.training.device.cpu_has_native_bf16()``); without it
+                the CPU always trains fp32 (emulated bf16 is slower).
+        """
+        auto = not final and (device_type == "cuda" or CPU_AUTO_BF16)
+        if device_type == "cuda" or (device_type == "cpu" and cpu_bf16):
+            return auto if self.amp == "auto" else bool(self.amp)
+        return False
 
 
 @dataclass(frozen=True)

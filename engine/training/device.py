@@ -5,18 +5,34 @@ autotuning (off by default: a search trains each architecture for a few
 epochs, and autotuning costs seconds per new architecture, measured ~35 s on
 an H200, so it never pays back), the one-time warm-up that moves the CUDA
 context and library loading out of the first candidate's time, releasing
-memory after a candidate, and recognising an out-of-memory error.
+memory after a candidate, recognising an out-of-memory error, and whether the
+CPU computes bf16 natively (what decides bf16 autocast on the CPU).
 
 It must not publish events or know about the search.
 """
 from __future__ import annotations
 
+import functools
 import gc
+import sys
 import time
 
 import torch
 
-__all__ = ["resolve_device", "prepare_device", "warm_up", "release", "is_out_of_memory"]
+__all__ = [
+    "resolve_device",
+    "prepare_device",
+    "warm_up",
+    "release",
+    "is_out_of_memory",
+    "cpu_has_native_bf16",
+    "cpuinfo_has_native_bf16",
+    "BF16_CPU_FLAGS",
+]
+
+# x86 flags of instructions that compute on bf16 (AVX-512 BF16 dot products, AMX tiles);
+# without one, oneDNN emulates bf16 and autocast on the CPU is slower than fp32.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def resolve_device(device: str, what: str = "run.device") -> str:
@@ -107,3 +123,37 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if oom_type is not None and isinstance(exc, oom_type):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text says every processor has a bf16 instruction set.
+
+    Looks at the x86 ``flags`` lines for one of ``BF16_CPU_FLAGS``; a text
+    without any ``flags`` line (another architecture, an empty file) is False.
+    """
+    found = False
+    for line in cpuinfo.splitlines():
+        name, sep, value = line.partition(":")
+        if not sep or name.strip() != "flags":
+            continue
+        if BF16_CPU_FLAGS.isdisjoint(value.split()):
+            return False
+        found = True
+    return found
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this machine's CPU computes bf16 natively (Linux x86 with AVX-512 BF16 or AMX, and oneDNN).
+
+    Read once per process from ``/proc/cpuinfo``; False on other systems, when
+    the file cannot be read, or when torch was built without oneDNN.
+    """
+    if not sys.platform.startswith("linux") or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return cpuinfo_has_native_bf16(text)

@@ -34,7 +34,7 @@ from ..pruning import PruneRule
 from ..space import Genotype
 from .checkpoint import EpochCheckpoint
 from .data_protocol import TrainData
-from .device import is_out_of_memory, prepare_device, release
+from .device import cpu_has_native_bf16, is_out_of_memory, prepare_device, release
 from .fitter import Fitter
 from .memory import PeakMemory
 
@@ -375,7 +375,8 @@ class _Training:
         self.config, self.select, self.final = config, select, final
         self.dev = prepare_device(device, config.cudnn_benchmark)
         self.memory = PeakMemory(self.dev)
-        amp = config.uses_amp(final=final, device_type=self.dev.type)
+        cpu_bf16 = self.dev.type == "cpu" and cpu_has_native_bf16()
+        amp = config.uses_amp(final=final, device_type=self.dev.type, cpu_bf16=cpu_bf16)
         self.make = lambda: Fitter(_build(model_fn, genotype, data, seed), data, config, self.dev, seed, amp)
         self.ckpt: EpochCheckpoint | None = None
         if epoch_checkpoint is not None:  # finals checkpoint every epoch; search candidates once they run long

@@ -70,3 +70,28 @@ def test_engine_overhead_times_the_engine_and_the_readers_of_its_run(capsys, tmp
     assert re.fullmatch(r"engine_ms_per_candidate: \d+\.\d\d", out[-1]), out[-1]
     records = sorted((tmp_path / "run" / "candidates").glob("*.json"))
     assert len(records) >= 6  # a real session wrote its records (the stand-in trained, nothing else was faked)
+
+
+@pytest.mark.timeout(300)
+def test_epoch_profile_groups_one_batch_of_the_quick_candidate(capsys):
+    code = load("epoch_profile").main(["--which", "quick", "--quick-batches", "1", "--no-eval", "--top", "5"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any(line.startswith("quick: 1 batches, 32 samples") for line in out), out
+    groups = ("conv_fwd", "conv_bwd", "norm", "mish", "relu", "pool", "optimizer", "data", "loss", "other_ops", "python")
+    m = re.fullmatch(r"profile quick: " + " ".join(rf"{g} (\d+\.\d)%" for g in groups), out[-1])
+    assert m, out[-1]
+    shares = [float(s) for s in m.groups()]
+    assert 99.0 <= sum(shares) <= 101.0, shares  # the groups split the wall time
+    assert shares[0] > 0 and shares[1] > 0  # a training batch convolves forward and backward
+
+
+@pytest.mark.timeout(600)
+def test_amp_ranking_compares_fp32_and_bf16_on_the_cpu(capsys):
+    code = load("amp_ranking").main(["--profile", "quick", "--device", "cpu", "--candidates", "3", *tiny_sets()])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert sum(line.lstrip().startswith("#") for line in out) == 3, out
+    assert any(re.fullmatch(r"DE selections that change: \d+ of \d+( \(\d+\.\d %\))?", line) for line in out), out
+    assert any(re.fullmatch(r"pairwise orders that change: \d+ of 3", line) for line in out), out
+    assert re.fullmatch(r"spearman: (-?\d\.\d{3}|nan)", out[-1]), out[-1]
