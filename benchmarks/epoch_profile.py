@@ -62,8 +62,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "benchmarks"):  # the engine, and train_throughput's reference finder
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
@@ -72,10 +73,10 @@ from engine.control import Control  # noqa: E402
 from engine.model import build_network  # noqa: E402
 from engine.profile import TrainingConfig, load_profile  # noqa: E402
 from engine.space import Genotype, SearchSpace  # noqa: E402
+from train_throughput import REFERENCE, find_reference  # noqa: E402,F401
 from engine.training import Fitter, PeakMemory, TrainData, prepare_device  # noqa: E402
 from engine.training.device import cpu_has_native_bf16  # noqa: E402
 
-REFERENCE = "adrenalmnist3d_model90.json"
 GROUPS = ("conv_fwd", "conv_bwd", "norm", "mish", "relu", "pool", "optimizer", "data", "loss", "other_ops", "python")
 MARK = "epoch_profile."  # the script's own annotations
 
@@ -97,15 +98,6 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                  r"BinaryCrossEntropy|^aten::_softmax$|^aten::softmax$|^aten::sigmoid$|one_hot"),
     )
 )
-
-
-def find_reference(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    for base in (REPO.parent / "shared" / "reference", REPO / "tests" / "fixtures" / "reference"):
-        if (base / REFERENCE).is_file():
-            return base / REFERENCE
-    raise SystemExit(f"cannot find {REFERENCE}: pass --reference PATH (../shared/reference or tests/fixtures/reference)")
 
 
 def group_of(names: list[str]) -> str:
