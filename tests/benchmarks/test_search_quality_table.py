@@ -161,5 +161,5 @@ def test_a_table_without_test_metrics_says_so_and_prints_no_test_auc(tmp_path, c
     assert load().main(["--table", str(path), "--seeds", "5", "--max-budget", "10", "--processes", "1",
                         "--pruning", "none"]) == 0
     out = capsys.readouterr().out
-    assert "test AUC of the chosen cell: — (the table has no test metrics: none" in out and n == 81
+    assert "test AUC of the chosen cell: — (the table has no test metrics: none" in out and f": {n} cells," in out
     assert " test AUC " not in out.splitlines()[-1]
