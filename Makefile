@@ -3,7 +3,7 @@
 # needs: `run` only the dashboard (`pip install -e .`), `test` also the test
 # extras (pytest, mypy, Ray, ONNX: `.[test]`) and type-checks engine/ before
 # the suite. One stamp per extra: each installs once, and `make test` after
-# `make run` only adds the extras.
+# `make run` only adds the extras. `make check` is `make test`'s fast tier.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ VENV_STAMP := $(VENV)/.created
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install clean
+.PHONY: run test check install clean
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ run: $(RUN_STAMP)
 test: $(TEST_STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# The fast tier to run before a commit: the type checker and the tests that start no other Python
+# process, run no real search or training and need no browser, Ray, SLURM or GPU (the markers in
+# pyproject.toml; docs/DEVELOPMENT.md). `make test` (CI) still runs everything.
+CHECK_MARKERS := not (e2e or browser or ray or slurm or gpu or slow)
+check: $(TEST_STAMP)
+	$(PY) -m mypy
+	$(PY) -m pytest -m "$(CHECK_MARKERS)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

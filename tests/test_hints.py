@@ -51,6 +51,7 @@ def test_paths_outside_the_current_folder_stay_absolute(tmp_path, monkeypatch):
     assert hints.command("resume", Path("/run dir")) .endswith("resume '/run dir'")  # quoted for the shell
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(300)
 def test_a_stopped_headless_run_prints_a_working_resume_command(tmp_path, tiny_overrides):
     """The hint the real process prints, run as the user would, works as printed."""

@@ -129,6 +129,7 @@ def stop_with_usr1_when(run_dir: Path, ready, timeout: float = 300) -> tuple[int
     return proc.returncode, err
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_usr1_stops_and_run_resume_starts_continues_and_ends_as_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
@@ -171,6 +172,7 @@ def _one_line_error(args: list[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(300)
 def test_run_resume_refuses_another_run_a_damaged_one_and_no_run_dir_in_one_line(tmp_path):
     run = tmp_path / "run"

@@ -15,6 +15,8 @@ from tiny_search import TINY
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
+pytestmark = pytest.mark.e2e  # each script runs tiny searches or trains a candidate
+
 
 def load(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")

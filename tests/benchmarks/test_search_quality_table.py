@@ -23,6 +23,8 @@ from engine.session.setup import space_of
 from tiny_search import TINY
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+pytestmark = pytest.mark.e2e  # sessions through the table and whole simulated searches: seconds each
 # A small space (3 operations, at most 4 edges: 75 cells), three epochs a candidate so pruning can act after epoch 1.
 SPACE = TINY + ["space.ops=[0,3,6]", "space.max_edges=4", "search.population=4", "training.epochs=3",
                 "training.patience=3", "search.pruning_warmup=1"]

@@ -45,6 +45,7 @@ def live(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, table
 
 
+@pytest.mark.e2e
 def test_the_table_holds_every_trained_candidate_with_its_epochs_seed_and_header(live):
     run_dir, path = live
     table = read_table(path)
@@ -68,6 +69,7 @@ def test_the_table_holds_every_trained_candidate_with_its_epochs_seed_and_header
     assert all("test_auc" not in json.loads(f.read_text()) for f in (run_dir / "candidates").glob("*.json"))
 
 
+@pytest.mark.e2e
 def test_a_search_through_the_table_replays_the_live_run_exactly(live, tmp_path):
     run_dir, table = live
     replay_dir = tmp_path / "replay"
@@ -82,6 +84,7 @@ def test_a_search_through_the_table_replays_the_live_run_exactly(live, tmp_path)
     assert pruned
 
 
+@pytest.mark.e2e
 def test_lookup_returns_the_seed_asked_for_else_the_first_training_of_the_cell(live):
     _, path = live
     table = read_table(path)
@@ -103,6 +106,7 @@ def test_lookup_returns_the_seed_asked_for_else_the_first_training_of_the_cell(l
         (lambda d: d["entries"][0].update(told_fitness=0.123), "entries[0]: told_fitness"),
     ],
 )
+@pytest.mark.e2e
 def test_a_bad_table_is_one_line_naming_the_field(live, tmp_path, edit, message):
     _, path = live
     data = json.loads(path.read_text())
@@ -114,6 +118,7 @@ def test_a_bad_table_is_one_line_naming_the_field(live, tmp_path, edit, message)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.e2e
 def test_the_command_and_the_table_executor_refuse_bad_input_with_exit_2(live, tmp_path, capfd):
     run_dir, table = live
     assert cli(["bench", "table", str(tmp_path / "nope"), "-o", str(tmp_path / "t.json")]) == 2
@@ -129,6 +134,7 @@ def test_the_command_and_the_table_executor_refuse_bad_input_with_exit_2(live, t
     assert "no run directory" in err
 
 
+@pytest.mark.e2e
 def test_an_entry_trained_again_with_its_seed_is_the_tables_training(live):
     from engine.table_training import TableProtocol
 
@@ -142,6 +148,7 @@ def test_an_entry_trained_again_with_its_seed_is_the_tables_training(live):
     assert r.test_auc is not None  # a retraining scores its best epoch on the test split
 
 
+@pytest.mark.e2e
 def test_table_noise_trains_the_best_cells_again_and_adds_them_as_other_seeds(live, tmp_path, capsys):
     import importlib.util
 

@@ -47,6 +47,7 @@ def test_published_reference_genotype(reference):
     assert (reference["params"], reference["flops_fvcore_28"]) == (18_042, 395_136_016)
 
 
+@pytest.mark.e2e
 @_property(20)
 @given(vector=vectors, filters=st.sampled_from([1, 2, 4, 8]), in_channels=st.sampled_from([1, 3]),
        num_classes=st.sampled_from([2, 11]))
@@ -55,6 +56,7 @@ def test_equals_fvcore_at_28(vector, filters, in_channels, num_classes):
     assert genotype_complexity(g, in_channels, num_classes, 28) == _fvcore(g, 28, in_channels, num_classes)
 
 
+@pytest.mark.e2e
 @_property(15)
 @given(vector=vectors, filters=st.sampled_from([1, 2]), num_classes=st.sampled_from([2, 11]))
 def test_equals_fvcore_at_64(vector, filters, num_classes):
@@ -62,6 +64,7 @@ def test_equals_fvcore_at_64(vector, filters, num_classes):
     assert genotype_complexity(g, 1, num_classes, 64) == _fvcore(g, 64, 1, num_classes)
 
 
+@pytest.mark.e2e
 @_property(12)
 @given(vector=vectors, filters=st.sampled_from([8, 16, 32]),
        sides=st.tuples(*[st.integers(2, 9)] * 3), in_channels=st.sampled_from([1, 2]))

@@ -112,6 +112,7 @@ def test_min_size_for_stacks():
     assert [min_size_for_stacks(s) for s in (1, 2, 3)] == [1, 2, 4]
 
 
+@pytest.mark.e2e
 def test_datafile_does_not_import_torch():
     code = "import sys, engine.datafile\nprint('torch' in sys.modules)\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -127,6 +127,7 @@ def test_a_driver_taken_over_stops_and_leaves_the_new_drivers_file(tmp_path: Pat
     assert read_driver(rd.driver_path).host == OTHER  # type: ignore[union-attr]  # not removed either
 
 
+@pytest.mark.e2e
 def test_a_live_driver_taken_over_exits_at_once_without_writing(tmp_path: Path) -> None:
     from engine.runlock import SUPERSEDED_EXIT
 
@@ -235,6 +236,7 @@ def _runs_json(folder: Path) -> list[dict]:
     return json.loads(out.stdout)
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_a_run_driven_from_another_host_is_running_there_then_stale_and_blocks_a_second_driver(tmp_path: Path) -> None:
     if not _unshare_works():

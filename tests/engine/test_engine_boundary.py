@@ -19,6 +19,7 @@ PURE = (
 )
 
 
+@pytest.mark.e2e
 def test_engine_never_imports_textual_or_tui():
     code = (
         "import pkgutil, importlib, sys, engine\n"
@@ -32,6 +33,7 @@ def test_engine_never_imports_textual_or_tui():
     assert r.stdout.strip() == ""
 
 
+@pytest.mark.e2e
 def test_pure_engine_modules_do_not_import_torch():
     code = "import sys\n" + "".join(f"import {m}\n" for m in PURE) + "print('torch' in sys.modules)\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -86,6 +88,7 @@ def test_the_engine_import_graph_has_no_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+@pytest.mark.e2e
 def test_import_linter_contracts_hold():
     lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     if not Path(lint).exists():

@@ -110,6 +110,7 @@ def exhaustive_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.e2e
 def test_an_exhaustive_run_trains_every_cell_once_and_ends_with_reason_space(exhaustive_run):
     journal = read_journal(exhaustive_run / "events.jsonl", strict=True)
     done = [e.record for e in journal if isinstance(e, ev.CandidateFinished)]
@@ -121,6 +122,7 @@ def test_an_exhaustive_run_trains_every_cell_once_and_ends_with_reason_space(exh
     assert RunDir(exhaustive_run).read_records()[done[0].candidate_id].test_auc == done[0].test_auc
 
 
+@pytest.mark.e2e
 def test_the_table_of_an_exhaustive_run_carries_each_cells_test_metrics(exhaustive_run, tmp_path):
     table_path = tmp_path / "table.json"
     assert cli(["bench", "table", str(exhaustive_run), "-o", str(table_path)]) == 0
@@ -133,6 +135,7 @@ def test_the_table_of_an_exhaustive_run_carries_each_cells_test_metrics(exhausti
                                                           records[e.record.candidate_id].test_acc)
 
 
+@pytest.mark.e2e
 def test_a_budget_below_the_space_trains_the_first_cells_of_the_order(tmp_path):
     run_dir = tmp_path / "run"
     settings = TINY + SMALL_SET + ["search.budget=3"]
@@ -142,6 +145,7 @@ def test_a_budget_below_the_space_trains_the_first_cells_of_the_order(tmp_path):
     assert [r.key for r in done if r.status == "ok"] == want
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 def test_an_exhaustive_run_killed_mid_search_resumes_to_the_same_leaderboard(exhaustive_run, tmp_path):
     import signal
@@ -170,6 +174,7 @@ def test_an_exhaustive_run_killed_mid_search_resumes_to_the_same_leaderboard(exh
     assert isinstance(events[-1], ev.RunFinished) and events[-1].reason == "space"
 
 
+@pytest.mark.e2e
 def test_profiles_says_how_many_cells_each_space_has():
     r = subprocess.run([sys.executable, "-m", "nas3d_tui", "profiles"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -177,6 +182,7 @@ def test_profiles_says_how_many_cells_each_space_has():
     assert "250 cells" in lines["quick"] and f"more than {MAX_CELLS:,} cells" in lines["paper"]
 
 
+@pytest.mark.e2e
 def test_runs_and_report_read_an_exhaustive_run(exhaustive_run, tmp_path):
     import json
 

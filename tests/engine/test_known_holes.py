@@ -120,6 +120,7 @@ def all_failed(tmp_path_factory):
     return run, proc
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_a_search_in_which_every_candidate_failed_exits_1_saying_why_and_what_to_change(all_failed):
     run, proc = all_failed
@@ -132,6 +133,7 @@ def test_a_search_in_which_every_candidate_failed_exits_1_saying_why_and_what_to
     assert kinds == []
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_home_in_a_quoted_export_target_is_the_home_folder(all_failed, tmp_path, monkeypatch, capfd):
     run, _ = all_failed
@@ -208,6 +210,7 @@ def test_an_engine_error_quoting_a_command_names_the_program_as_started(tmp_path
 # ------------------------------------------------------------------ an early Ctrl-C
 
 
+@pytest.mark.e2e
 def test_a_ctrl_c_while_the_program_starts_is_one_line_and_exit_130(tmp_path):
     """Started as the program, a Ctrl-C that lands while the commands are imported and the parser built
     (here: delivered from inside the parser's construction) is one line, not a KeyboardInterrupt traceback."""

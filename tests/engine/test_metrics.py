@@ -41,6 +41,7 @@ def problems(draw, n_classes: int | None = None):
     return y, scores
 
 
+@pytest.mark.e2e
 @settings(max_examples=150, deadline=None)
 @given(problems(n_classes=2))
 def test_binary_matches_medmnist(problem):
@@ -50,6 +51,7 @@ def test_binary_matches_medmnist(problem):
     assert _same(metrics.auc(y, s, task), _medmnist(getAUC, y, s, task))
 
 
+@pytest.mark.e2e
 @settings(max_examples=150, deadline=None)
 @given(problems())
 def test_multiclass_matches_medmnist(problem):
@@ -101,6 +103,7 @@ def test_bad_inputs_raise():
         metrics.auc(np.zeros(3), np.zeros(3), "multi-class")
 
 
+@pytest.mark.e2e
 def test_metrics_module_does_not_import_torch():
     code = "import sys, engine.metrics; sys.exit(1 if 'torch' in sys.modules else 0)"
     repo = Path(__file__).resolve().parents[2]

@@ -27,6 +27,7 @@ def test_reference_params_and_flops(reference, reference_dir):
     assert count_flops(net, input_size=28) == reference["flops_fvcore_28"] == 395_136_016
 
 
+@pytest.mark.e2e
 def test_reference_weights_reproduce_published_test_metrics(reference, reference_dir, data_root):
     from medmnist.evaluator import getACC, getAUC
 
@@ -73,7 +74,7 @@ def _chain(op: int) -> Genotype:
     return Genotype.from_cell(m, [op])
 
 
-@pytest.mark.parametrize("size", [28, 64])
+@pytest.mark.parametrize("size", [28, pytest.param(64, marks=pytest.mark.e2e)])  # 64³: seconds each
 @pytest.mark.parametrize("op", range(len(OPERATIONS)))
 def test_every_operation_forward_backward(op, size):
     torch.manual_seed(0)

@@ -43,6 +43,7 @@ CASES = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_onnxruntime_matches_torch_probabilities(tmp_path, case, capsys):
     ort = pytest.importorskip("onnxruntime")

@@ -24,6 +24,8 @@ from engine.session import Session
 from nifti_files import write_nifti_folder
 from tiny_search import TINY
 
+pytestmark = pytest.mark.e2e  # both tests search, retrain and predict on own data
+
 SEARCH = [*TINY, "data.search_fraction=1.0", "search.budget=3", "final.top_k=1", "final.epochs=2",
           "final.seeds=[0]", "training.batch_size=8"]
 

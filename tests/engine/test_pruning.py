@@ -139,6 +139,7 @@ ALWAYS = PruneRule((2.0,) * 5, warmup=3, reference="bar above any AUC")  # a met
 NEVER = PruneRule((-1.0,) * 5, warmup=1, reference="bar below any AUC")
 
 
+@pytest.mark.e2e
 def test_the_trainer_stops_a_training_below_its_bar_at_the_warmup_epoch_and_not_before():
     seen: list[int] = []
     result = train_candidate(None, synthetic(), FAST, fitness="val_auc", model_fn=tiny_fn, prune=ALWAYS,
@@ -152,6 +153,7 @@ def test_the_trainer_stops_a_training_below_its_bar_at_the_warmup_epoch_and_not_
     assert [r["val_loss"] for r in result.history] == [r["val_loss"] for r in whole.history[:3]]
 
 
+@pytest.mark.e2e
 def test_a_pruned_training_stopped_and_resumed_from_its_checkpoint_prunes_as_an_uninterrupted_one(tmp_path):
     config = replace(FAST, checkpoint_after_seconds=0.0)
     whole = train_candidate(None, synthetic(), config, fitness="val_auc", model_fn=tiny_fn, prune=ALWAYS)
@@ -232,6 +234,7 @@ def board(run_dir: Path) -> list[tuple]:
     return [(r.rank, r.candidate_id, r.key, r.fitness, r.status, r.pruned_at, r.epochs, r.test_auc) for r in rows]
 
 
+@pytest.mark.e2e
 def test_a_tiny_search_with_parent_pruning_shows_pruned_candidates_everywhere(pruned_run, tmp_path):
     journal = read_journal(pruned_run / "events.jsonl", strict=True)
     done = [e for e in journal if isinstance(e, ev.CandidateFinished)]
@@ -266,6 +269,7 @@ def test_a_tiny_search_with_parent_pruning_shows_pruned_candidates_everywhere(pr
     assert line.startswith(f"{len(pruned)} stopped early") and f"#{pruned[0].candidate_id} at epoch" in line
 
 
+@pytest.mark.e2e
 def test_a_run_killed_during_a_pruned_training_resumes_to_the_leaderboard_of_an_uninterrupted_run(pruned_run, tmp_path):
     journal = read_journal(pruned_run / "events.jsonl", strict=True)
     victim = next(e for e in journal if isinstance(e, ev.CandidateFinished) and e.status == "pruned")

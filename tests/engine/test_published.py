@@ -31,6 +31,7 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_models_lists_the_shipped_published_model():
     names = [m.name for m in published_models()]
     assert "adrenalmnist3d" in names
@@ -53,6 +54,7 @@ def test_the_shipped_bundle_holds_the_published_weights():
     assert chromosome["chromosome"] == source["chromosome"]
 
 
+@pytest.mark.e2e
 def test_predict_with_the_published_model_reproduces_the_published_test_metrics(tmp_path):
     out = tmp_path / "pred.json"
     result = cli("predict", "published:adrenalmnist3d", str(BUNDLED), "-o", str(out))
@@ -66,6 +68,7 @@ def test_predict_with_the_published_model_reproduces_the_published_test_metrics(
     assert round(float(np.mean((p1 >= 0.5).astype(int) == y)), 4) == 0.8423
 
 
+@pytest.mark.e2e
 def test_train_takes_a_published_name(tmp_path):
     # a tiny own dataset keeps the retraining to seconds; the architecture is the published one
     rng = np.random.default_rng(0)

@@ -58,6 +58,7 @@ def test_a_corrupt_state_is_refused():
             RandomSearch.from_state({**state, **damage})
 
 
+@pytest.mark.e2e
 def test_a_random_search_session_spends_the_budget_on_trained_candidates_only(tmp_path, tiny_profile):
     run_dir = tmp_path / "random"
     session = Session(tiny_profile("search.strategy='random'"), run_dir)

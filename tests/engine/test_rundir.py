@@ -74,6 +74,7 @@ def test_control_file_is_written_atomically_and_read_leniently(tmp_path: Path) -
     assert control.read_command(path) is None
 
 
+@pytest.mark.e2e
 def test_the_lock_names_its_holder(tmp_path: Path) -> None:
     import os
     import sys

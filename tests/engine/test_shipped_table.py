@@ -58,6 +58,7 @@ def _retrain_pick(table) -> list:
     return [firsts[0], firsts[len(firsts) // 2]]
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_two_cells_trained_again_with_their_seeds_give_the_tables_results(table):
     from engine.table_training import TableProtocol

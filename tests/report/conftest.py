@@ -8,10 +8,6 @@ import pytest
 from report_runs import RealRun, make_real_runs, synthetic_lines, write_journal
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "browser: drives headless Chromium (skipped when /usr/bin/chromium is missing)")
-
-
 @pytest.fixture
 def synthetic():
     """Factory: ``synthetic(final=True, seeds=...)`` -> the journal's lines (dicts)."""

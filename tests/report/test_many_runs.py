@@ -30,7 +30,7 @@ from engine.runs import STATES, inspect_run, list_runs
 from headless_chromium import screenshot
 from report_runs import REPO, _launch, synthetic_lines, write_journal
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 REAL = ("finished", "random", "crashed", "running")
 

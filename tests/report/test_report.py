@@ -300,12 +300,14 @@ class TestBadInput:
             message = str(info.value)
             assert "\n" not in message and named in message, message
 
+    @pytest.mark.e2e
     def test_the_command_exits_2_with_one_line(self, tmp_path: Path) -> None:
         result = run_report(str(tmp_path / "nowhere"))
         assert result.returncode == 2
         assert result.stderr.strip().count("\n") == 0 and "nowhere" in result.stderr
         assert "Traceback" not in result.stderr
 
+    @pytest.mark.e2e
     def test_the_command_writes_both_documents_without_torch_or_textual(self, synthetic_run: Path,
                                                                         tmp_path: Path) -> None:
         out = tmp_path / "out"
@@ -324,6 +326,7 @@ class TestBadInput:
         assert result.stdout.split() == [str(out / "report.html"), str(out / "report.md")]
         assert (out / "figures" / "cell_rank1.png").exists()
 
+    @pytest.mark.e2e
     def test_the_real_command_line_when_wired(self, tmp_path: Path) -> None:
         from nas3d_tui.commands import COMMANDS
 
@@ -383,6 +386,7 @@ class TestTableOverlay:
             assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
             assert not (tmp_path / "out").exists()
 
+    @pytest.mark.e2e
     def test_the_command_exits_2_with_one_line_for_a_bad_table_and_for_a_comparison(self, synthetic_run: Path,
                                                                                     tmp_path: Path) -> None:
         auc = write_synthetic_table(tmp_path / "auc.json", fitness="val_auc")
@@ -398,6 +402,7 @@ class TestTableOverlay:
 
 # -- real runs -------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 class TestRealRuns:
     @pytest.mark.parametrize("ending", ["finished", "stopped", "killed"])
     def test_report_of_a_real_run(self, real_runs, ending: str, tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ class TestPieces:
         assert first.name.startswith("quick-") and second.name.startswith(first.name) and second != first
 
 
+@pytest.mark.e2e
 class TestRefusals:
     def test_attach_needs_a_run_and_its_error_is_one_line_even_on_a_public_host(self, tmp_path: Path) -> None:
         result = serve("--host", "0.0.0.0", "--port", str(free_port()), "attach", str(tmp_path / "missing"))
@@ -156,6 +157,7 @@ STAND_IN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 class TestBackgroundSearch:
     def test_started_once_its_run_started_is_in_the_journal_and_stopped_through_control(self, tmp_path) -> None:
         run_dir = tmp_path / "run"
@@ -253,6 +255,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_serve_run_in_a_browser(tmp_path: Path) -> None:
     require_chromium()

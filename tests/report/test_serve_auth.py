@@ -131,6 +131,7 @@ class TestPieces:
         assert plain.getMessage() == "GET /static/js/textual.js 200"
 
 
+@pytest.mark.e2e
 class TestRefusedOnTheCommandLine:
     @pytest.mark.parametrize("case", ["no-token-public", "token-file-readable", "token-file-empty",
                                       "token-file-missing", "no-token-and-file"])
@@ -311,6 +312,7 @@ def wait_for_attach(served: "Served") -> None:
         time.sleep(0.2)
     assert attach, "no `nas3d-tui attach` process under the server"
 
+@pytest.mark.e2e
 class TestARandomToken:
     def test_the_printed_url_carries_a_fresh_token(self, served: Served) -> None:
         assert served.url.startswith(f"http://127.0.0.1:{served.port}/?token=")
@@ -381,6 +383,7 @@ class TestARandomToken:
         assert "token=[redacted]" in re.sub(r"\s", "", without_url)
 
 
+@pytest.mark.e2e
 class TestGivenTokens:
     def test_the_variable_is_used_and_not_passed_on(self, tmp_path: Path) -> None:
         token = new_token()
@@ -425,6 +428,7 @@ class TestGivenTokens:
 
 
 
+@pytest.mark.e2e
 def test_a_navigation_from_another_site_without_a_cookie_gets_one_reload_then_401(served: Served) -> None:
     """SameSite=Strict: the page a cross-site navigation gets reloads itself once, a same-origin request."""
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
@@ -449,6 +453,7 @@ def _requests_seen(served: Served) -> int:
     return re.sub(r"\s+", " ", served.text()).count('"GET / HTTP/1.1" 401')
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_a_link_to_the_printed_url_on_another_site_opens_the_dashboard(served: Served) -> None:
     """Clicked in a web page (a chat, a mail): the redirected request lacks the Strict cookie; one reload sends it."""

@@ -34,7 +34,7 @@ import pytest
 
 from tiny_search import TINY
 
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "slurm" / "search.sbatch"

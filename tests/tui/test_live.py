@@ -14,7 +14,7 @@ from nas3d_tui.handle import SessionHandle
 from tui.app import NasApp
 from tui.state import FINISHED, PAUSED, RUNNING
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 async def wait_until(app, pilot, predicate, timeout: float = 120.0) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from engine import events as ev
 from engine.journal import read_journal
 from tui.app import NasApp
@@ -202,6 +204,7 @@ def _state_bytes(events: list[ev.Event], **kwargs) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.e2e
 def test_the_dashboard_keeps_a_light_record_per_candidate_and_not_its_epochs(journal) -> None:
     """Memory counted by tracemalloc (allocations, not the process's size: the same under load)."""
     short, long = long_journal(journal, 400, epochs=10), long_journal(journal, 800, epochs=10)

@@ -91,6 +91,7 @@ class TestWrapPath:
         assert note == "leaderboard.csv\nin runs/quick-0001"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("size", SIZES)
 async def test_enter_on_a_finished_run_opens_the_candidate_the_cell_panel_shows(size, journal, ui) -> None:
     # Live, rows arrive one by one: the cursor once sat on the first row ever shown (#0) for good.

@@ -50,6 +50,8 @@ WORKERS = 2
 POOL_THREADS = max(1, available_cores() // WORKERS)
 OOM_ID = 1000  # the candidate the tests fail with a (simulated) CUDA OOM through the model factory
 BACKENDS = ("sequential", "threads", "processes", "ray")
+# Every test of a backend trains real candidates (marked ``e2e`` below); Ray's also starts a Ray instance.
+MARKED_BACKENDS = [pytest.param(b, marks=pytest.mark.ray) if b == "ray" else b for b in BACKENDS]
 
 
 @contextlib.contextmanager
@@ -149,7 +151,7 @@ def ray_instance():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=MARKED_BACKENDS)
 def backend(request, data, spec, tmp_path_factory):
     """``(name, evaluator)``; concurrent backends build their networks with a ``FaultyFactory``
     (``evaluator.model_factory``): tests arm it to fail a genotype with an OOM, and read who trains what."""
@@ -189,6 +191,7 @@ def reference(data, spec, genotypes):
     return get
 
 
+@pytest.mark.e2e
 def test_every_job_trains_to_the_sequential_result(backend, genotypes, reference):
     name, evaluator = backend
     jobs = make_jobs(genotypes[:4], [100, 101, 102, 103])
@@ -204,6 +207,7 @@ def test_every_job_trains_to_the_sequential_result(backend, genotypes, reference
         assert len(set(rec.workers.values())) == 2, "both workers trained"
 
 
+@pytest.mark.e2e
 def test_oom_while_sharing_is_retried_alone(backend, genotypes, reference):
     name, evaluator = backend
     if name == "sequential":
@@ -230,6 +234,7 @@ def test_oom_while_sharing_is_retried_alone(backend, genotypes, reference):
     assert all(rec.results[c].status == "ok" for c in (201, 202))
 
 
+@pytest.mark.e2e
 def test_oom_with_the_device_to_itself_is_reported_oom(backend, genotypes):
     name, evaluator = backend
     if name == "sequential":
@@ -264,6 +269,7 @@ def _kill_hook(evaluator, rec, victim: int, killed: list, when: str):
     return kill
 
 
+@pytest.mark.e2e
 def test_a_worker_killed_mid_candidate_is_retried_once(backend, genotypes, reference):
     name, evaluator = backend
     if name in ("sequential", "threads"):
@@ -278,6 +284,7 @@ def test_a_worker_killed_mid_candidate_is_retried_once(backend, genotypes, refer
     assert all(rec.results[c].status == "ok" for c in (300, 302))
 
 
+@pytest.mark.e2e
 def test_a_worker_killed_twice_reports_failed(backend, genotypes):
     name, evaluator = backend
     if name in ("sequential", "threads"):
@@ -291,6 +298,7 @@ def test_a_worker_killed_twice_reports_failed(backend, genotypes):
     assert rec.results[400].status == "ok" and rec.results[402].status == "ok"
 
 
+@pytest.mark.e2e
 def test_stop_raises_after_reporting_finished_candidates(backend, genotypes):
     name, evaluator = backend
     control = Control()
@@ -306,6 +314,7 @@ def test_stop_raises_after_reporting_finished_candidates(backend, genotypes):
         evaluator.control = None
 
 
+@pytest.mark.e2e
 def test_pause_holds_new_candidates_and_is_reported_when_the_engine_waits(backend, genotypes):
     name, evaluator = backend
     said: list[str] = []
@@ -371,7 +380,8 @@ def sequential_board(tmp_path_factory, threads: int) -> list[tuple]:
     return _BOARDS[threads]
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", MARKED_BACKENDS)
 def test_a_session_stopped_and_resumed_ends_with_the_sequential_leaderboard(name, request, tmp_path, tmp_path_factory):
     if name == "ray":
         request.getfixturevalue("ray_instance")

@@ -31,6 +31,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nas3
 
 REPO = Path(__file__).resolve().parents[3]
 
+pytestmark = [pytest.mark.ray, pytest.mark.e2e]
+
 
 @pytest.fixture
 def cluster():

@@ -303,6 +303,7 @@ def test_nibabel_log_lines_never_reach_the_terminal(tmp_path, capfd):
     assert "case01.nii.gz: not a readable NIfTI volume" in err
 
 
+@pytest.mark.e2e
 def test_import_runs_without_torch(tmp_path):
     folder, labels = write_nifti_folder(tmp_path, per_class=3)
     code = (

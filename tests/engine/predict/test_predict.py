@@ -87,6 +87,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(root=root, folder=folder, npz=npz, data=data, bundle=bundle, files=files, losses=losses)
 
 
+@pytest.mark.e2e
 def test_raw_nifti_volumes_get_exactly_the_probabilities_of_the_imported_rows(trained):
     assert trained.losses[-1] < trained.losses[0]
     test = trained.data.splits["test"]
@@ -110,6 +111,7 @@ def test_raw_nifti_volumes_get_exactly_the_probabilities_of_the_imported_rows(tr
     assert [p.predicted for p in report.predictions] == list(test.labels)
 
 
+@pytest.mark.e2e
 def test_the_imported_file_itself_predicts_its_test_rows(trained):
     report = predict(read_bundle(trained.bundle), [trained.npz], device="cpu", batch_size=3)
     assert [p.input for p in report.predictions] == [f"{trained.npz}:test_images[{i}]" for i in range(4)]

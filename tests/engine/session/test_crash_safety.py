@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[3]
 FINAL = ["final.top_k=1", "final.epochs=3", "final.seeds=[0]"]
 LIGHT = "S1M1F8 0,3 01 12 23"  # input -> conv3 -> conv3 -> output: a cheap real network
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 def cli(*args: str) -> list[str]:

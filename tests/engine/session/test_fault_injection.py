@@ -132,6 +132,7 @@ CHECKPOINT_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", sorted(CHECKPOINT_DAMAGE))
 def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(damage, stopped_run, tmp_path, capfd):
     run = tmp_path / "run"
@@ -167,6 +168,7 @@ RECORD_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", sorted(RECORD_DAMAGE))
 def test_a_damaged_candidate_record_is_one_line_and_changes_nothing(damage, stopped_run, tmp_path, capfd):
     run = tmp_path / "run"
@@ -265,6 +267,7 @@ FILE_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", sorted(FILE_DAMAGE))
 def test_a_damaged_run_file_is_one_line_and_changes_nothing(damage, stopped_run, tmp_path, capfd):
     run = tmp_path / "run"
@@ -303,6 +306,7 @@ JOURNAL_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", ["resume", "export", "report"])
 @pytest.mark.parametrize("damage", sorted(JOURNAL_DAMAGE))
 def test_a_damaged_journal_is_one_line_for_every_command_that_reads_it(damage, command, finished_run, stopped_run,
@@ -319,6 +323,7 @@ def test_a_damaged_journal_is_one_line_for_every_command_that_reads_it(damage, c
     assert snapshot(run) == before
 
 
+@pytest.mark.e2e
 def test_a_profile_with_a_byte_order_mark_resumes(stopped_run, tmp_path, capfd):
     run = tmp_path / "run"
     shutil.copytree(stopped_run, run)
@@ -329,6 +334,7 @@ def test_a_profile_with_a_byte_order_mark_resumes(stopped_run, tmp_path, capfd):
     assert load_profile(path) == load_profile(stopped_run / "profile.toml")
 
 
+@pytest.mark.e2e
 def test_the_real_process_gives_the_same_one_line(stopped_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(stopped_run, run)
@@ -363,6 +369,7 @@ SEARCH_RUN_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", sorted(SEARCH_RUN_DAMAGE))
 def test_more_damage_to_a_search_run_is_one_line_and_changes_nothing(damage, stopped_run, tmp_path, capfd):
     run = tmp_path / "run"
@@ -430,6 +437,7 @@ TRAIN_RUN_DAMAGE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", sorted(TRAIN_RUN_DAMAGE))
 def test_a_damaged_train_run_is_one_line_and_changes_nothing(damage, stopped_train_run, tmp_path, capfd):
     run = tmp_path / "run"
@@ -499,6 +507,7 @@ def finished_run(tmp_path_factory, tiny_profile) -> Path:
     return run_dir
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("target", ["existing directory", "under a file", "name too long", "unwritable folder"])
 def test_an_impossible_export_target_is_one_line_naming_it(target, finished_run, tmp_path, capfd):
     before = snapshot(finished_run)
@@ -518,6 +527,7 @@ def test_an_impossible_export_target_is_one_line_naming_it(target, finished_run,
     assert snapshot(finished_run) == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("target", ["checkpoint.json", "events.jsonl", "profile.toml", "candidates/000000.json",
                                     "bundle genotype.json", "bundle result.json"])
 def test_an_output_never_replaces_a_file_the_run_trusts(target, finished_run, tmp_path, capfd):
@@ -540,6 +550,7 @@ def test_an_output_never_replaces_a_file_the_run_trusts(target, finished_run, tm
     assert snapshot(run) == before
 
 
+@pytest.mark.e2e
 def test_a_train_run_without_its_plan_is_not_resumed_as_a_search(stopped_train_run, tmp_path, capfd):
     run = tmp_path / "run"
     shutil.copytree(stopped_train_run, run)
@@ -550,6 +561,7 @@ def test_a_train_run_without_its_plan_is_not_resumed_as_a_search(stopped_train_r
     assert snapshot(run) == before
 
 
+@pytest.mark.e2e
 def test_closed_and_ascii_only_output_streams_are_not_internal_errors(finished_run):
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii"}
     shown = subprocess.run([sys.executable, "-m", "nas3d_tui", "profiles"], cwd=REPO, env=env,
@@ -578,6 +590,7 @@ def _fifo(path: Path) -> None:
     os.mkfifo(path)
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("what", ["checkpoint", "journal", "record", "own data file", "predict input", "labels CSV"])
 def test_a_named_pipe_where_a_file_belongs_is_one_line_not_a_hang(what, stopped_run, tmp_path, capfd):

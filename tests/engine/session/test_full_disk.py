@@ -239,6 +239,7 @@ def resume(run_dir: Path):
 # ------------------------------------------------------------------ the search: journal line, record, search state
 
 
+@pytest.mark.e2e
 def test_a_full_disk_in_a_journal_line_a_record_and_the_search_state_loses_nothing(reference, disk, overrides):
     run_dir = disk.path / "run"
 
@@ -282,6 +283,7 @@ def test_a_full_disk_in_a_journal_line_a_record_and_the_search_state_loses_nothi
 # ------------------------------------------------------------------ the final phase: epoch checkpoint, bundle, result line
 
 
+@pytest.mark.e2e
 def test_a_full_disk_in_a_finals_bundle_and_its_result_line_loses_nothing(reference, disk, overrides):
     run_dir = disk.path / "run"
     rd = RunDir(run_dir)
@@ -346,6 +348,7 @@ def _exported(run_dir: Path, out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in timing} for row in rows]
 
 
+@pytest.mark.e2e
 def test_the_issues_case_one_line_then_resume_exports_the_uninterrupted_leaderboard(reference, tmp_path, overrides):
     disk = _mount(tmp_path / "small", "size=2m")
     try:
@@ -371,6 +374,7 @@ def test_the_issues_case_one_line_then_resume_exports_the_uninterrupted_leaderbo
 # ------------------------------------------------------------------ a train run
 
 
+@pytest.mark.e2e
 def test_a_train_run_whose_results_line_is_torn_announces_it_on_resume_and_a_result_without_record_retrains(
     disk, overrides
 ):

@@ -25,6 +25,8 @@ from engine.session import Session, SessionError
 
 REPO = Path(__file__).resolve().parents[3]
 
+pytestmark = pytest.mark.e2e  # every test here runs a tiny search, or the command line in a subprocess
+
 def run_tiny(run_dir: Path, profile) -> tuple[Session, list[ev.Event]]:
     session = Session(profile, run_dir)
     got: list[ev.Event] = []

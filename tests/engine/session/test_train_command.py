@@ -78,6 +78,7 @@ def test_a_malformed_arch_is_one_user_error(text, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.e2e
 def test_train_retrains_the_published_chromosome_over_three_seeds_and_reports_json(reference, tmp_path):
     data = small_dataset(tmp_path / "small.npz")
     out = tmp_path / "train-run"

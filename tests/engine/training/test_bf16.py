@@ -122,6 +122,7 @@ def _curve(result):
     return [(h["train_loss"], h["val_loss"], h["val_acc"], h["val_auc"]) for h in result.history]
 
 
+@pytest.mark.e2e
 def test_a_bf16_epoch_on_the_cpu_runs_in_bf16_and_scores_in_fp32(cell, small):
     config = TrainingConfig(epochs=1, batch_size=16)
     cpu = torch.device("cpu")
@@ -137,6 +138,7 @@ def test_a_bf16_epoch_on_the_cpu_runs_in_bf16_and_scores_in_fp32(cell, small):
     assert all(math.isfinite(v) for v in (loss, acc, auc))
 
 
+@pytest.mark.e2e
 def test_train_candidate_uses_bf16_on_the_cpu_only_with_native_bf16(cell, small, monkeypatch):
     bf16 = TrainingConfig(epochs=2, batch_size=16, amp=True)
     fp32 = train_candidate(cell, small, replace(bf16, amp=False), seed=5)
@@ -150,6 +152,7 @@ def test_train_candidate_uses_bf16_on_the_cpu_only_with_native_bf16(cell, small,
     assert _curve(with_bf16) != _curve(fp32), "native bf16 and amp = true: the CPU trains bf16"
 
 
+@pytest.mark.e2e
 def test_bf16_on_the_cpu_is_deterministic_for_a_seed(cell, small, native_bf16):
     config = TrainingConfig(epochs=2, batch_size=16, amp=True)
     a = train_candidate(cell, small, config, seed=5, fitness="val_auc")
@@ -158,6 +161,7 @@ def test_bf16_on_the_cpu_is_deterministic_for_a_seed(cell, small, native_bf16):
     assert a.fitness == b.fitness and _curve(a) == _curve(b)
 
 
+@pytest.mark.e2e
 def test_a_bf16_final_training_stopped_after_an_epoch_resumes_to_the_identical_result(cell, small, native_bf16, tmp_path):
     config = TrainingConfig(epochs=3, patience=0, batch_size=16, amp=True)
     whole = final_train(cell, small, config, seed=3)

@@ -204,6 +204,7 @@ def test_early_stopping_triggers_in_training_on_a_crafted_curve():
 # -- learning on real data ------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_published_genotype_learns_on_a_real_subset(genotype, adrenal):
     # 64 real volumes (11% positive), 3 epochs of 4 batches. The published cell learns the
     # images slowly (see the slow test below), but within a few steps it must at least fit
@@ -233,6 +234,7 @@ def test_published_genotype_generalises_on_a_search_quarter(genotype, adrenal):
     assert max(h["val_auc"] for h in result.history) > 0.65
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("channels_last, rel", [(False, 1e-5), (True, 1e-2)])
 def test_trainer_matches_a_plain_pytorch_loop(genotype, small, channels_last, rel):
     # Same init, same batch order: the trainer's epoch is exactly Adam + cross-entropy over
@@ -261,6 +263,7 @@ def test_trainer_matches_a_plain_pytorch_loop(genotype, small, channels_last, re
     assert result.history[0]["val_loss"] == pytest.approx(val_loss, rel=rel)
 
 
+@pytest.mark.e2e
 def test_same_seed_same_fitness(genotype, small):
     config = TrainingConfig(epochs=2, batch_size=16)
     a = train_candidate(genotype, small, config, seed=5)
@@ -393,6 +396,7 @@ def test_stop_from_another_thread_is_prompt():
     assert raised_at - stopped_at[0] < 0.5
 
 
+@pytest.mark.e2e
 def test_pause_blocks_at_a_batch_boundary_and_resume_continues():
     control = Control()
     made: list[Tiny] = []
@@ -421,6 +425,7 @@ def test_pause_blocks_at_a_batch_boundary_and_resume_continues():
 # -- other sizes and the final phase ------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_64_cube_run_from_a_synthetic_file(genotype, tmp_path: Path):
     write_npz(tmp_path / "adrenalmnist3d_64.npz", size=64, n=(4, 2, 2))
     data = load_dataset("adrenalmnist3d", size=64, root=tmp_path)
@@ -429,6 +434,7 @@ def test_64_cube_run_from_a_synthetic_file(genotype, tmp_path: Path):
     assert result.epochs == 1
 
 
+@pytest.mark.e2e
 def test_final_train_returns_weights_that_reproduce_the_test_metrics(genotype, small):
     epochs: list[dict] = []
     outcome = final_train(genotype, small, TrainingConfig(epochs=2, batch_size=16), seed=11, on_epoch=epochs.append)
@@ -441,6 +447,7 @@ def test_final_train_returns_weights_that_reproduce_the_test_metrics(genotype, s
     assert acc == pytest.approx(outcome.test_acc, abs=1e-9)
 
 
+@pytest.mark.e2e
 def test_final_train_keeps_the_best_validation_checkpoint():
     # With a crafted val curve the best-ACC epoch is the 2nd: the returned weights are from then.
     made: list[Tiny] = []
@@ -460,6 +467,7 @@ def test_final_train_keeps_the_best_validation_checkpoint():
         assert torch.equal(value, snapshots[best][key])
 
 
+@pytest.mark.e2e
 def test_final_train_without_tie_break_keeps_the_first_best_acc_epoch():
     # tie_break="none" is the paper's plain rule: the first epoch with the best validation ACC.
     made: list[Tiny] = []
@@ -470,6 +478,7 @@ def test_final_train_without_tie_break_keeps_the_first_best_acc_epoch():
     assert outcome.best_epoch == best + 1
 
 
+@pytest.mark.e2e
 def test_final_train_stopped_raises_and_keeps_no_result(genotype, small):
     control = Control()
     control.stop()
@@ -488,6 +497,7 @@ def _stop_after(control: Control, epoch: int):
     return on_epoch
 
 
+@pytest.mark.e2e
 def test_a_final_training_stopped_after_epoch_k_resumes_to_the_identical_result(light, small, tmp_path):
     genotype = light[0]
     config = TrainingConfig(epochs=4, patience=0, batch_size=16)
@@ -509,6 +519,7 @@ def test_a_final_training_stopped_after_epoch_k_resumes_to_the_identical_result(
     assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in whole.history]
 
 
+@pytest.mark.e2e
 def test_a_search_candidate_checkpoints_only_once_it_has_run_long_enough(light, small, tmp_path):
     genotype = light[0]
     config = TrainingConfig(epochs=3, patience=0, batch_size=16)
@@ -529,6 +540,7 @@ def test_a_search_candidate_checkpoints_only_once_it_has_run_long_enough(light, 
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in whole.history]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "other seed", "other architecture"])
 def test_a_corrupt_or_foreign_checkpoint_restarts_the_training_with_one_line(light, small, tmp_path, damage):
     genotype = light[0]
@@ -556,6 +568,7 @@ def test_a_corrupt_or_foreign_checkpoint_restarts_the_training_with_one_line(lig
     assert outcome.test_auc == fresh.test_auc and outcome.val_acc == fresh.val_acc
 
 
+@pytest.mark.e2e
 def test_published_weights_score_as_published(genotype, adrenal, reference_dir, reference):
     # data loading + evaluation + metrics reproduce the paper's test numbers
     from engine.model import load_reference_weights
@@ -580,6 +593,7 @@ def test_cuda_training_reports_peak_memory(genotype, amp):
     assert result.peak_memory_mb is not None and result.peak_memory_mb > 0
 
 
+@pytest.mark.e2e
 def test_score_test_scores_the_epoch_that_gave_the_fitness_and_changes_nothing_else(light, small):
     # An exhaustive run's candidates score their best epoch on the test split (the table's test AUC/ACC).
     made: list[nn.Module] = []
