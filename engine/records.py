@@ -48,14 +48,15 @@ TRAINED_STATUSES = _TRAINED  # statuses that spent budget
 TIE_BREAKS = _TIE_BREAKS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EpochRecord(Mapping[str, float]):
     """One finished training epoch: what the trainer measured, what ``on_epoch`` gets, what a record's
     ``history`` holds and what an ``EpochFinished`` event carries.
 
     It reads as its JSON object too (a read-only mapping, keys in field order): ``dict(epoch)`` is
-    the object a candidate file or an epoch checkpoint holds, byte for byte what it always was.
-    Values are kept as given (no conversion), so a record read back writes the same text.
+    the object a candidate file or an epoch checkpoint holds, byte for byte what it always was, and
+    it equals that object (a mapping's equality). Values are kept as given (no conversion), so a
+    record read back writes the same text.
     """
 
     epoch: int
@@ -100,6 +101,9 @@ class EpochRecord(Mapping[str, float]):
 
     def __len__(self) -> int:
         return len(EPOCH_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash((self.epoch, self.train_loss, self.val_loss, self.val_acc, self.val_auc, self.seconds))
 
 
 EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_auc", "seconds")  # EpochRecord's, in order
