@@ -1,8 +1,8 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the local virtual environment on first use and installs what it
 # needs: `run` only the dashboard (`pip install -e .`), `test` also the test
-# extras (pytest, mypy, Ray, ONNX: `.[test]`) and type-checks engine/ before
-# the suite. One stamp per extra: each installs once, and `make test` after
+# extras (pytest, mypy, Ray, ONNX: `.[test]`) and type-checks engine/, tui/ and
+# nas3d_tui/ before the suite. One stamp per extra: each installs once, and `make test` after
 # `make run` only adds the extras. `make check` is `make test`'s fast tier.
 PYTHON ?= python3
 VENV ?= .venv
@@ -32,7 +32,7 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(VENV)/bin/nas3d-tui || [ $$? -eq 130 ]
 
-# The type checker first (strict on engine/, configured in pyproject.toml), then the suite.
+# The type checker first (strict on engine/, tui/ and nas3d_tui/, configured in pyproject.toml), then the suite.
 test: $(TEST_STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, cast
+from typing import Any, BinaryIO, Callable, Iterable, cast
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_regular_file"]
 
@@ -58,8 +58,59 @@ class _Writes:
             self.error = exc
             raise
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fh, name)
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self.write(line)
+
+    # The rest of a binary file's interface, passed on, one method each (zipfile seeks and tells, PIL may
+    # ask for fileno, numpy for read).
+    @property
+    def name(self) -> Any:
+        return self._fh.name
+
+    @property
+    def mode(self) -> str:
+        return self._fh.mode
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def seekable(self) -> bool:
+        return self._fh.seekable()
+
+    def writable(self) -> bool:
+        return self._fh.writable()
+
+    def readable(self) -> bool:
+        return self._fh.readable()
+
+    def read(self, size: int = -1) -> bytes:  # (numpy's savez asks whether there is one: a file, not a path)
+        return self._fh.read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._fh.readline(size)
+
+    def isatty(self) -> bool:
+        return self._fh.isatty()
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._fh.truncate(size)
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:

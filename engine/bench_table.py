@@ -349,7 +349,7 @@ def _need(obj: Mapping[str, Any], name: str, kind: type | tuple[type, ...], wher
 def _check_history(history: Sequence[Any], where: str) -> None:
     for i, h in enumerate(history):
         for name in HISTORY_FIELDS:
-            v = h.get(name) if isinstance(h, dict) else None
+            v = h.get(name) if isinstance(h, Mapping) else None  # (an EpochRecord reads as its JSON object)
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise _fail(f"{where}.history[{i}]", f"{name} = {json.dumps(v)[:40]} is not a number")
         if int(h["epoch"]) != i + 1:

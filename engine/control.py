@@ -23,11 +23,12 @@ from typing import Callable, Protocol, runtime_checkable
 from .atomic import atomic_write_json
 from .errors import StopRequested, UserError
 from .jsonfile import read_json
+from .vocab import Command
 
 __all__ = ["Control", "Gate", "StopRequested", "write_command", "read_command"]
 
 
-def write_command(command_file: str | os.PathLike[str], command: str) -> None:
+def write_command(command_file: str | os.PathLike[str], command: Command) -> None:
     """Atomically write ``pause`` / ``resume`` / ``stop`` to ``command_file`` (a run's ``RunDir.control_path``)."""
     if command not in ("pause", "resume", "stop"):
         raise ValueError(f"unknown command {command!r}: use pause, resume or stop")

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from .errors import CorruptFileError
-from .records import CandidateRecord
+from .records import CandidateRecord, EpochRecord
+from .vocab import CandidatePhase, EpochPhase, Fitness, RecordStatus, RunKind
 
 __all__ = [
     "Event",
@@ -83,11 +84,11 @@ class RunStarted(Event):
     population: int
     num_classes: int
     task: str
-    fitness: str = "val_acc"
+    fitness: Fitness = "val_acc"
     resumed: bool = False
     pid: int = 0
     profile: dict[str, Any] = field(default_factory=dict)
-    run_kind: str = "search"  # search | train (one architecture retrained over seeds)
+    run_kind: RunKind = "search"  # search | train (one architecture retrained over seeds)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class CandidateStarted(Event):
     kind: ClassVar[str] = "candidate_started"
     candidate_id: int
     generation: int
-    phase: str  # init | opposite | trial | jump
+    phase: CandidatePhase  # init | opposite | trial | jump | random | exhaustive | seed
     key: str
     genotype: dict[str, Any]
     vector: list[float] = field(default_factory=list)
@@ -119,15 +120,15 @@ class EpochFinished(Event):
     val_auc: float
     seconds: float
     max_epochs: int = 0
-    phase: str = "search"  # search | final
+    phase: EpochPhase = "search"  # search | final
 
 
 @dataclass(frozen=True)
 class CandidateFinished(Event):
     """A candidate has a result (ok / infeasible / duplicate / oom / failed): its ``CandidateRecord``.
 
-    The record's fields read as the event's own (``event.fitness``); in the
-    journal they are written flat, beside ``budget`` (the epochs' history stays
+    The record's fields read as the event's own (``event.fitness``, explicit
+    properties); in the journal they are written flat, beside ``budget`` (the epochs' history stays
     in the run directory's record file).
     """
 
@@ -135,13 +136,114 @@ class CandidateFinished(Event):
     record: CandidateRecord
     budget: int = 0
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "record":
-            raise AttributeError(name)
-        try:
-            return getattr(self.record, name)
-        except AttributeError:
-            raise AttributeError(f"CandidateFinished has no field {name!r}") from None
+    # The record's fields, read as the event's own (``event.fitness``): one property each, typed.
+    @property
+    def candidate_id(self) -> int:
+        return self.record.candidate_id
+
+    @property
+    def generation(self) -> int:
+        return self.record.generation
+
+    @property
+    def phase(self) -> CandidatePhase:
+        return self.record.phase
+
+    @property
+    def status(self) -> RecordStatus:
+        return self.record.status
+
+    @property
+    def key(self) -> str | None:
+        return self.record.key
+
+    @property
+    def genotype(self) -> dict[str, Any]:
+        return self.record.genotype
+
+    @property
+    def vector(self) -> list[float]:
+        return self.record.vector
+
+    @property
+    def fitness(self) -> float | None:
+        return self.record.fitness
+
+    @property
+    def val_acc(self) -> float | None:
+        return self.record.val_acc
+
+    @property
+    def val_auc(self) -> float | None:
+        return self.record.val_auc
+
+    @property
+    def params(self) -> int | None:
+        return self.record.params
+
+    @property
+    def flops(self) -> int | None:
+        return self.record.flops
+
+    @property
+    def epochs(self) -> int:
+        return self.record.epochs
+
+    @property
+    def seconds(self) -> float:
+        return self.record.seconds
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        return self.record.peak_memory_mb
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
+
+    @property
+    def worker(self) -> str:
+        return self.record.worker
+
+    @property
+    def duplicate_of(self) -> int | None:
+        return self.record.duplicate_of
+
+    @property
+    def trained(self) -> int:
+        return self.record.trained
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        return self.record.history
+
+    @property
+    def pruned_at(self) -> int | None:
+        return self.record.pruned_at
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.record.test_acc
+
+    @property
+    def test_auc(self) -> float | None:
+        return self.record.test_auc
+
+    @property
+    def ok(self) -> bool:
+        return self.record.ok
+
+    @property
+    def spent_budget(self) -> bool:
+        return self.record.spent_budget
+
+    @property
+    def pruned(self) -> bool:
+        return self.record.pruned
+
+    @property
+    def told_fitness(self) -> float:
+        return self.record.told_fitness
 
     def to_dict(self) -> dict[str, Any]:
         d = self.record.to_dict(history=False)
@@ -225,7 +327,7 @@ class TrainingResumed(Event):
     candidate_id: int
     epoch: int
     max_epochs: int
-    phase: str = "search"  # search | final
+    phase: EpochPhase = "search"  # search | final
     seed: int | None = None
 
 

@@ -34,7 +34,8 @@ from typing import Any, Iterable, Sequence
 
 from .atomic import atomic_write_text
 from .events import CandidateFinished, Event, FinalResult, RunStarted
-from .records import CandidateRecord, rank_key
+from .records import CandidateRecord, EpochRecord, rank_key
+from .vocab import CandidatePhase, RecordStatus, TieBreak, as_tie_break
 
 __all__ = [
     "Row",
@@ -54,7 +55,7 @@ EXPORT_FORMATS = ("csv", "json", "md")
 class Row:
     """One candidate on the leaderboard: its record, its rank and its final test metrics.
 
-    The record's fields read as the row's own (``row.fitness``). ``rank`` is
+    The record's fields read as the row's own (``row.fitness``, explicit properties). ``rank`` is
     None for candidates whose status is not ``ok``; ``test_*`` are None until a
     final result arrived (mean and sample standard deviation over seeds; the
     standard deviation is None for a single seed). ``tie_break`` says what
@@ -71,10 +72,102 @@ class Row:
     test_acc_std: float | None = None
     tie_break: str = ""
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "record":
-            raise AttributeError(name)
-        return getattr(self.record, name)
+    # The record's fields, read as the row's own (``row.fitness``): one property each, typed.
+    @property
+    def candidate_id(self) -> int:
+        return self.record.candidate_id
+
+    @property
+    def generation(self) -> int:
+        return self.record.generation
+
+    @property
+    def phase(self) -> CandidatePhase:
+        return self.record.phase
+
+    @property
+    def status(self) -> RecordStatus:
+        return self.record.status
+
+    @property
+    def key(self) -> str | None:
+        return self.record.key
+
+    @property
+    def vector(self) -> list[float]:
+        return self.record.vector
+
+    @property
+    def fitness(self) -> float | None:
+        return self.record.fitness
+
+    @property
+    def val_acc(self) -> float | None:
+        return self.record.val_acc
+
+    @property
+    def val_auc(self) -> float | None:
+        return self.record.val_auc
+
+    @property
+    def params(self) -> int | None:
+        return self.record.params
+
+    @property
+    def flops(self) -> int | None:
+        return self.record.flops
+
+    @property
+    def epochs(self) -> int:
+        return self.record.epochs
+
+    @property
+    def seconds(self) -> float:
+        return self.record.seconds
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        return self.record.peak_memory_mb
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
+
+    @property
+    def worker(self) -> str:
+        return self.record.worker
+
+    @property
+    def duplicate_of(self) -> int | None:
+        return self.record.duplicate_of
+
+    @property
+    def trained(self) -> int:
+        return self.record.trained
+
+    @property
+    def pruned_at(self) -> int | None:
+        return self.record.pruned_at
+
+    @property
+    def ok(self) -> bool:
+        return self.record.ok
+
+    @property
+    def spent_budget(self) -> bool:
+        return self.record.spent_budget
+
+    @property
+    def pruned(self) -> bool:
+        return self.record.pruned
+
+    @property
+    def told_fitness(self) -> float:
+        return self.record.told_fitness
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        return self.record.history
 
     @property
     def genotype(self) -> str:  # the compact one-line form (the record keeps the full dict)
@@ -166,7 +259,7 @@ _HIDDEN = ("duplicate", "infeasible")  # left out of the default rows
 _PLACE_AT_MOST = 64  # new candidates placed one by one in the kept order; more arrived unasked: sort again
 
 
-def _decided_by(above: CandidateRecord, row: CandidateRecord, tie_break: str) -> str:
+def _decided_by(above: CandidateRecord, row: CandidateRecord, tie_break: TieBreak) -> str:
     """What placed ``row`` below ``above`` when their fitnesses are equal ('' otherwise)."""
     if above.fitness != row.fitness:
         return ""
@@ -189,7 +282,7 @@ class Leaderboard:
     ``RunStarted`` (its profile's ``search.tie_break``).
     """
 
-    def __init__(self, tie_break: str = "val_auc") -> None:
+    def __init__(self, tie_break: TieBreak = "val_auc") -> None:
         self._tie_break = tie_break
         self._candidates: dict[int, CandidateRecord] = {}
         self._finals: dict[int, dict[int, FinalResult]] = {}
@@ -205,12 +298,12 @@ class Leaderboard:
         self._hidden_count = 0  # duplicates and infeasible candidates (left out of the default rows)
 
     @property
-    def tie_break(self) -> str:
+    def tie_break(self) -> TieBreak:
         """How equal fitnesses are ordered (``engine.records.TIE_BREAKS``)."""
         return self._tie_break
 
     @tie_break.setter
-    def tie_break(self, value: str) -> None:
+    def tie_break(self, value: TieBreak) -> None:
         if value != self._tie_break:
             self._tie_break = value
             self._ranked = None  # (rows() are cached per tie-break already)
@@ -246,9 +339,9 @@ class Leaderboard:
             return True
         if isinstance(event, RunStarted):
             search = event.profile.get("search", {}) if isinstance(event.profile, dict) else {}
-            tie_break = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
-            changed = tie_break != self.tie_break and tie_break in ("val_auc", "none")
-            if changed:
+            tie_break = as_tie_break(search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc")
+            changed = tie_break is not None and tie_break != self.tie_break
+            if tie_break is not None and changed:
                 self.tie_break = tie_break
                 self._rows_cache.clear()
             return changed

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import strategy as st
 from .strategy import Batch, at_least_as_good, select_best
+from .vocab import CandidatePhase
 
 __all__ = [
     "Batch",
@@ -175,7 +176,7 @@ class ODE:
         self.key_fn = key_fn
         self.rng = np.random.Generator(np.random.PCG64(self.seed))
 
-        self._phase = "init"  # phase of the next (or pending) batch
+        self._phase: CandidatePhase = "init"  # phase of the next (or pending) batch
         self._generation = 0
         self._pending: Batch | None = None
         self._next_id = 0
@@ -208,7 +209,7 @@ class ODE:
         return self._generation
 
     @property
-    def phase(self) -> str:
+    def phase(self) -> CandidatePhase:
         """Phase of the next (or pending) batch."""
         return self._phase
 

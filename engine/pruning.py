@@ -38,6 +38,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from .vocab import PRUNING_RULES as _PRUNING_RULES
+
 __all__ = [
     "PRUNING_RULES",
     "MIN_REFERENCE",
@@ -48,7 +50,7 @@ __all__ = [
     "prune_epoch",
 ]
 
-PRUNING_RULES = ("none", "parent", "median")
+PRUNING_RULES = _PRUNING_RULES  # ("none", "parent", "median"): engine.vocab
 MIN_REFERENCE = 3  # median of fewer earlier candidates is noise
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import strategy as st
 from .ode import KeyFn
 from .strategy import Batch, select_best
+from .vocab import CandidatePhase
 
 __all__ = ["RandomSearch", "STATE_FORMAT"]
 
@@ -38,7 +39,7 @@ class RandomSearch:
             search proposes infeasible and repeated architectures as they come).
     """
 
-    phase = "random"
+    phase: CandidatePhase = "random"
 
     def __init__(self, dim: int = 29, population: int = 20, seed: int = 42, key_fn: KeyFn | None = None) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:

@@ -21,15 +21,18 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, SupportsFloat, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, SupportsFloat, cast
 
 from .errors import CorruptFileError
+from .vocab import CANDIDATE_STATUSES, TIE_BREAKS as _TIE_BREAKS, TRAINED_STATUSES as _TRAINED
+from .vocab import CandidatePhase, CandidateStatus, Fitness, RecordStatus, TieBreak
 
 __all__ = [
     "STATUSES",
     "TRAINED_STATUSES",
     "TIE_BREAKS",
     "CandidateRecord",
+    "EpochRecord",
     "Proposal",
     "TrainingResult",
     "rank_key",
@@ -40,10 +43,70 @@ __all__ = [
     "LIGHT_GENOTYPE_KEYS",
 ]
 
-STATUSES = ("ok", "pruned", "infeasible", "duplicate", "oom", "failed")
-TRAINED_STATUSES = ("ok", "pruned", "oom", "failed")  # statuses that spent budget
-TIE_BREAKS = ("val_auc", "none")
-PHASES = ("init", "opposite", "trial", "jump", "random", "exhaustive")
+STATUSES = CANDIDATE_STATUSES  # ("ok", "pruned", "infeasible", "duplicate", "oom", "failed"): engine.vocab
+TRAINED_STATUSES = _TRAINED  # statuses that spent budget
+TIE_BREAKS = _TIE_BREAKS
+
+
+@dataclass(frozen=True, eq=False)
+class EpochRecord(Mapping[str, float]):
+    """One finished training epoch: what the trainer measured, what ``on_epoch`` gets, what a record's
+    ``history`` holds and what an ``EpochFinished`` event carries.
+
+    It reads as its JSON object too (a read-only mapping, keys in field order): ``dict(epoch)`` is
+    the object a candidate file or an epoch checkpoint holds, byte for byte what it always was, and
+    it equals that object (a mapping's equality). Values are kept as given (no conversion), so a
+    record read back writes the same text.
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    val_auc: float
+    seconds: float
+
+    def metric(self, name: Fitness) -> float:
+        """The validation metric ``name`` (a fitness: ``val_acc`` or ``val_auc``)."""
+        return self.val_auc if name == "val_auc" else self.val_acc
+
+    def to_dict(self) -> dict[str, float]:
+        return {"epoch": self.epoch, "train_loss": self.train_loss, "val_loss": self.val_loss,
+                "val_acc": self.val_acc, "val_auc": self.val_auc, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EpochRecord":
+        """The epoch of its JSON object (``to_dict``'s form; other keys are left). Raises KeyError for a missing one."""
+        return cls(data["epoch"], data["train_loss"], data["val_loss"], data["val_acc"], data["val_auc"], data["seconds"])
+
+    # -- the read-only mapping of its JSON object -------------------------------------
+    def __getitem__(self, name: str) -> float:
+        match name:
+            case "epoch":
+                return self.epoch
+            case "train_loss":
+                return self.train_loss
+            case "val_loss":
+                return self.val_loss
+            case "val_acc":
+                return self.val_acc
+            case "val_auc":
+                return self.val_auc
+            case "seconds":
+                return self.seconds
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(EPOCH_FIELDS)
+
+    def __len__(self) -> int:
+        return len(EPOCH_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash((self.epoch, self.train_loss, self.val_loss, self.val_acc, self.val_auc, self.seconds))
+
+
+EPOCH_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_auc", "seconds")  # EpochRecord's, in order
 
 
 class Proposal(Protocol):
@@ -59,7 +122,7 @@ class TrainingResult(Protocol):
     """What a training returns, as a record reads it (``engine.training.CandidateResult`` is one)."""
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> CandidateStatus: ...
     @property
     def fitness(self) -> float | None: ...
     @property
@@ -75,7 +138,7 @@ class TrainingResult(Protocol):
     @property
     def error(self) -> str | None: ...
     @property
-    def history(self) -> Sequence[Mapping[str, Any]]: ...
+    def history(self) -> Sequence[EpochRecord]: ...
     @property
     def pruned_at(self) -> int | None: ...
     @property
@@ -109,8 +172,8 @@ class CandidateRecord:
         worker: who trained it (``local:cpu``, ``w1:cuda:0``, ...).
         duplicate_of: the candidate whose result a duplicate reuses.
         trained: candidates trained (budget spent) once this one was recorded.
-        history: one dict per epoch (epoch, train_loss, val_loss, val_acc,
-            val_auc, seconds); kept in the run directory, not in events.
+        history: one ``EpochRecord`` per epoch (epoch, train_loss, val_loss,
+            val_acc, val_auc, seconds); kept in the run directory, not in events.
         pruned_at: the epoch its training was pruned at (a duplicate of a
             pruned candidate carries it too); None otherwise.
         test_acc, test_auc: the test metrics of the epoch that gave the
@@ -121,8 +184,8 @@ class CandidateRecord:
 
     candidate_id: int
     generation: int
-    phase: str
-    status: str
+    phase: CandidatePhase
+    status: RecordStatus
     key: str | None = None
     genotype: dict[str, Any] = field(default_factory=dict)
     vector: list[float] = field(default_factory=list)
@@ -138,7 +201,7 @@ class CandidateRecord:
     worker: str = ""
     duplicate_of: int | None = None
     trained: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     pruned_at: int | None = None
     test_acc: float | None = None
     test_auc: float | None = None
@@ -198,7 +261,7 @@ class CandidateRecord:
 
     @classmethod
     def proposed(
-        cls, candidate_id: int, generation: int, phase: str, genotype: Proposal, vector: Sequence[float] = ()
+        cls, candidate_id: int, generation: int, phase: CandidatePhase, genotype: Proposal, vector: Sequence[float] = ()
     ) -> "CandidateRecord":
         """The draft of a candidate before its result: where it was proposed and what it is (no status yet)."""
         return cls(
@@ -227,7 +290,7 @@ class CandidateRecord:
             peak_memory_mb=result.peak_memory_mb,
             error=result.error,
             worker=worker,
-            history=[dict(h) for h in result.history],
+            history=list(result.history),
             pruned_at=result.pruned_at,
             test_acc=result.test_acc,
             test_auc=result.test_auc,
@@ -250,7 +313,7 @@ class CandidateRecord:
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
         """JSON-safe form (the candidate file); ``history=False`` leaves the epochs out (events)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {name: getattr(self, name) for name in _field_names(CandidateRecord)}
         d["genotype"] = dict(self.genotype)
         d["vector"] = list(self.vector)
         d["history"] = [dict(h) for h in self.history] if history else []
@@ -285,6 +348,8 @@ class CandidateRecord:
             elif to_float:
                 value = float(value)
             values[name] = value
+        if "history" in values:  # (checked: a list of objects) one EpochRecord each
+            values["history"] = _epochs(values["history"], where)
         record = cls(**values)
         if record.status not in STATUSES:
             raise CorruptFileError(
@@ -323,6 +388,13 @@ def _shared_rows(matrix: Any) -> Any:
 
 
 _REQUIRED = ("candidate_id", "generation", "phase", "status")
+
+
+def _epochs(history: list[dict[str, Any]], where: str) -> list[EpochRecord]:
+    try:
+        return [EpochRecord.from_dict(h) for h in history]
+    except KeyError as exc:
+        raise CorruptFileError(f"{where} is corrupt: an epoch of its history has no {exc}") from None
 
 
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
@@ -470,7 +542,9 @@ def _num(value: float | int | None, missing: float) -> float:
     return missing if math.isnan(v) else v
 
 
-def selection_key(fitness: float | None, val_auc: float | None, flops: int | None, tie_break: str = "val_auc") -> tuple[float, ...]:
+def selection_key(
+    fitness: float | None, val_auc: float | None, flops: int | None, tie_break: TieBreak = "val_auc"
+) -> tuple[float, ...]:
     """Larger is better: what the strategy compares when it selects (without the id).
 
     ``tie_break="none"`` compares fitness alone (the paper's plain comparison).
@@ -481,7 +555,7 @@ def selection_key(fitness: float | None, val_auc: float | None, flops: int | Non
     return (f, _num(val_auc, -math.inf), -_num(flops, math.inf))
 
 
-def rank_key(record: CandidateRecord, tie_break: str = "val_auc") -> tuple[int, tuple[float, ...], int]:
+def rank_key(record: CandidateRecord, tie_break: TieBreak = "val_auc") -> tuple[int, tuple[float, ...], int]:
     """Smaller is better: sort records with it (``sorted(records, key=...)``).
 
     Status ``ok`` before everything else; then ``selection_key`` (higher
@@ -493,12 +567,12 @@ def rank_key(record: CandidateRecord, tie_break: str = "val_auc") -> tuple[int, 
     return (0 if record.ok else 1, tuple(-k for k in key), record.candidate_id)
 
 
-def ranked(records: Iterable[CandidateRecord], tie_break: str = "val_auc") -> list[CandidateRecord]:
+def ranked(records: Iterable[CandidateRecord], tie_break: TieBreak = "val_auc") -> list[CandidateRecord]:
     """The records with status ``ok``, best first."""
     return sorted((r for r in records if r.ok), key=lambda r: rank_key(r, tie_break))
 
 
-def best_record(records: Iterable[CandidateRecord], tie_break: str = "val_auc") -> CandidateRecord | None:
+def best_record(records: Iterable[CandidateRecord], tie_break: TieBreak = "val_auc") -> CandidateRecord | None:
     """The best ``ok`` record, or None."""
     top = ranked(records, tie_break)
     return top[0] if top else None

@@ -37,11 +37,12 @@ from typing import Any, Callable, Mapping, Sequence
 from . import events as ev
 from .errors import RunDirError, UserError, os_error_message
 from .journal import read_journal
-from .records import TIE_BREAKS, TRAINED_STATUSES, finite_or_none, rank_key
+from .records import TRAINED_STATUSES, finite_or_none, rank_key
 from .jsonfile import read_json
 from .rundir import RunDir
 from .runlock import STALE_AFTER_SECONDS, DriverInfo
 from .search_state import SearchState
+from .vocab import TieBreak, as_tie_break
 
 __all__ = [
     "STATES", "RunInfo", "inspect_run", "list_runs", "is_run_dir", "driver_pid", "RunCache",
@@ -207,10 +208,10 @@ def _ending(events: Sequence[ev.Event]) -> tuple[str, str]:
     return "crashed", ""
 
 
-def _tie_break(profile: Mapping[str, object]) -> str:
+def _tie_break(profile: Mapping[str, object]) -> TieBreak:
     search = profile.get("search") if isinstance(profile, dict) else None
     value = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
-    return value if value in TIE_BREAKS else "val_auc"
+    return as_tie_break(value) or "val_auc"
 
 
 def _progress(events: Sequence[ev.Event], search_state: SearchState | None) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from .vocab import CandidatePhase
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -54,7 +56,7 @@ class Batch:
             back to its candidates.
     """
 
-    phase: str
+    phase: CandidatePhase
     generation: int
     vectors: list[list[float]]
     first_id: int = 0
@@ -73,7 +75,7 @@ class Batch:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Batch":
         return cls(
-            phase=str(data["phase"]),
+            phase=data["phase"],  # (a saved state's: batch_from_state checks it)
             generation=int(data["generation"]),
             vectors=[[float(x) for x in v] for v in data["vectors"]],
             first_id=int(data.get("first_id", 0)),
@@ -95,7 +97,7 @@ class Strategy(Protocol):
     np: int  # population size (batch size of random search)
 
     @property
-    def phase(self) -> str:
+    def phase(self) -> CandidatePhase:
         """The phase of the next (or pending) batch: after a ``tell``, ``trial`` / ``random`` means a generation is complete."""
         ...
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from types import FrameType
 
 
-def _interrupted_early(signum, frame) -> None:  # pragma: no cover - runs in the real process only
+def _interrupted_early(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - runs in the real process only
     """Ctrl-C before the command's error boundary is entered: nothing was written; one line, exit 130."""
     try:
         os.write(2, b"nas3d-tui: error: interrupted\n")
@@ -46,7 +47,7 @@ import traceback
 import warnings
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .commands import COMMANDS, load
 
@@ -56,7 +57,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with one line, as argparse does, plus a hint
+    def error(self, message: str) -> NoReturn:  # exit 2 with one line, as argparse does, plus a hint
         from . import hints
 
         self.exit(EXIT_BAD_INPUT, f"nas3d-tui: error: {message} (see {hints.program()} --help)\n")
@@ -179,7 +180,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if signal.getsignal(signal.SIGINT) is _interrupted_early:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on the boundary below answers
-        return load(args.command).main(args)
+        status: int = load(args.command).main(args)  # (every command module's ``main(args) -> int``)
+        return status
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:  # `nas3d-tui export RUN | head`: the reader has what it wanted

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from engine import events as ev
 
@@ -24,7 +24,7 @@ __all__ = ["SessionHandle"]
 class SessionHandle:
     attached = False
 
-    def __init__(self, session: RunLifecycle) -> None:  # a search (Session) or a train run (Retrain)
+    def __init__(self, session: RunLifecycle[Any]) -> None:  # a search (Session) or a train run (Retrain)
         self.session = session
         self.run_dir: Path = session.run_dir.path
         self.outcome: SessionOutcome | None = None

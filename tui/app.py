@@ -25,6 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from engine.events import Event
+from engine.vocab import Command
 
 from .fmt import export_note
 from .handle import RunHandle
@@ -342,7 +343,7 @@ class NasApp(App[int]):
         self.push_screen(HelpScreen())
 
     # -- commands -------------------------------------------------------------------------
-    def _command(self, name: str, send: Callable[[], None]) -> bool:
+    def _command(self, name: Command, send: Callable[[], None]) -> bool:
         """Send one command to the handle (``send``); a handle that raises shows the error, not a crash."""
         try:
             send()
@@ -363,7 +364,7 @@ class NasApp(App[int]):
             self.notify("the run is stopping", timeout=3)
             return
         resume = state.status == PAUSED or state.pending == "pause"
-        command = "resume" if resume else "pause"
+        command: Command = "resume" if resume else "pause"
         if resume:
             sent = self._command(command, lambda: self.handle.resume())
         else:

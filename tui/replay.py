@@ -15,6 +15,7 @@ from engine import events as ev
 
 from engine.journal import read_journal
 from engine.rundir import RunDir
+from engine.vocab import Command
 
 from .handle import HandleError, Sink
 
@@ -92,7 +93,7 @@ class ReplayHandle:
             if self._sink is not None:
                 self._sink(event)
 
-    def _command(self, name: str, answer: ev.Event | None) -> None:
+    def _command(self, name: Command, answer: ev.Event | None) -> None:
         self.commands.append(name)
         if answer is not None and self.echo_commands and self._sink is not None:
             self._deliver(answer)

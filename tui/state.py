@@ -12,11 +12,12 @@ from __future__ import annotations
 import heapq
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from engine import events as ev
 from engine.leaderboard import Leaderboard, Row
 from engine.records import CandidateRecord, finite_or_none as _finite, rank_key
+from engine.vocab import CandidatePhase, Command, RecordStatus
 
 from .fmt import elapsed
 from .narrate import describe, has_line
@@ -50,6 +51,10 @@ LOG_LINES = 200  # the log panel's scrollback (the journal keeps every line; `re
 # their epochs are read back from the journal when their details are opened.
 DETAILS_KEPT = 100
 
+# What the dashboard says of a candidate: training (running), cut off by the end of a run segment
+# before its result (interrupted, retrained on resume), or its record's status.
+ViewStatus = Literal["running", "interrupted"] | RecordStatus
+
 
 @dataclass(slots=True)
 class CandidateView:
@@ -66,7 +71,7 @@ class CandidateView:
     candidate_id: int
     started: ev.CandidateStarted | None = None
     record: CandidateRecord | None = None
-    status: str = "running"  # running | interrupted | the record's status
+    status: ViewStatus = "running"  # running | interrupted | the record's status
     epochs: int = 0
     max_epochs: int = 0
     resumed_at: int = 0  # a per-epoch checkpoint let training continue after this epoch
@@ -89,8 +94,8 @@ class CandidateView:
         return generation
 
     @property
-    def phase(self) -> str:
-        phase: str = self._field("phase", "")
+    def phase(self) -> CandidatePhase | Literal[""]:
+        phase: CandidatePhase | Literal[""] = self._field("phase", "")
         return phase
 
     @property
@@ -225,7 +230,7 @@ class DashboardState:
         self.status: str = STARTING
         self.error: str | None = None
         self.finish_reason: str | None = None
-        self.pending: str | None = None  # command asked for, not yet confirmed by an event
+        self.pending: Command | None = None  # command asked for, not yet confirmed by an event
         self.warming_up = False  # the device is being prepared before the first candidate
         self.generation: int = 0
         self.trained: int = 0
@@ -300,14 +305,54 @@ class DashboardState:
             self.first_ts = ts
         self.last_ts = ts
         self.leaderboard.update(event)
-        handler = getattr(self, f"_on_{event.kind}", None)
-        if handler is not None:
-            handler(event)
+        self._dispatch(event)
         if has_line(event):
             self._log(ts, event=event)
         self._touch("status")
 
-    def request(self, command: str) -> None:
+    def _dispatch(self, event: ev.Event) -> None:
+        """The handler of ``event``'s class (the most frequent first); other events change nothing here."""
+        match event:
+            case ev.EpochFinished():
+                self._on_epoch_finished(event)
+            case ev.ResourceSample():
+                self._on_resource_sample(event)
+            case ev.CandidateFinished():
+                self._on_candidate_finished(event)
+            case ev.CandidateStarted():
+                self._on_candidate_started(event)
+            case ev.GenerationFinished():
+                self._on_generation_finished(event)
+            case ev.StateSaved():
+                self._on_state_saved(event)
+            case ev.TrainingResumed():
+                self._on_training_resumed(event)
+            case ev.Jump():
+                self._on_jump(event)
+            case ev.Paused():
+                self._on_paused(event)
+            case ev.Resumed():
+                self._on_resumed(event)
+            case ev.RunStarted():
+                self._on_run_started(event)
+            case ev.WarmupStarted():
+                self._on_warmup_started(event)
+            case ev.WarmupFinished():
+                self._on_warmup_finished(event)
+            case ev.Stopping():
+                self._on_stop_requested(event)
+            case ev.FinalStarted():
+                self._on_final_started(event)
+            case ev.FinalResult():
+                self._on_final_result(event)
+            case ev.RunFinished():
+                self._on_run_finished(event)
+            case ev.RunFailed():
+                self._on_run_failed(event)
+            case _:  # Log, and kinds without a panel of their own
+                pass
+
+    def request(self, command: Command) -> None:
         """Record a command the user issued (pause / resume / stop) until the engine confirms it."""
         if self.status in TERMINAL:
             return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from ..profile.sections import TrainingConfig
 from ..pruning import PruneRule
+from ..vocab import Fitness
 
 if TYPE_CHECKING:  # importing the trainer would import torch
     from ..space import Genotype
@@ -52,7 +53,7 @@ class TrainSpec:
     each training also scores its best epoch on the test split (exhaustive runs)."""
 
     config: TrainingConfig
-    fitness: str = "val_acc"
+    fitness: Fitness = "val_acc"
     score_test: bool = False
 
 

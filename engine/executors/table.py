@@ -17,12 +17,15 @@ No torch: a search against a table runs anywhere, in seconds.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 from ..bench_table import BenchTable, TableEntry, TableError
 from ..control import Gate
+from ..records import EpochRecord
+from ..vocab import CandidateStatus
 from .base import Callbacks, Job, TrainSpec
 
 __all__ = ["TableEvaluator", "ReplayedResult", "replay"]
@@ -32,7 +35,7 @@ __all__ = ["TableEvaluator", "ReplayedResult", "replay"]
 class ReplayedResult:
     """What a training would have returned (the fields ``engine.records.TrainingResult`` reads)."""
 
-    status: str
+    status: CandidateStatus
     fitness: float | None
     val_acc: float | None
     val_auc: float | None
@@ -40,7 +43,7 @@ class ReplayedResult:
     seconds: float
     peak_memory_mb: float | None
     error: str | None
-    history: tuple[dict[str, Any], ...] = ()
+    history: tuple[EpochRecord, ...] = ()
     pruned_at: int | None = None
     resumed_from: int = 0
     test_acc: float | None = None
@@ -51,7 +54,9 @@ def _better(value: float, best: float | None) -> bool:
     return not math.isnan(value) and (best is None or value > best)
 
 
-def replay(entry: TableEntry, job: Job, spec: TrainSpec, on_epoch: Any = None) -> ReplayedResult:
+def replay(
+    entry: TableEntry, job: Job, spec: TrainSpec, on_epoch: Callable[[EpochRecord], None] | None = None
+) -> ReplayedResult:
     """The result ``job`` gets from ``entry``, its epochs passed to ``on_epoch`` as they are replayed.
 
     Raises:
@@ -59,18 +64,18 @@ def replay(entry: TableEntry, job: Job, spec: TrainSpec, on_epoch: Any = None) -
     """
     r = entry.record
     select, max_epochs = spec.fitness, spec.config.epochs
-    history: list[dict[str, Any]] = []
+    history: list[EpochRecord] = []
     best: float | None = None
     best_acc: float | None = None
     best_auc: float | None = None
     pruned_at: int | None = None
     for epoch, h in enumerate(r.history, start=1):
-        record = dict(h)
+        record = EpochRecord.from_dict(h)  # (a record's epoch, or its JSON object: the same values)
         history.append(record)
-        if _better(float(record[select]), best):
-            best, best_acc, best_auc = float(record[select]), float(record["val_acc"]), float(record["val_auc"])
+        if _better(float(record.metric(select)), best):
+            best, best_acc, best_auc = float(record.metric(select)), float(record.val_acc), float(record.val_auc)
         if on_epoch is not None:
-            on_epoch(dict(record))
+            on_epoch(record)
         last = epoch == len(r.history)
         if last and r.status != "pruned":  # early stopping, the last epoch, or a failure ended it here
             break
@@ -82,7 +87,7 @@ def replay(entry: TableEntry, job: Job, spec: TrainSpec, on_epoch: Any = None) -
                 f"the table's training of cell {r.key} (seed {entry.seed}) was pruned at epoch {epoch}; this search "
                 "would train it further: search against a table built with search.pruning = \"none\""
             )
-    seconds = r.seconds if len(history) == len(r.history) else sum(float(h["seconds"]) for h in history)
+    seconds = r.seconds if len(history) == len(r.history) else sum(float(h.seconds) for h in history)
     if r.status in ("oom", "failed") and pruned_at is None:
         return ReplayedResult(r.status, None, None, None, len(history), seconds, r.peak_memory_mb, r.error, tuple(history))
     if pruned_at is not None and best is not None and job.prune is not None:
@@ -139,7 +144,7 @@ class TableEvaluator:
                     "a search against a table can only propose cells the table holds"
                 )
             callbacks.on_start(job, self.worker)
-            result = replay(entry, job, self.spec, lambda rec, job=job: callbacks.on_epoch(job, rec))
+            result = replay(entry, job, self.spec, functools.partial(callbacks.on_epoch, job))
             callbacks.on_done(job, cast(Any, result), self.worker)
 
     def close(self) -> None:

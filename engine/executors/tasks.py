@@ -130,7 +130,7 @@ class TaskCore:
         if not task.started:
             self.started(task, worker)
         for record in result.history[task.epochs :]:  # epochs whose messages had not arrived yet
-            self.epoch(task, dict(record))
+            self.epoch(task, record)
         self._note("done", task, worker)
         self.cb.on_done(task.job, result, worker)
 

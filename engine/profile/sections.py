@@ -17,6 +17,7 @@ from typing import TypeVar
 from ..catalog import DATASETS, SIZES
 from ..pruning import PRUNING_RULES
 from ..space import MAX_FILTERS, MAX_MODULES, MAX_STACKS
+from ..vocab import FITNESSES, STRATEGIES as _STRATEGIES, TIE_BREAKS, Fitness, PruningRule, Strategy, TieBreak
 from . import checks as c
 
 __all__ = [
@@ -41,7 +42,7 @@ AMP_MODES = ("auto",)  # besides true / false
 # (it always does on CUDA). Off until benchmarks/amp_ranking.py --device cpu shows that bf16
 # keeps the search's ranking and decisions (issue 30); "true" uses bf16 on such CPUs already.
 CPU_AUTO_BF16 = False
-STRATEGIES = ("ode", "random", "exhaustive")
+STRATEGIES = _STRATEGIES  # ("ode", "random", "exhaustive"): engine.vocab
 CONCURRENCY = ("auto", "threads", "processes")
 
 
@@ -112,14 +113,14 @@ class SearchConfig:
     jumping_rate: float = key(0.3, c.number(0.0, 1.0))
     budget: int = key(200, c.integer(1))
     time_budget_minutes: float = key(0.0, c.number(0.0, what="a number >= 0 (0: no time limit)"))
-    fitness: str = key("val_acc", c.choice(("val_acc", "val_auc")))
-    tie_break: str = key("val_auc", c.choice(("val_auc", "none")))
-    strategy: str = key("ode", c.choice(STRATEGIES))
+    fitness: Fitness = key("val_acc", c.choice(FITNESSES))
+    tie_break: TieBreak = key("val_auc", c.choice(TIE_BREAKS))
+    strategy: Strategy = key("ode", c.choice(STRATEGIES))
     # Stop trainings that can no longer win (engine.pruning): "parent" judges a DE
     # trial against its target parent's learning curve (and batches without a
     # parent against the median of earlier candidates); "median" judges every
     # candidate against the median. "none" is the published protocol.
-    pruning: str = key("none", c.choice(PRUNING_RULES))
+    pruning: PruningRule = key("none", c.choice(PRUNING_RULES))
     pruning_warmup: int = key(2, c.integer(1, what="an integer >= 1 (epochs before any pruning decision)"))
     pruning_margin: float = key(0.0, c.number(0.0, 1.0, what="a number in [0, 1] (fitness units below the bar)"))
 

@@ -14,6 +14,7 @@ from .. import events as ev
 from ..control import Control
 from ..profile import Profile
 from ..rundir import RunDir
+from ..vocab import TieBreak
 
 __all__ = ["RunContext", "Publish"]
 
@@ -39,6 +40,6 @@ class RunContext:
     device: str
 
     @property
-    def tie_break(self) -> str:
+    def tie_break(self) -> TieBreak:
         """``search.tie_break``: how equal fitnesses are ordered (selection, ranking, best epoch)."""
         return self.profile.search.tie_break

@@ -40,6 +40,7 @@ from ..control import Control
 from ..errors import RunDirError, is_disk_full, one_line, os_error_message
 from ..profile import Profile
 from ..rundir import RunDir
+from ..vocab import Fitness, RunKind
 from .context import RunContext
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class RunLifecycle(ABC, Generic[Prepared]):
         """Free what the phases held (threads, pools)."""
 
     # ------------------------------------------------------------------ shared steps
-    def _run_started(self, data: Dataset, budget: int, population: int, fitness: str, run_kind: str) -> None:
+    def _run_started(self, data: Dataset, budget: int, population: int, fitness: Fitness, run_kind: RunKind) -> None:
         """Publish ``RunStarted`` for this run on ``data``."""
         p = self.profile
         self.publish(

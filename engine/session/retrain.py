@@ -100,9 +100,9 @@ def seed_result(outcome: FinalOutcome) -> CandidateResult:
     """A seed's retraining as a training result its record is made from (fitness: its best validation ACC)."""
     from ..training import CandidateResult
 
-    best = outcome.history[outcome.best_epoch - 1] if outcome.history else {}
+    best = outcome.history[outcome.best_epoch - 1] if outcome.history else None
     return CandidateResult(
-        status="ok", fitness=outcome.val_acc, val_acc=outcome.val_acc, val_auc=best.get("val_auc"),
+        status="ok", fitness=outcome.val_acc, val_acc=outcome.val_acc, val_auc=best.val_auc if best is not None else None,
         epochs=outcome.epochs, seconds=outcome.seconds, peak_memory_mb=outcome.peak_memory_mb, error=None,
         history=outcome.history,
     )

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 from .. import events as ev
 from ..executors import Callbacks, Evaluator, Job, candidate_seed
 from ..pruning import PruneRule, median_rule, parent_rule
-from ..records import TRAINED_STATUSES, CandidateRecord, TrainingResult, best_record, selection_key
+from ..records import TRAINED_STATUSES, CandidateRecord, EpochRecord, TrainingResult, best_record, selection_key
 from ..space import SearchSpace
 from ..strategy import NO_TIE_BREAK, Batch, Strategy
 from .context import RunContext
+from ..vocab import EpochPhase
 from .measure import ComplexityCounter
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ class Search:
                 )
             )
 
-        def on_epoch(job: Job, r: dict[str, Any]) -> None:
+        def on_epoch(job: Job, r: EpochRecord) -> None:
             self.publish(epoch_event(job.candidate_id, r, max_epochs))
 
         def on_resume(job: Job, epoch: int) -> None:
@@ -289,16 +290,16 @@ def shown_budget(budget: int, strategy: object) -> int:
     return min(budget, cells) if isinstance(cells, int) else budget
 
 
-def epoch_event(candidate_id: int, r: Mapping[str, Any], max_epochs: int, phase: str = "search") -> ev.EpochFinished:
+def epoch_event(candidate_id: int, r: EpochRecord, max_epochs: int, phase: EpochPhase = "search") -> ev.EpochFinished:
     """The event for one epoch record of the trainer (``on_epoch``)."""
     return ev.EpochFinished(
         candidate_id=candidate_id,
-        epoch=int(r["epoch"]),
-        train_loss=float(r["train_loss"]),
-        val_loss=float(r["val_loss"]),
-        val_acc=float(r["val_acc"]),
-        val_auc=float(r["val_auc"]),
-        seconds=float(r["seconds"]),
+        epoch=int(r.epoch),
+        train_loss=float(r.train_loss),
+        val_loss=float(r.val_loss),
+        val_acc=float(r.val_acc),
+        val_auc=float(r.val_auc),
+        seconds=float(r.seconds),
         max_epochs=max_epochs,
         phase=phase,
     )

@@ -32,6 +32,7 @@ from .. import metrics
 from ..control import Gate
 from ..data import Split, iterate_batches
 from ..profile.sections import TrainingConfig
+from ..records import EpochRecord
 from .data_protocol import TrainData
 from .memory import PeakMemory
 
@@ -136,13 +137,13 @@ class Fitter:
             control.at_batch_boundary()
         return float(total.item() / max(seen, 1))  # the one host sync of the epoch
 
-    def run_epoch(self, epoch: int, control: Gate | None, memory: PeakMemory) -> dict[str, float]:
+    def run_epoch(self, epoch: int, control: Gate | None, memory: PeakMemory) -> EpochRecord:
         """Train one epoch on the train split and validate: the per-epoch record ``on_epoch`` gets."""
         t0 = time.perf_counter()
         train_loss = self.train_epoch(self.data.train, control, memory)
         val_loss, val_acc, val_auc, _ = self.evaluate(self.data.val, control)
         memory.sample()
-        return dict(
+        return EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
             val_loss=val_loss,

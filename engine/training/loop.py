@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import torch
 from torch import nn
@@ -31,6 +31,8 @@ from ..errors import StopRequested, is_disk_full, one_line, os_error_message
 from ..model import INIT_LOCK, build_network
 from ..profile.sections import TrainingConfig
 from ..pruning import PruneRule
+from ..records import EpochRecord
+from ..vocab import FITNESSES as _FITNESSES, CandidateStatus, Fitness, TieBreak
 from ..space import Genotype
 from .checkpoint import EpochCheckpoint
 from .data_protocol import TrainData
@@ -49,9 +51,10 @@ __all__ = [
     "final_train",
 ]
 
-FITNESSES = ("val_acc", "val_auc")
+FITNESSES = _FITNESSES
 
-EpochRecord = dict[str, float]  # epoch, train_loss, val_loss, val_acc, val_auc, seconds
+# One finished epoch is an ``engine.records.EpochRecord`` (frozen): the fitter makes it, ``on_epoch``
+# gets it, the result's ``history`` and the checkpoint's loop state keep it.
 OnEpoch = Callable[[EpochRecord], None]
 OnResume = Callable[[int], None]
 OnNotice = Callable[[str], None]
@@ -83,7 +86,7 @@ class CandidateResult:
         peak_memory_mb: CUDA peak allocated memory, or on CPU the growth of the
             process resident set over the run (approximate); None if unknown.
         error: one-line message for oom / failed.
-        history: one dict per epoch (as passed to ``on_epoch``).
+        history: one ``EpochRecord`` per epoch (as passed to ``on_epoch``).
         resumed_from: the epoch a checkpoint let it start after (0: from scratch).
         pruned_at: the epoch it was pruned at (status ``pruned``), else None.
         test_acc, test_auc: the test metrics of the epoch that gave the fitness
@@ -92,7 +95,7 @@ class CandidateResult:
             reports them); None otherwise.
     """
 
-    status: str
+    status: CandidateStatus
     fitness: float | None
     val_acc: float | None
     val_auc: float | None
@@ -111,7 +114,9 @@ class CandidateResult:
         return self.status == "ok"
 
     @classmethod
-    def failure(cls, message: str, seconds: float = 0.0, status: str = "failed") -> "CandidateResult":
+    def failure(
+        cls, message: str, seconds: float = 0.0, status: Literal["failed", "oom"] = "failed"
+    ) -> "CandidateResult":
         """A result for a candidate that could not be trained (``failed`` or ``oom``)."""
         return cls(status, None, None, None, 0, seconds, None, message, ())
 
@@ -185,11 +190,20 @@ class _Progress:
     pruned_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The checkpoint's ``loop`` state: plain values, each epoch as its JSON object (the file's form)."""
+        return {
+            "epoch": self.epoch, "history": [h.to_dict() for h in self.history], "stop_best": self.stop_best,
+            "stop_bad": self.stop_bad, "best_value": self.best_value, "best_acc": self.best_acc,
+            "best_auc": self.best_auc, "best_epoch": self.best_epoch, "best_state": self.best_state,
+            "pruned_at": self.pruned_at,
+        }  # (every field, in field order: the key order of the checkpoints written so far)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "_Progress":
-        return cls(**{f.name: d.get(f.name, f.default) for f in dataclasses.fields(cls) if f.name in d})
+        values = {fld.name: d.get(fld.name, fld.default) for fld in dataclasses.fields(cls) if fld.name in d}
+        if "history" in values:
+            values["history"] = [EpochRecord.from_dict(h) for h in values["history"]]
+        return cls(**values)
 
 
 class _ResumeNote:
@@ -227,7 +241,7 @@ def _finite(v: float) -> float:
     return -math.inf if math.isnan(v) else v
 
 
-def epoch_rank(record: EpochRecord, select: str, tie_break: str) -> tuple[float, ...]:
+def epoch_rank(record: EpochRecord, select: Fitness, tie_break: TieBreak) -> tuple[float, ...]:
     """How epochs compare when the best one is kept (larger is better).
 
     ``select`` first; with ``tie_break="val_auc"`` an equal value is decided
@@ -237,18 +251,18 @@ def epoch_rank(record: EpochRecord, select: str, tie_break: str) -> tuple[float,
     best, not the first one). ``"none"``: the paper's plain comparison. A NaN
     counts as the worst value.
     """
-    first = _finite(record[select])
+    first = _finite(record.metric(select))
     if tie_break == "none":
         return (first,)
-    second = "val_auc" if select != "val_auc" else "val_acc"
-    loss = float(record["val_loss"])
-    return (first, _finite(record[second]), -math.inf if math.isnan(loss) else -loss)
+    second = record.val_acc if select == "val_auc" else record.val_auc
+    loss = float(record.val_loss)
+    return (first, _finite(second), -math.inf if math.isnan(loss) else -loss)
 
 
-def _improves(record: EpochRecord, progress: "_Progress", select: str, tie_break: str) -> bool:
+def _improves(record: EpochRecord, progress: "_Progress", select: Fitness, tie_break: TieBreak) -> bool:
     """Whether ``record`` beats the best epoch so far (strictly; the earlier epoch wins a full tie)."""
     if tie_break == "none" or not 1 <= progress.best_epoch <= len(progress.history):
-        return _better(record[select], progress.best_value)
+        return _better(record.metric(select), progress.best_value)
     best = progress.history[progress.best_epoch - 1]
     return epoch_rank(record, select, tie_break) > epoch_rank(best, select, tie_break)
 
@@ -264,7 +278,7 @@ def _call(fn: Callable[..., None] | None, *args: str | int | EpochRecord) -> Non
 
 
 def _identity(
-    genotype: Genotype, data: TrainData, config: TrainingConfig, seed: int, select: str, keep_best: bool,
+    genotype: Genotype, data: TrainData, config: TrainingConfig, seed: int, select: Fitness, keep_best: bool,
     score_test: bool = False,
 ) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the architecture, the data, the seed and the settings."""
@@ -285,7 +299,7 @@ def _fit(
     make_fitter: Callable[[], Fitter],
     config: TrainingConfig,
     *,
-    select: str,
+    select: Fitness,
     keep_best_state: bool,
     control: Gate | None,
     on_epoch: OnEpoch | None,
@@ -293,7 +307,7 @@ def _fit(
     on_resume: OnResume | None,
     on_notice: OnNotice | None,
     memory: PeakMemory,
-    tie_break: str = "none",
+    tie_break: TieBreak = "none",
     prune: PruneRule | None = None,
     keep_improving_state: bool = False,
 ) -> tuple[Fitter, _Progress]:
@@ -328,14 +342,14 @@ def _fit(
         record = fitter.run_epoch(epoch, control, memory)
         improves = _improves(record, progress, select, tie_break)
         progress.history.append(record)
-        value = record[select]
+        value = record.metric(select)
         if improves or (keep_best_state and progress.best_state is None):
             progress.best_value, progress.best_epoch = value, epoch
-            progress.best_acc, progress.best_auc = record["val_acc"], record["val_auc"]
+            progress.best_acc, progress.best_auc = record.val_acc, record.val_auc
             if keep_best_state or keep_improving_state:
                 progress.best_state = fitter.weights()
-        _call(on_epoch, dict(record))
-        stop = stopper.update(record["val_loss"])
+        _call(on_epoch, record)
+        stop = stopper.update(record.val_loss)
         progress.epoch, progress.stop_best, progress.stop_bad = epoch, stopper.best, stopper.bad_epochs
         if stop:
             break
@@ -363,7 +377,7 @@ class _Training:
         seed: int,
         device: str | torch.device,
         *,
-        select: str,
+        select: Fitness,
         final: bool,
         model_fn: ModelFactory,
         epoch_checkpoint: str | Path | None,
@@ -390,7 +404,7 @@ class _Training:
         on_epoch: OnEpoch | None,
         on_notice: OnNotice | None,
         *,
-        tie_break: str = "none",
+        tie_break: TieBreak = "none",
         prune: PruneRule | None = None,
         keep_improving_state: bool = False,
     ) -> tuple[Fitter, _Progress]:
@@ -422,7 +436,7 @@ def train_candidate(
     config: TrainingConfig = TrainingConfig(),
     *,
     seed: int = 0,
-    fitness: str = "val_acc",
+    fitness: Fitness = "val_acc",
     device: str | torch.device = "cpu",
     control: Gate | None = None,
     on_epoch: OnEpoch | None = None,
@@ -447,8 +461,8 @@ def train_candidate(
         fitness: ``"val_acc"`` or ``"val_auc"``: the best value over the epochs.
         device: where to train (the device ``data`` lives on).
         control: the batch gate, passed at every batch boundary (pause blocks, stop raises).
-        on_epoch: called after every epoch with ``dict(epoch, train_loss,
-            val_loss, val_acc, val_auc, seconds)``; its exceptions propagate.
+        on_epoch: called after every epoch with its ``EpochRecord`` (epoch,
+            train_loss, val_loss, val_acc, val_auc, seconds); its exceptions propagate.
         model_fn: the ``ModelFactory`` ``(genotype, in_channels=, num_classes=) -> nn.Module``.
         epoch_checkpoint: a per-epoch checkpoint file; written once the training has
             run ``config.checkpoint_after_seconds``, resumed when it matches,
@@ -476,7 +490,8 @@ def train_candidate(
                     epoch_checkpoint=epoch_checkpoint, on_resume=on_resume, score_test=score_test)
     dev = run.dev
     progress = _Progress()
-    status, error = "ok", None
+    status: CandidateStatus = "ok"
+    error: str | None = None
     fitter: Fitter | None = None
     test_acc: float | None = None
     test_auc: float | None = None
@@ -541,7 +556,7 @@ def final_train(
     epoch_checkpoint: str | Path | None = None,
     on_resume: OnResume | None = None,
     on_notice: OnNotice | None = None,
-    tie_break: str = "val_auc",
+    tie_break: TieBreak = "val_auc",
     keep_checkpoint: bool = False,
 ) -> FinalOutcome:
     """Retrain a finalist from scratch on the full training split and test it.

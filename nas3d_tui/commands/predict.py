@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from engine.predict import PredictionReport
+    from engine.predict.report import PredictionReport
 
 NAME = "predict"
 HELP = "classify .nii/.nii.gz/.npy/.npz volumes with a found model (a bundle folder)"

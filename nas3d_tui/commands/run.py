@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.control import Control
@@ -154,7 +154,7 @@ def stop_on_signals(control: Control) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def drive(session: RunLifecycle, headless: bool) -> int:
+def drive(session: RunLifecycle[Any], headless: bool) -> int:
     """Run a session headless or in the dashboard; returns the exit code."""
     if headless:
         return run_headless(session)
@@ -172,7 +172,7 @@ def drive(session: RunLifecycle, headless: bool) -> int:
     return code
 
 
-def run_headless(session: RunLifecycle, sink: ConsoleSink | None = None) -> int:
+def run_headless(session: RunLifecycle[Any], sink: ConsoleSink | None = None) -> int:
     """Run with rich progress on the console (stdout, or ``sink``'s console); Ctrl-C / TERM / USR1 stop, saving the search state."""
     from ..console import ConsoleSink
 

@@ -21,7 +21,7 @@ from tui.fmt import duration, si
 
 from .compare import ComparedRun, Comparison
 from .figures import CHART_SIZE, FigureFile, _empty, _new, _save
-from .summary import pareto_mask
+from .summary import pareto_mask, ranked_fitness
 
 __all__ = ["COLOURS", "MARKERS", "COMPARE_CHARTS", "write_comparison_figures", "time_unit"]
 
@@ -97,7 +97,7 @@ def _plot_fronts(fig: Figure, c: Comparison) -> str:
     ax.set_ylabel(c.fitness_metric)
     fronts = []
     for k, r in enumerate(c.runs):
-        pts = [(float(e.flops), float(e.fitness), e.candidate_id) for e in r.summary.ranked
+        pts = [(float(e.flops), ranked_fitness(e), e.candidate_id) for e in r.summary.ranked
                if e.flops is not None and float(e.flops) > 0]
         if not pts:
             continue

@@ -32,7 +32,7 @@ from tui.generations import MAX_JUMP_LINES, binned, points, sparse_jumps
 
 from .cellplot import cost_line, draw_cell
 from .overlay import TableOverlay
-from .summary import RunSummary, pareto_mask
+from .summary import RunSummary, pareto_mask, ranked_fitness as _fitness
 
 __all__ = ["FigureFile", "DPI", "CHART_SIZE", "CELL_SIZE", "pixel_size", "write_figures", "draw_chart"]
 
@@ -141,7 +141,7 @@ def unfinished_generation(s: RunSummary) -> tuple[int, float, float, float, int]
     if not later:
         return None
     g = max(e.generation for e in later)
-    fits = [float(e.fitness) for e in later if e.generation == g]
+    fits = [_fitness(e) for e in later if e.generation == g]
     return g, max(fits), sum(fits) / len(fits), min(fits), len(fits)
 
 
@@ -195,7 +195,7 @@ def _plot_pareto(fig: Figure, s: RunSummary, cost: str) -> str:
     ax.set_title(f"Fitness against {label}")
     ax.set_ylabel(s.fitness_metric)
     pts = [
-        (float(getattr(e, cost)), float(e.fitness), e.candidate_id)
+        (float(getattr(e, cost)), _fitness(e), e.candidate_id)
         for e in s.ranked
         if getattr(e, cost) is not None and float(getattr(e, cost)) > 0
     ]

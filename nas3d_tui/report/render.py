@@ -132,7 +132,7 @@ def top_table(s: RunSummary, k: int) -> Table:
         g = dict(e.genotype or {})
         rows.append([str(rank), f"#{e.candidate_id}", str(e.generation), e.phase, _num(e.fitness),
                      _num(e.val_acc), _num(e.val_auc), si(e.params), si(e.flops), str(e.epochs),
-                     duration(e.seconds), macro_line(g), str(g.get("compact") or e.key[:12])])
+                     duration(e.seconds), macro_line(g), str(g.get("compact") or (e.key or "")[:12])])
     return header, rows
 
 

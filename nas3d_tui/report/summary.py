@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from engine import events as ev
-from engine.records import TIE_BREAKS, finite_or_none as _finite, rank_key
+from engine.records import finite_or_none as _finite, rank_key
+from engine.vocab import TieBreak, as_tie_break
 
 __all__ = [
     "STATUSES",
@@ -100,7 +101,7 @@ class RunSummary:
         return self.ranked[: max(0, k)]
 
 
-def rank_candidates(finished: Iterable[ev.CandidateFinished], tie_break: str = "val_auc") -> list[ev.CandidateFinished]:
+def rank_candidates(finished: Iterable[ev.CandidateFinished], tie_break: TieBreak = "val_auc") -> list[ev.CandidateFinished]:
     """Trained candidates (status ok), best first, by the run's ranking (``engine.records.rank_key``)."""
     ok = [e for e in finished if e.status == "ok" and _finite(e.fitness) is not None]
     return sorted(ok, key=lambda e: rank_key(e.record, tie_break))
@@ -122,10 +123,15 @@ def pareto_mask(costs: Sequence[float], fitnesses: Sequence[float]) -> list[bool
     return mask
 
 
-def _tie_break(profile: dict[str, Any]) -> str:
+def _tie_break(profile: dict[str, Any]) -> TieBreak:
     search = profile.get("search") if isinstance(profile, dict) else None
     value = search.get("tie_break", "val_auc") if isinstance(search, dict) else "val_auc"
-    return value if value in TIE_BREAKS else "val_auc"
+    return as_tie_break(value) or "val_auc"
+
+
+def ranked_fitness(e: ev.CandidateFinished) -> float:
+    """The fitness of a ranked candidate (``RunSummary.ranked``: status ok, so a finite fitness)."""
+    return float(e.fitness if e.fitness is not None else math.nan)
 
 
 def flatten_profile(profile: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -53,15 +53,16 @@ class RunPicker(App[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Static(f"Runs in {self.folder} · enter attaches · r refreshes · q quits", id="runs-header")
-        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         yield Static("", id="runs-note")
         yield Footer()
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#runs-table", DataTable)
+    def table(self) -> DataTable[str]:
+        table: DataTable[str] = self.query_one("#runs-table", DataTable)
+        return table
 
     def on_mount(self) -> None:
         self.table.focus()

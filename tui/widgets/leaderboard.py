@@ -20,6 +20,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
+from engine.leaderboard import Row
+
 from ..fmt import duration, metric, pm, si
 from ..state import DashboardState
 
@@ -30,58 +32,60 @@ SHOWN_ROWS = 100  # rows drawn, in the current order
 
 @dataclass(frozen=True)
 class Column:
-    key: str  # attribute of engine.leaderboard.Row
+    key: str  # the name of the ``engine.leaderboard.Row`` property it shows (its sort key)
     label: str
+    get: Callable[[Row], Any]  # that property's value
     fmt: Callable[[Any], str]
     descending: bool = False  # the first click sorts best first
     numeric: bool = True
-    render: Callable[[Any], str] | None = None  # the whole row -> text, when one value is not enough
+    render: Callable[[Row], str] | None = None  # the whole row -> text, when one value is not enough
 
-    def text(self, row: Any) -> str:
-        return self.render(row) if self.render is not None else self.fmt(getattr(row, self.key, None))
+    def text(self, row: Row) -> str:
+        return self.render(row) if self.render is not None else self.fmt(self.get(row))
 
 
 def _text(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
-def _status(row: Any) -> str:
+def _status(row: Row) -> str:
     """``pruned@3`` for a training stopped at epoch 3 by its pruning rule, else the status."""
-    status = getattr(row, "status", None)
-    at = getattr(row, "pruned_at", None)
+    status, at = row.status, row.pruned_at
     return f"pruned@{at}" if status == "pruned" and at else _text(status)
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("rank", "rank", _text),
-    Column("candidate_id", "id", lambda v: f"#{v}"),
-    Column("fitness", "fitness", metric, descending=True),
+    Column("rank", "rank", lambda r: r.rank, _text),
+    Column("candidate_id", "id", lambda r: r.candidate_id, lambda v: f"#{v}"),
+    Column("fitness", "fitness", lambda r: r.fitness, metric, descending=True),
     # what placed a row below an equally fit one: val AUC, then FLOPs, then id (search.tie_break)
-    Column("tie_break", "tie", lambda v: v or "", numeric=False),
-    Column("val_auc", "val AUC", metric, descending=True),
-    Column("params", "params", si),
-    Column("flops", "FLOPs", si),
-    Column("epochs", "epochs", _text),
-    Column("seconds", "time", duration),
-    Column("status", "status", _text, numeric=False, render=lambda r: _status(r)),
-    Column("worker", "worker", _text, numeric=False),
-    Column("test_auc", "test AUC", metric, descending=True, render=lambda r: pm(r.test_auc, r.test_auc_std)),
+    Column("tie_break", "tie", lambda r: r.tie_break, lambda v: v or "", numeric=False),
+    Column("val_auc", "val AUC", lambda r: r.val_auc, metric, descending=True),
+    Column("params", "params", lambda r: r.params, si),
+    Column("flops", "FLOPs", lambda r: r.flops, si),
+    Column("epochs", "epochs", lambda r: r.epochs, _text),
+    Column("seconds", "time", lambda r: r.seconds, duration),
+    Column("status", "status", lambda r: r.status, _text, numeric=False, render=_status),
+    Column("worker", "worker", lambda r: r.worker, _text, numeric=False),
+    Column("test_auc", "test AUC", lambda r: r.test_auc, metric, descending=True,
+           render=lambda r: pm(r.test_auc, r.test_auc_std)),
 )
 _BY_KEY = {c.key: c for c in COLUMNS}
 COLUMN_LABELS = {c.key: c.label for c in COLUMNS}  # field -> the header the user sees
 
 
-def sort_rows(rows: list[Any], key: str, descending: bool) -> list[Any]:
-    """Rows ordered by ``key``; missing values always last, ties by rank then id."""
+def sort_rows(rows: list[Row], key: str, descending: bool) -> list[Row]:
+    """Rows ordered by column ``key``; missing values always last, ties by rank then id."""
+    get = _BY_KEY[key].get
 
-    def tie(r: Any) -> tuple[float, int]:
-        rank = getattr(r, "rank", None)
-        return (rank if rank is not None else float("inf"), getattr(r, "candidate_id", 0))
+    def tie(r: Row) -> tuple[float, int]:
+        rank = r.rank
+        return (rank if rank is not None else float("inf"), r.candidate_id)
 
-    present = [r for r in rows if getattr(r, key, None) is not None]
-    missing = [r for r in rows if getattr(r, key, None) is None]
+    present = [r for r in rows if get(r) is not None]
+    missing = [r for r in rows if get(r) is None]
     present.sort(key=tie)
-    present.sort(key=lambda r: getattr(r, key), reverse=descending)
+    present.sort(key=get, reverse=descending)
     return present + sorted(missing, key=tie)
 
 
@@ -222,10 +226,10 @@ class LeaderboardPanel(Vertical):
         return Text(f"{col.label} {'▼' if self.descending else '▲'}", style="bold")
 
     @staticmethod
-    def _cells(row: Any) -> list[Text]:
+    def _cells(row: Row) -> list[Text]:
         cells = []
         for col in COLUMNS:
-            value = getattr(row, col.key, None)
+            value = col.get(row)
             cell = Text(col.text(row), justify="right" if col.numeric else "left")
             if col.key == "status" and value not in (None, "ok"):
                 cell.stylize("yellow" if value in ("oom", "duplicate", "running", "pruned") else "dim")
