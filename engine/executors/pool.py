@@ -44,7 +44,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
-from ..control import Control
+from ..control import SessionGate
 from ..errors import StopRequested, one_line
 from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
@@ -240,7 +240,7 @@ class LocalPoolEvaluator:
     Args:
         data: the search subset (``engine.data.Dataset``), on any device.
         spec: training settings and fitness.
-        control: the session's pause / stop flags (``None``: never paused).
+        control: the session's gate (``None``: never paused).
         slots: the worker plan (``engine.executors.plan.plan_workers``).
         model_factory: builds each network inside the workers (None:
             ``engine.model.build_network``); it must pickle. Tests inject failures with it.
@@ -257,7 +257,7 @@ class LocalPoolEvaluator:
         self,
         data: Dataset,
         spec: TrainSpec,
-        control: Control | None = None,
+        control: SessionGate | None = None,
         slots: Sequence[WorkerSlot] = (),
         model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,

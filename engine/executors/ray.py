@@ -51,7 +51,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..control import Control
+from ..control import SessionGate
 from ..errors import SessionError, StopRequested, one_line
 from ..training.data_protocol import TrainData
 from ..training.loop import ModelFactory
@@ -225,7 +225,7 @@ class RayEvaluator:
     Args:
         data: the search subset (``engine.data.Dataset``).
         spec: training settings and fitness.
-        control: the session's pause / stop flags.
+        control: the session's gate (``None``: never paused).
         address: Ray address; empty starts a local instance.
         workers: most candidates in flight (times ``per_gpu`` with GPUs).
         per_gpu: candidates sharing one GPU (``num_gpus = 1 / per_gpu``).
@@ -244,7 +244,7 @@ class RayEvaluator:
         self,
         data: Dataset,
         spec: TrainSpec,
-        control: Control | None = None,
+        control: SessionGate | None = None,
         address: str = "",
         workers: int = 1,
         per_gpu: int = 1,
