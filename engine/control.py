@@ -25,7 +25,7 @@ from .errors import StopRequested, UserError
 from .jsonfile import read_json
 from .vocab import Command
 
-__all__ = ["Control", "Gate", "StopRequested", "write_command", "read_command"]
+__all__ = ["Control", "Gate", "SessionGate", "StopRequested", "write_command", "read_command"]
 
 
 def write_command(command_file: str | os.PathLike[str], command: Command) -> None:
@@ -50,6 +50,8 @@ class Gate(Protocol):
 
     ``Control`` (the session's flags), the process pool's shared events and
     Ray's hub flags all implement it; the trainer takes a ``Gate | None``.
+    The session's side of it, which the concurrent executors hold, is
+    ``SessionGate``.
     """
 
     @property
@@ -67,8 +69,39 @@ class Gate(Protocol):
         ...
 
 
+@runtime_checkable
+class SessionGate(Gate, Protocol):
+    """The session's gate, as the executors hold it: the batch gate plus what a concurrent executor calls.
+
+    ``Control`` implements it. The session thread of a concurrent executor
+    cannot pass the gate itself (it would block while paused and results must
+    keep arriving), so it reads the flags and mirrors them to its workers'
+    own gates:
+
+    * ``poll()`` then ``paused`` / ``stopped``: ``executors/tasks.py:
+      control_flags``, once per loop of the threads, pool and Ray executors;
+    * ``halted()`` / ``running()``: the pause report of the executors whose
+      workers run elsewhere (``executors/pump.py: MessagePump``, the pool's
+      and Ray's), since their workers' gates cannot reach this object;
+    * ``at_batch_boundary()``: the trainer, where it runs in the session's
+      process (the sequential and thread executors, the table's replay).
+    """
+
+    def poll(self) -> None:
+        """Obey a command that arrived from outside (``RUN_DIR/control.json``) since the last look."""
+        ...
+
+    def halted(self) -> None:
+        """The engine now waits at a batch boundary: report ``paused`` (once per pause)."""
+        ...
+
+    def running(self) -> None:
+        """The engine goes on after a pause: report ``resumed`` (once; nothing when it was not halted)."""
+        ...
+
+
 class Control:
-    """Thread-safe pause / stop flags, optionally mirrored from a control file.
+    """Thread-safe pause / stop flags, optionally mirrored from a control file (a ``SessionGate``).
 
     Args:
         command_file: when given (a run's ``RunDir.control_path``), commands

@@ -6,8 +6,11 @@ session's thread. Modules: ``base`` (``Job``, ``TrainSpec``, ``Callbacks``,
 the ``Evaluator`` protocol, ``candidate_seed``), ``tasks`` (the retry rules,
 placement and stop-with-grace every concurrent backend shares), ``plan``
 (worker plans), ``packing`` (the search subset for other processes),
+``pump`` (the message pump and pause report the pool and Ray share),
 ``sequential``, ``threads`` (one CUDA stream per candidate), ``pool`` (worker
 processes), ``ray`` (Ray tasks) and ``factory`` (which one a profile asks for).
+Every executor takes the session's gate as a protocol (``engine.control``:
+``Gate`` or ``SessionGate``), never ``Control`` itself.
 
 Nothing here imports the session, the run directory or the events.
 """

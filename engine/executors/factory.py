@@ -17,7 +17,7 @@ from .base import Evaluator, TrainSpec
 from .plan import plan_workers
 
 if TYPE_CHECKING:
-    from ..control import Control
+    from ..control import SessionGate
     from ..data import Dataset
     from ..profile import Profile
     from ..profile.sections import ExecutorConfig
@@ -67,7 +67,7 @@ def make_evaluator(
     data: Dataset,
     spec: TrainSpec,
     device: str,
-    control: Control | None = None,
+    control: SessionGate | None = None,
     *,
     model_factory: ModelFactory | None = None,
 ) -> Evaluator:
@@ -79,7 +79,7 @@ def make_evaluator(
         data: the search subset resident on ``device``.
         spec: training settings and fitness.
         device: the session's resolved device.
-        control: pause / stop flags of the session.
+        control: the session's gate (pause / stop flags; ``Control``).
         model_factory: builds each network (None: ``engine.model.build_network``);
             it must pickle for processes and Ray. Tests inject failures with it.
 

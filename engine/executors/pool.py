@@ -14,7 +14,8 @@ default there (``engine.executors.threads``).
   lives until ``close()``.
 - Pause and stop reach the workers through two shared events, checked at
   every batch boundary; a worker reports when it actually waits, and the
-  session's control reports ``paused`` once every busy worker does.
+  session's gate reports ``paused`` once every busy worker does (the pump
+  shared with Ray, ``engine.executors.pump``, hands on what workers say).
 - A worker that dies is replaced; the retry rules are ``TaskCore``'s.
 
 Results: each candidate is seeded by its id, so a worker gives the fitness a
@@ -44,12 +45,13 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
-from ..control import Control
+from ..control import SessionGate
 from ..errors import StopRequested, one_line
 from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
 from .packing import pack_dataset, unpack_dataset
 from .plan import WorkerSlot
+from .pump import MessagePump
 from .tasks import Slot, Task, TaskCore, Trace, control_flags, drain_with_grace, place
 from .worker import Finished, Paused, Running, Stopped, WorkerMessage, run_job
 
@@ -223,7 +225,6 @@ class _Worker(Slot):
     conn: Connection | None = None
     failed_starts: int = 0
     last_error: str = ""
-    waiting: bool = False  # paused at a batch boundary
 
     @property
     def alive(self) -> bool:
@@ -240,7 +241,7 @@ class LocalPoolEvaluator:
     Args:
         data: the search subset (``engine.data.Dataset``), on any device.
         spec: training settings and fitness.
-        control: the session's pause / stop flags (``None``: never paused).
+        control: the session's gate (``None``: never paused).
         slots: the worker plan (``engine.executors.plan.plan_workers``).
         model_factory: builds each network inside the workers (None:
             ``engine.model.build_network``); it must pickle. Tests inject failures with it.
@@ -257,7 +258,7 @@ class LocalPoolEvaluator:
         self,
         data: Dataset,
         spec: TrainSpec,
-        control: Control | None = None,
+        control: SessionGate | None = None,
         slots: Sequence[WorkerSlot] = (),
         model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,
@@ -279,6 +280,7 @@ class LocalPoolEvaluator:
         self._stop: Event = self._ctx.Event()
         self._closed = False
         self._core: TaskCore | None = None
+        self._messages = MessagePump()
 
     # ------------------------------------------------------------------ pool
     def _ensure_pool(self) -> None:
@@ -328,7 +330,7 @@ class LocalPoolEvaluator:
         )
         proc.start()
         child.close()
-        w.proc, w.conn, w.ready, w.waiting = proc, parent, False, False
+        w.proc, w.conn, w.ready = proc, parent, False
 
     def _bury(self, w: _Worker) -> int | None:
         """Forget a dead (or stuck) worker's process; returns its exit code."""
@@ -344,7 +346,7 @@ class LocalPoolEvaluator:
             except OSError:
                 pass
         w.proc = w.conn = None
-        w.ready = w.waiting = False
+        w.ready = False
         return code
 
     def _log_tail(self, w: _Worker) -> str:
@@ -404,7 +406,7 @@ class LocalPoolEvaluator:
                     raise StopRequested()
                 if paused != self._pause.is_set():
                     (self._pause.set if paused else self._pause.clear)()
-                self._report_pause(paused)
+                self._messages.report_pause(self.control, paused, self._tasks())
                 for w in self._workers:
                     if not w.alive:
                         self._spawn(w)
@@ -418,14 +420,9 @@ class LocalPoolEvaluator:
     def _busy(self) -> bool:
         return any(w.task is not None for w in self._workers)
 
-    def _report_pause(self, paused: bool) -> None:
-        if self.control is None:
-            return
-        busy = [w for w in self._workers if w.task is not None]
-        if paused and all(w.waiting for w in busy):
-            self.control.halted()
-        elif not paused:
-            self.control.running()
+    def _tasks(self) -> list[Task]:
+        """The tasks the workers train now."""
+        return [w.task for w in self._workers if w.task is not None]
 
     def _send(self, core: TaskCore, task: Task, w: _Worker) -> None:
         assert w.conn is not None
@@ -467,6 +464,7 @@ class LocalPoolEvaluator:
                 self._died(w)
 
     def _handle(self, w: _Worker, message: _FromWorker) -> None:
+        """A worker's own message, or one about its current task (handed to the shared pump)."""
         if isinstance(message, _Ready):
             w.ready, w.failed_starts = True, 0
             return
@@ -476,23 +474,15 @@ class LocalPoolEvaluator:
         task, core = w.task, self._core
         if task is None or core is None or task.job.candidate_id != message.cid:
             return  # a message about an abandoned candidate
-        match message:
-            case Paused():
-                w.waiting = True
-            case Running():
-                w.waiting = False
-            case Stopped():
-                w.task, w.waiting = None, False
-                core.stopped(task, w.name)
-            case Finished(result=result):
-                w.task, w.waiting = None, False
-                core.finished(task, result, w.name)
-            case _:
-                core.progress(task, message)
+        if isinstance(message, (Finished, Stopped)):
+            w.task = None
+        self._messages.handle(core, task, message)
 
     def _died(self, w: _Worker) -> None:
         was_ready = w.ready
         task, w.task = w.task, None
+        if task is not None:
+            self._messages.ended(task)
         code = self._bury(w)
         why = f"exit code {code}" if code is None or code >= 0 else f"signal {signal.Signals(-code).name}"
         if not was_ready:
@@ -513,5 +503,6 @@ class LocalPoolEvaluator:
         drain_with_grace(self._busy, lambda: self._pump(POLL_S), self.stop_grace)
         for w in self._workers:
             if w.task is not None:  # stuck past the grace period
+                self._messages.ended(w.task)
                 w.task = None
                 self._bury(w)

@@ -51,14 +51,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..control import Control
+from ..control import SessionGate
 from ..errors import SessionError, StopRequested, one_line
 from ..training.data_protocol import TrainData
 from ..training.loop import ModelFactory
 from .base import Callbacks, Job, TrainSpec
 from .packing import pack_dataset, unpack_dataset
+from .pump import MessagePump, attempt_of
 from .tasks import Task, TaskCore, Trace, control_flags, drain_with_grace
-from .worker import EpochDone, Finished, Paused, Reply, Running, Started, Stopped, WorkerMessage, run_job
+from .worker import Paused, Progress, Reply, Running, run_job
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -100,13 +101,13 @@ class _Hub:
     """Ray actor: progress messages from tasks, pause / stop flags from the session."""
 
     def __init__(self) -> None:
-        self.messages: list[WorkerMessage] = []
+        self.messages: list[Progress] = []
         self.flags = (False, False)
 
-    def push(self, message: WorkerMessage) -> None:
+    def push(self, message: Progress) -> None:
         self.messages.append(message)
 
-    def drain(self) -> list[WorkerMessage]:
+    def drain(self) -> list[Progress]:
         out, self.messages = self.messages, []
         return out
 
@@ -225,7 +226,7 @@ class RayEvaluator:
     Args:
         data: the search subset (``engine.data.Dataset``).
         spec: training settings and fitness.
-        control: the session's pause / stop flags.
+        control: the session's gate (``None``: never paused).
         address: Ray address; empty starts a local instance.
         workers: most candidates in flight (times ``per_gpu`` with GPUs).
         per_gpu: candidates sharing one GPU (``num_gpus = 1 / per_gpu``).
@@ -244,7 +245,7 @@ class RayEvaluator:
         self,
         data: Dataset,
         spec: TrainSpec,
-        control: Control | None = None,
+        control: SessionGate | None = None,
         address: str = "",
         workers: int = 1,
         per_gpu: int = 1,
@@ -272,8 +273,7 @@ class RayEvaluator:
         self._closed = False
         self._flags = (False, False)
         self._inflight: dict[Any, Task] = {}
-        self._waiting: set[tuple[int, int]] = set()  # (candidate, attempt) paused at a batch boundary
-        self._workers: dict[tuple[int, int], str] = {}  # (candidate, attempt) -> the worker that reported its start
+        self._messages = MessagePump()  # which attempts wait in a pause, and where each started
         self._driver_node = ""
         self.lost_nodes: list[str] = []  # node labels seen to die, in order
         self._deaths = 0  # tasks whose worker died (from then on: is any node left to train?)
@@ -367,10 +367,10 @@ class RayEvaluator:
                         self.ray.cancel(ref, force=True)
                     except Exception:
                         pass
-                    inflight.pop(ref)
+                    self._messages.ended(inflight.pop(ref))
                 raise StopRequested()
             self._set_flags(paused, False)
-            self._report_pause(paused)
+            self._messages.report_pause(self.control, paused, inflight.values())
             if not paused:
                 self._submit(core)
             self._pump(core)
@@ -381,8 +381,7 @@ class RayEvaluator:
     def _lost(self, task: Task, core: TaskCore, exc: BaseException) -> None:
         """A task's worker died: say which node (when the node died with it) and that it is retried once."""
         self._deaths += 1
-        key = (task.job.candidate_id, task.attempt)
-        worker = self._workers.pop(key, "ray")
+        worker = self._messages.ended(task) or "ray"
         cause = one_line(exc, limit=160)
         node_gone = self._dead_node_of(worker, node_died="NodeDied" in type(exc).__name__)
         if node_gone and node_gone not in self.lost_nodes:
@@ -428,16 +427,6 @@ class RayEvaluator:
             "search state are kept: add nodes to the cluster, then resume"
         )
 
-    def _report_pause(self, paused: bool) -> None:
-        if self.control is None:
-            return
-        running = {(t.job.candidate_id, t.attempt) for t in self._inflight.values() if t.started}
-        if paused and running <= self._waiting:
-            self.control.halted()
-        elif not paused:
-            self._waiting.clear()
-            self.control.running()
-
     def _set_flags(self, paused: bool, stopped: bool) -> None:
         if (paused, stopped) != self._flags:
             self._flags = (paused, stopped)
@@ -467,34 +456,20 @@ class RayEvaluator:
             inflight[ref] = task
 
     def _pump(self, core: TaskCore) -> None:
-        """Wait briefly for a finished task; hand on progress messages and results."""
+        """Wait briefly for a finished task; hand on progress messages (hub) and results (return values)."""
         inflight = self._inflight
         if inflight:
             ready, _ = self.ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
         else:
             ready = []
             time.sleep(POLL_S)
-        by_id = {(t.job.candidate_id, t.attempt): t for t in inflight.values()}
-        message: WorkerMessage
+        by_id = {attempt_of(t): t for t in inflight.values()}
+        message: Progress
         for message in self.ray.get(self._hub.drain.remote()):
-            key = (message.cid, message.attempt)
-            task = by_id.get(key)
+            task = by_id.get((message.cid, message.attempt))
             if task is None:
                 continue  # about an attempt that is over
-            match message:
-                case Started(worker=worker):
-                    self._workers[key] = worker
-                    core.started(task, worker)
-                case EpochDone() if not task.started:
-                    pass
-                case Paused():
-                    self._waiting.add(key)
-                case Running():
-                    self._waiting.discard(key)
-                case Finished() | Stopped():
-                    pass  # the task's return value, not a hub message
-                case _:
-                    core.progress(task, message)
+            self._messages.handle(core, task, message)
         for ref in ready:
             self._finish(ref, core)
 
@@ -505,7 +480,4 @@ class RayEvaluator:
         except Exception as exc:  # the task's worker or node died, or Ray killed it (memory monitor)
             self._lost(task, core, exc)
             return
-        if isinstance(reply, Finished):
-            core.finished(task, reply.result, reply.worker)
-        else:
-            core.stopped(task, reply.worker)
+        self._messages.handle(core, task, reply)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from ..control import Gate
+from ..control import SessionGate
 from ..training.loop import CandidateResult, EpochRecord
 from .base import Callbacks, Job
 from .worker import EpochDone, Notice, Progress, Resumed, Started
@@ -225,16 +225,14 @@ def drain_with_grace(busy: Callable[[], bool], pump: Callable[[], None], grace: 
         pump()
 
 
-def control_flags(control: Gate | None) -> tuple[bool, bool]:
-    """``(paused, stopped)`` of the session's control, after reading ``RUN_DIR/control.json``.
+def control_flags(control: SessionGate | None) -> tuple[bool, bool]:
+    """``(paused, stopped)`` of the session's gate, after it read ``RUN_DIR/control.json`` (``poll``).
 
     ``Gate.at_batch_boundary()`` would block while paused; the session thread
     must keep handling results then, so the flags are read directly.
     """
     if control is None:
         return False, False
-    poll = getattr(control, "poll", None)
-    if poll is not None:
-        poll()
+    control.poll()
     return bool(control.paused), bool(control.stopped)
 

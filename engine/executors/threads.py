@@ -10,8 +10,9 @@ subset is resident once per device and shared by every thread reading it;
 and the GIL is released inside every kernel launch and cuDNN call.
 
 Each slot is a long-lived thread with its own ``torch.cuda.Stream`` (none on
-the CPU). Pause and stop use the session's ``Control`` directly (the first
-thread that waits at a batch boundary reports ``paused``). Isolation is
+the CPU). Pause and stop use the session's gate (``SessionGate``) directly:
+the slot threads pass it at every batch boundary, and the first that waits
+reports ``paused``. Isolation is
 weaker than with processes: an out-of-memory error in one thread can be
 caused by its neighbours, which is exactly the case ``TaskCore`` retries
 alone; a crash of the process takes every candidate with it, and a resume
@@ -30,7 +31,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Sequence
 
-from ..control import Control
+from ..control import SessionGate
 from ..errors import StopRequested
 from ..training.data_protocol import TrainData
 from ..training.loop import ModelFactory
@@ -65,7 +66,7 @@ class ThreadEvaluator:
     Args:
         data: the search subset (``engine.data.Dataset``) resident on the session's device.
         spec: training settings and fitness.
-        control: the session's pause / stop flags.
+        control: the session's gate (``None``: never paused); the threads pass it themselves.
         slots: the plan (``engine.executors.plan.plan_workers``); slots on a
             device other than the data's get their own resident copy.
         model_factory: builds each network (None: ``engine.model.build_network``);
@@ -82,7 +83,7 @@ class ThreadEvaluator:
         self,
         data: Dataset,
         spec: TrainSpec,
-        control: Control | None = None,
+        control: SessionGate | None = None,
         slots: Sequence[WorkerSlot] = (),
         model_factory: ModelFactory | None = None,
         stop_grace: float = 10.0,
