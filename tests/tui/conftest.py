@@ -287,11 +287,15 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
-async def settle(app, pilot, timeout: float = 5.0) -> None:
-    """Wait until a replay handle delivered everything and the dashboard drew it."""
+async def settle(app, pilot, timeout: float = 120.0) -> None:
+    """Wait until a replay handle delivered everything and the dashboard drew it.
+
+    The wait ends as soon as the last event is delivered; the long bound only matters on a machine so
+    busy that the replay thread is starved (a 5 s bound let a test read a half-replayed journal at load 7).
+    """
     wait = getattr(app.handle, "wait", None)
     if wait is not None:
-        wait(timeout)
+        assert wait(timeout), f"the replay did not deliver its journal within {timeout} s"
     await pilot.pause()
     app.drain_now()
     # A redraw takes several hops (a widget's idle -> a layout message to the screen -> the compositor) and
