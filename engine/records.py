@@ -327,10 +327,8 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
-def _written_by_a_run(name: str, value: int | float) -> str:
-    """The schema's number rule for a record: every integer is a count; metrics and times by ``_RANGES``."""
-    if type(value) is int:
-        return schema.count_problem(value)
+def _written_by_a_run(name: str, value: float) -> str:
+    """The schema's rule of a record's floats: metrics and times by ``_RANGES`` (its integers are counts)."""
     rule = _RANGES.get(name)
     return "" if rule is None or rule[0](value) else rule[1]
 

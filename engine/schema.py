@@ -5,9 +5,11 @@ the search state (``checkpoint.json``) and the final results (``result.json``)
 are all read the same way: ``load(SomeDataclass, data, rule)`` builds the
 dataclass from a decoded JSON object, checking every field against its
 annotation -- ``int``, ``float``, ``str``, ``bool``, ``X | None``, ``Literal``,
-``list[...]``, ``dict[str, ...]`` and nested dataclasses -- then every number
-against ``rule``, the values a real run writes (a count is never negative, a
-metric lies in [0, 1] or is NaN, ...), which annotations cannot say.
+``list[...]``, ``dict[str, ...]`` and nested dataclasses -- then the values
+annotations cannot say, those a real run writes: every integer field is a
+count (0 <= n < 2**63: nothing a run writes is negative, and a longer integer
+is damage), and every float field passes the reader's ``rule`` (a metric lies
+in [0, 1] or is NaN, a time is finite, ...).
 
 The type check is msgspec's (``msgspec.convert(..., strict=True)``: no bool
 for a number, no string for an integer; an integer is accepted for a float and
@@ -32,13 +34,13 @@ from typing import Any, Callable, Literal, TypeVar, Union
 
 import msgspec
 
-__all__ = ["SchemaError", "NumberRule", "load", "count_problem", "short", "kind_of"]
+__all__ = ["SchemaError", "NumberRule", "load", "short", "kind_of"]
 
 T = TypeVar("T")
 
-# A number's check by the name of its field: "" when a run writes such a value, else what it would
-# write ("expected a number in [0, 1]"). Called for every int and float field, at any depth.
-NumberRule = Callable[[str, "int | float"], str]
+# A float's check by the name of its field: "" when a run writes such a value, else what it would
+# write ("expected a number in [0, 1]"). Called for every float field, at any depth.
+NumberRule = Callable[[str, float], str]
 
 _LARGEST_COUNT = 2**63  # a count beyond 64 bits is damage (and where orjson would have given a float)
 
@@ -68,11 +70,6 @@ def load(cls: type[T], data: object, rule: NumberRule | None = None) -> T:
     return value
 
 
-def count_problem(value: int) -> str:
-    """The rule of a count (every integer a run writes): "" for 0 <= value < 2**63."""
-    return "" if 0 <= value < _LARGEST_COUNT else "expected an integer >= 0"
-
-
 def short(value: object) -> str:
     """``repr(value)``, cut to 40 characters (a damaged field can be a whole file)."""
     text = repr(value)
@@ -87,15 +84,20 @@ def kind_of(value: object) -> str:
 
 
 def _finish(value: Any, cls: type[Any], rule: NumberRule | None, prefix: str) -> None:
-    """Check every number of ``value`` (and of the dataclasses in it) against ``rule``, and give each
+    """Check every integer of ``value`` (and of the dataclasses in it) to be a count and every float against
+    ``rule``, and give each
     the fields msgspec left to their class defaults (it sets no attribute for a plain default: the
     instance would lack them in its ``__dict__``, which ``CandidateRecord.light`` copies)."""
-    numbers, nested, defaults = _plan(cls)
+    counts, numbers, nested, defaults = _plan(cls)
     fields = getattr(value, "__dict__", None)  # (None with slots: msgspec then sets every field)
     if fields is not None and len(fields) < len(_hints(cls)):
         for name, default in defaults:
             if name not in fields:
                 fields[name] = default  # (a frozen dataclass refuses setattr, not its __dict__)
+    for name in counts:
+        v = getattr(value, name)
+        if v is not None and not 0 <= v < _LARGEST_COUNT:
+            raise SchemaError(prefix + name, f"{prefix}{name} = {short(v)}; expected an integer >= 0")
     if rule is not None:
         for name in numbers:
             v = getattr(value, name)
@@ -114,15 +116,15 @@ def _finish(value: Any, cls: type[Any], rule: NumberRule | None, prefix: str) ->
             _finish(v, inner, rule, f"{prefix}{name}.")
 
 
-_Plan = tuple[tuple[str, ...], tuple[tuple[str, type[Any], bool], ...], tuple[tuple[str, Any], ...]]
+_Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, type[Any], bool], ...], tuple[tuple[str, Any], ...]]
 
 
 _PLANS: dict[type[Any], _Plan] = {}
 
 
 def _plan(cls: type[Any]) -> _Plan:
-    """The fields of ``cls`` that hold a number, those that hold a dataclass (or a list of them), and the plain
-    defaults, worked out once."""
+    """The fields of ``cls`` that hold an integer, those that hold a float, those that hold a dataclass (or a
+    list of them), and the plain defaults, worked out once."""
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = _make_plan(cls)
@@ -130,11 +132,14 @@ def _plan(cls: type[Any]) -> _Plan:
 
 
 def _make_plan(cls: type[Any]) -> _Plan:
+    counts: list[str] = []
     numbers: list[str] = []
     nested: list[tuple[str, type[Any], bool]] = []
     for name, hint in _hints(cls).items():
         hint = _without_none(hint)
-        if hint in (int, float):
+        if hint is int:
+            counts.append(name)
+        elif hint is float:
             numbers.append(name)
         elif _is_dataclass(hint):
             nested.append((name, hint, False))
@@ -143,7 +148,7 @@ def _make_plan(cls: type[Any]) -> _Plan:
             if args and _is_dataclass(_without_none(args[0])):
                 nested.append((name, _without_none(args[0]), True))
     defaults = tuple((f.name, f.default) for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
-    return tuple(numbers), tuple(nested), defaults
+    return tuple(counts), tuple(numbers), tuple(nested), defaults
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}

@@ -97,8 +97,6 @@ class _SavedState:
     reason: str = ""
 
 
-def _written_by_a_run(name: str, value: int | float) -> str:
-    """The schema's number rule for the search state: counts, and times that are finite and >= 0."""
-    if type(value) is int:
-        return schema.count_problem(value)
+def _written_by_a_run(name: str, value: float) -> str:
+    """The schema's rule of the search state's floats (times): finite and >= 0 (its integers are counts)."""
     return "" if math.isfinite(value) and value >= 0 else "expected a finite number >= 0"
