@@ -83,7 +83,7 @@ def kind_of(value: object) -> str:
 # -- numbers -----------------------------------------------------------------------------------
 
 
-def _finish(value: Any, cls: type[Any], rule: NumberRule | None, prefix: str) -> None:
+def _finish(value: object, cls: type[Any], rule: NumberRule | None, prefix: str) -> None:
     """Check every integer of ``value`` (and of the dataclasses in it) to be a count and every float against
     ``rule``, and give each
     the fields msgspec left to their class defaults (it sets no attribute for a plain default: the
@@ -166,7 +166,7 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 _UNIONS = (Union, types.UnionType)
 
 
-def _without_none(hint: Any) -> Any:
+def _without_none(hint: object) -> Any:
     """``X`` for ``X | None`` (any other annotation as it is)."""
     if typing.get_origin(hint) in _UNIONS:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -237,11 +237,11 @@ def _follow(cls: type[Any], data: object, steps: list[tuple[str, int | None]]) -
     return value, hint
 
 
-_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+_WORDS: dict[type, tuple[str, str]] = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
           bool: ("true or false", "booleans"), dict: ("an object", "objects"), list: ("a list", "lists")}
 
 
-def _describe(hint: Any, plural: bool = False) -> str:
+def _describe(hint: object, plural: bool = False) -> str:
     """What a value of annotation ``hint`` is, in words: ``a number or null``, ``a list of objects``."""
     origin = typing.get_origin(hint)
     if origin in _UNIONS:
@@ -256,7 +256,8 @@ def _describe(hint: Any, plural: bool = False) -> str:
     if origin is list:
         args = typing.get_args(hint)
         return ("lists" if plural else "a list") + (f" of {_describe(args[0], True)}" if args and args[0] is not Any else "")
-    words = _WORDS.get(origin or hint)
+    base = origin or hint
+    words = _WORDS.get(base) if isinstance(base, type) else None
     if words is None:
         return "values" if plural else "a value"
     return words[plural]
