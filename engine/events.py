@@ -48,6 +48,7 @@ __all__ = [
     "EVENT_TYPES",
     "LEGACY_KINDS",
     "event_from_dict",
+    "final_result_from_dict",
 ]
 
 
@@ -369,7 +370,7 @@ LEGACY_KINDS: dict[str, str] = {"checkpoint_saved": StateSaved.kind}
 EVENT_TYPES.update({old: EVENT_TYPES[new] for old, new in LEGACY_KINDS.items()})
 
 
-def event_from_dict(data: dict[str, Any]) -> Event:
+def event_from_dict(data: object) -> Event:
     """Rebuild an event from ``to_dict`` output, checking every field (``engine.schema``: against its
     annotation, and every number against the values a run writes).
 
@@ -391,6 +392,21 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         return schema.load(cls, data, _written_by_a_run)
     except schema.SchemaError as exc:
         raise ValueError(f"{kind}: {exc}") from None
+
+
+def final_result_from_dict(data: object, where: str) -> FinalResult:
+    """A retraining's ``result.json`` (the ``FinalResult`` event's dict), checked as any event.
+
+    Raises:
+        CorruptFileError: not a valid final result (one line naming ``where``).
+    """
+    try:
+        event = event_from_dict(data)
+    except ValueError as exc:
+        raise CorruptFileError(f"{where} is corrupt: {exc}; cannot resume") from None
+    if not isinstance(event, FinalResult):
+        raise CorruptFileError(f"{where} is corrupt: not a final result; cannot resume")
+    return event
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is
