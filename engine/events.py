@@ -2,8 +2,9 @@
 
 This module owns the vocabulary between the engine and everything that watches
 it (dashboard, journal, headless console). Events are immutable dataclasses
-with JSON-safe fields; ``to_dict``/``event_from_dict`` round-trip (checking
-every field's type), so the journal (``engine.journal``) can rebuild anything
+with JSON-safe fields; ``to_dict``/``event_from_dict`` round-trip (every field
+checked by ``engine.schema`` against its annotation and the values a run
+writes), so the journal (``engine.journal``) can rebuild anything
 a watcher has shown. The bus that carries them is ``engine.bus``.
 
 Kinds renamed since older journals were written (``LEGACY_KINDS``) still read:
@@ -14,14 +15,12 @@ It must not import torch or any UI library.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
+from . import schema
 from .errors import CorruptFileError
 from .records import CandidateRecord, EpochRecord
 from .vocab import CandidatePhase, EpochPhase, Fitness, RecordStatus, RunKind
@@ -50,6 +49,7 @@ __all__ = [
     "EVENT_TYPES",
     "LEGACY_KINDS",
     "event_from_dict",
+    "final_result_from_dict",
 ]
 
 
@@ -252,15 +252,26 @@ class CandidateFinished(Event):
 
     @classmethod
     def from_fields(cls, data: dict[str, Any]) -> "CandidateFinished":
-        budget = data.get("budget", 0)
-        if not (isinstance(budget, int) and not isinstance(budget, bool)):
-            raise ValueError(f"candidate_finished: budget = {budget!r} is not an integer")
+        """The event from its journal form: the record's fields, flat, beside ``budget`` and ``ts``."""
         try:
-            # (budget, ts and kind are no record fields: from_dict leaves them, as any key it does not know)
+            # (the two fields alone: msgspec reads every key of the object it is given)
+            envelope = schema.load(_Envelope, {k: data[k] for k in ("budget", "ts") if k in data}, _written_by_a_run)
+        except schema.SchemaError as exc:
+            raise ValueError(f"{cls.kind}: {exc}") from None
+        try:
+            # (budget, ts and kind are no record fields: the record's check ignores them, as any key it does not know)
             record = CandidateRecord.from_dict(data, where="candidate_finished event")
         except CorruptFileError as exc:
             raise ValueError(str(exc)) from None
-        return cls(record=record, budget=budget, ts=_ts(data))
+        return cls(record=record, budget=envelope.budget, ts=envelope.ts)
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """What a ``candidate_finished`` line holds beside its record's fields."""
+
+    budget: int = 0
+    ts: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -461,53 +472,14 @@ LEGACY_KINDS: dict[str, str] = {"checkpoint_saved": StateSaved.kind}
 EVENT_TYPES.update({old: EVENT_TYPES[new] for old, new in LEGACY_KINDS.items()})
 
 
-def _ts(data: dict[str, Any]) -> float:
-    ts = data.get("ts", 0.0)
-    if not (isinstance(ts, (int, float)) and not isinstance(ts, bool)):
-        raise ValueError(f"ts = {ts!r} is not a number")
-    return float(ts)
-
-
-_SIMPLE = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list", dict: "an object"}
-
-
-_UNIONS = (typing.Union, getattr(types, "UnionType", None))
-
-
-def _accepts(annotation: object, value: object) -> bool:
-    """Whether a JSON value fits a field annotation (int, float, str, bool, list, dict, X | None)."""
-    return _acceptor(annotation)(value)
-
-
-@functools.lru_cache(maxsize=None)
-def _acceptor(annotation: object) -> Callable[[object], bool]:
-    """The check of ``_accepts`` for one annotation, worked out once per annotation."""
-    origin = typing.get_origin(annotation)
-    if origin in _UNIONS:
-        parts = tuple(_acceptor(a) for a in typing.get_args(annotation))
-        return lambda v: any(p(v) for p in parts)
-    if annotation is type(None):
-        return lambda v: v is None
-    if origin is not None:
-        annotation = origin
-    if annotation is bool:
-        return lambda v: isinstance(v, bool)
-    if annotation is int:
-        return lambda v: isinstance(v, int) and not isinstance(v, bool)
-    if annotation is float:
-        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-    if annotation in (str, list, dict):
-        return lambda v: isinstance(v, annotation)
-    return lambda v: True
-
-
-def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict`` output, checking every field's type.
+def event_from_dict(data: object) -> Event:
+    """Rebuild an event from ``to_dict`` output, checking every field (``engine.schema``: against its
+    annotation, and every number against the values a run writes).
 
     Unknown extra fields (written by a newer version) are ignored.
 
     Raises:
-        ValueError: unknown ``kind``, a missing field, or a field of the wrong type
+        ValueError: unknown ``kind``, a missing field, or a field of the wrong type or value
             (``CorruptFileError``, a ValueError too, for a malformed candidate record).
     """
     if not isinstance(data, dict):
@@ -518,45 +490,25 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         raise ValueError(f"unknown event kind {kind!r}")
     if cls is CandidateFinished:
         return CandidateFinished.from_fields(data)
-    values: dict[str, Any] = {}
-    for name, hint, required, accepts in _schema(cls):
-        if name not in data:
-            if required:
-                raise ValueError(f"{kind}: field {name!r} is missing")
-            continue
-        value = data[name]
-        if not accepts(value):
-            raise ValueError(f"{kind}: {name} = {value!r:.40} has the wrong type")
-        problem = _out_of_range(name, value)
-        if problem:
-            raise ValueError(f"{kind}: {name} = {value!r:.40} is out of range ({problem})")
-        values[name] = float(value) if hint is float and value is not None else value
-    return cls(**values)
+    try:
+        return schema.load(cls, data, _written_by_a_run)
+    except schema.SchemaError as exc:
+        raise ValueError(f"{kind}: {exc}") from None
 
 
-_Schema = tuple[tuple[str, Any, bool, Callable[[Any], bool]], ...]
-_SCHEMAS: dict[type[Event], _Schema] = {}
+def final_result_from_dict(data: object, where: str) -> FinalResult:
+    """A retraining's ``result.json`` (the ``FinalResult`` event's dict), checked as any event.
 
-
-def _schema(cls: type[Event]) -> _Schema:
-    """``(name, annotation, required, check)`` of each field of an event class, resolved once per class.
-
-    Resolving string annotations (``typing.get_type_hints``) compiles each one:
-    done per event it cost most of the time of reading a journal.
+    Raises:
+        CorruptFileError: not a valid final result (one line naming ``where``).
     """
-    schema = _SCHEMAS.get(cls)
-    if schema is None:
-        hints = typing.get_type_hints(cls)
-        schema = _SCHEMAS[cls] = tuple(
-            (
-                f.name,
-                hints[f.name],
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-                _acceptor(hints[f.name]),
-            )
-            for f in dataclasses.fields(cls)
-        )
-    return schema
+    try:
+        event = event_from_dict(data)
+    except ValueError as exc:
+        raise CorruptFileError(f"{where} is corrupt: {exc}; cannot resume") from None
+    if not isinstance(event, FinalResult):
+        raise CorruptFileError(f"{where} is corrupt: not a final result; cannot resume")
+    return event
 
 
 # Every number an event carries is a count, a time, a size or a metric: none is
@@ -565,11 +517,8 @@ _UNIT = frozenset({"best", "mean", "worst", "val_acc", "val_auc", "test_acc", "t
 _LATEST_TS = 1e10  # the year 2286: a later time stamp is damage, not a clock
 
 
-def _out_of_range(name: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ""
-    if isinstance(value, int):
-        return "expected an integer >= 0" if value < 0 or value >= 2**63 else ""
+def _written_by_a_run(name: str, value: float) -> str:
+    """The schema's rule of an event's floats: "" for a value a run writes, else what it would write."""
     if math.isnan(value):
         return "" if name != "ts" else "expected a time stamp"
     if math.isinf(value) or value < 0:

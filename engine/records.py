@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, SupportsFloat, cast
 
+from . import schema
 from .errors import CorruptFileError
 from .vocab import CANDIDATE_STATUSES, TIE_BREAKS as _TIE_BREAKS, TRAINED_STATUSES as _TRAINED
 from .vocab import CandidatePhase, CandidateStatus, Fitness, RecordStatus, TieBreak
@@ -326,31 +327,16 @@ class CandidateRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "candidate record") -> "CandidateRecord":
-        """Check and build a record; unknown keys are ignored (a newer version may add some).
+        """Check and build a record (``engine.schema``: every field against its annotation and the
+        values a run writes); unknown keys are ignored (a newer version may add some).
 
         Raises:
             CorruptFileError: a required field is missing, or any field has the wrong type or value.
         """
-        if not isinstance(data, Mapping):
-            raise CorruptFileError(f"{where} is corrupt: expected a JSON object, got {_kind(data)}")
-        values: dict[str, Any] = {}
-        for name, accepts, nullable, to_float, rule in _field_checks(cls):  # (_check, inlined: a hot loop)
-            if name not in data:
-                if name in _REQUIRED:
-                    raise CorruptFileError(f"{where} is corrupt: field {name!r} is missing")
-                continue
-            value = data[name]
-            if value is None:
-                if not nullable:
-                    _check(name, value, where)  # raises, saying why
-            elif not accepts(value) or (rule is not None and not rule[0](float(value) if to_float else value)):
-                _check(name, value, where)  # raises, saying why
-            elif to_float:
-                value = float(value)
-            values[name] = value
-        if "history" in values:  # (checked: a list of objects) one EpochRecord each
-            values["history"] = _epochs(values["history"], where)
-        record = cls(**values)
+        try:
+            record = schema.load(cls, data, _written_by_a_run)
+        except schema.SchemaError as exc:
+            raise CorruptFileError(f"{where} is corrupt: {exc}") from None
         if record.status not in STATUSES:
             raise CorruptFileError(
                 f"{where} is corrupt: status = {record.status!r}; expected one of {', '.join(STATUSES)}"
@@ -374,6 +360,17 @@ _LIGHT_INFEASIBLE_KEYS = (*LIGHT_GENOTYPE_KEYS, "raw_matrix", "raw_ops")
 _SHARED_ROWS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """A dataclass's field names in order, looked up once (``to_dict`` runs for every record of a journal)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _shared_rows(matrix: Any) -> Any:
     """``matrix`` as a tuple of row tuples, equal rows the same object (0/1 rows of a cell are few: the
     cache stops growing at 65,536 rows); left as it is when it is not a list of lists of plain values."""
@@ -387,138 +384,27 @@ def _shared_rows(matrix: Any) -> Any:
         return matrix
 
 
-_REQUIRED = ("candidate_id", "generation", "phase", "status")
-
-
-def _epochs(history: list[dict[str, Any]], where: str) -> list[EpochRecord]:
-    try:
-        return [EpochRecord.from_dict(h) for h in history]
-    except KeyError as exc:
-        raise CorruptFileError(f"{where} is corrupt: an epoch of its history has no {exc}") from None
-
-
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
-
-
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-_FieldCheck = tuple[str, Callable[[Any], bool], bool, bool, "tuple[Any, str] | None"]
-_FIELD_CHECKS: dict[type[Any], tuple[_FieldCheck, ...]] = {}
-
-
-def _field_checks(cls: type[Any]) -> tuple[_FieldCheck, ...]:
-    """``(name, accepts, may be None, made a float, range rule)`` of each field: what ``_check`` looks up."""
-    checks = _FIELD_CHECKS.get(cls)
-    if checks is None:
-        checks = _FIELD_CHECKS[cls] = tuple(
-            (name, _ACCEPTS[_TYPES[name][0]], _TYPES[name][1], _TYPES[name][0] == "number", _RANGES.get(name))
-            for name in _field_names(cls)
-        )
-    return checks
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-_TYPES: dict[str, tuple[str, bool]] = {
-    # field: (type, may be None)
-    "candidate_id": ("count", False),
-    "generation": ("count", False),
-    "phase": ("str", False),
-    "status": ("str", False),
-    "key": ("str", True),
-    "genotype": ("dict", False),
-    "vector": ("numbers", False),
-    "fitness": ("number", True),
-    "val_acc": ("number", True),
-    "val_auc": ("number", True),
-    "params": ("count", True),
-    "flops": ("count", True),
-    "epochs": ("count", False),
-    "seconds": ("number", False),
-    "peak_memory_mb": ("number", True),
-    "error": ("str", True),
-    "worker": ("str", False),
-    "duplicate_of": ("count", True),
-    "trained": ("count", False),
-    "history": ("dicts", False),
-    "pruned_at": ("count", True),
-    "test_acc": ("number", True),
-    "test_auc": ("number", True),
-}
-
-
-# Built once: a journal of thousands of candidates checks every field of every record.
-_ACCEPTS: dict[str, Callable[[Any], bool]] = {
-    "count": lambda v: _is_int(v) and v >= 0,
-    "number": _is_number,
-    "str": lambda v: isinstance(v, str),
-    "dict": lambda v: isinstance(v, dict),
-    # (the common case first: JSON gives plain floats; numpy's are float subclasses)
-    "numbers": lambda v: isinstance(v, list) and (all(type(x) is float for x in v) or all(_is_number(x) for x in v)),
-    "dicts": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
-}
-_EXPECTED = {
-    "count": "an integer >= 0",
-    "number": "a number",
-    "str": "a string",
-    "dict": "an object",
-    "numbers": "a list of numbers",
-    "dicts": "a list of objects",
-}
-
-
-def _check(name: str, value: object, where: str) -> Any:
-    kind, nullable = _TYPES[name]
-    if value is None:
-        if nullable:
-            return None
-        raise CorruptFileError(f"{where} is corrupt: {name} is null")
-    if not _ACCEPTS[kind](value):
-        expected = _EXPECTED[kind]
-        raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)} is {_kind(value)}; expected {expected}")
-    if kind == "number" and isinstance(value, (int, float)):  # (always so once "number" accepted it)
-        value = float(value)
-    rule = _RANGES.get(name)
-    if rule is not None and not rule[0](value):
-        raise CorruptFileError(f"{where} is corrupt: {name} = {_short(value)}; expected {rule[1]}")
-    return value
-
-
 def _unit(v: float) -> bool:
     return 0.0 <= v <= 1.0
 
 
 # Values a real run can write (a metric is nan when undefined, e.g. one class
 # in the validation split; an "ok" fitness never is: such a candidate is "failed").
-_RANGES: dict[str, tuple[Any, str]] = {
-    "fitness": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1]"),
-    "val_acc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
-    "val_auc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
-    "test_acc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
-    "test_auc": (lambda v: math.isnan(v) or _unit(v), "a number in [0, 1] or NaN"),
-    "seconds": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "peak_memory_mb": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "fitness": (lambda v: math.isnan(v) or _unit(v), "expected a number in [0, 1]"),
+    "val_acc": (lambda v: math.isnan(v) or _unit(v), "expected a number in [0, 1] or NaN"),
+    "val_auc": (lambda v: math.isnan(v) or _unit(v), "expected a number in [0, 1] or NaN"),
+    "test_acc": (lambda v: math.isnan(v) or _unit(v), "expected a number in [0, 1] or NaN"),
+    "test_auc": (lambda v: math.isnan(v) or _unit(v), "expected a number in [0, 1] or NaN"),
+    "seconds": (lambda v: math.isfinite(v) and v >= 0, "expected a finite number >= 0"),
+    "peak_memory_mb": (lambda v: math.isfinite(v) and v >= 0, "expected a finite number >= 0"),
 }
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _written_by_a_run(name: str, value: float) -> str:
+    """The schema's rule of a record's floats: metrics and times by ``_RANGES`` (its integers are counts)."""
+    rule = _RANGES.get(name)
+    return "" if rule is None or rule[0](value) else rule[1]
 
 
 # --------------------------------------------------------------------------

@@ -11,15 +11,19 @@ Pure Python: no torch, no I/O.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from . import schema
 from .errors import CorruptFileError
 
 __all__ = ["SearchState", "SEARCH_STATE_FORMAT", "SEARCH_STATES"]
 
-SEARCH_STATE_FORMAT = "nas3d-tui/checkpoint/1"  # the value predates the name; kept so old runs resume
-SEARCH_STATES = ("search", "final", "finished")
+_Format = Literal["nas3d-tui/checkpoint/1"]  # the value predates the name; kept so old runs resume
+_StateName = Literal["search", "final", "finished"]
+SEARCH_STATE_FORMAT: str = typing.get_args(_Format)[0]
+SEARCH_STATES: tuple[str, ...] = typing.get_args(_StateName)
 
 
 @dataclass(frozen=True)
@@ -59,48 +63,40 @@ class SearchState:
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> "SearchState":
-        """Check every field.
+        """Check every field (``engine.schema``, against the file's form ``_SavedState``).
 
         Raises:
             CorruptFileError: a field is missing, of the wrong type, or an unknown value.
         """
-
-        def bad(field: str, problem: str) -> CorruptFileError:
-            return CorruptFileError(f"{where} is corrupt: {field} {problem}; cannot resume")
-
-        if not isinstance(data, dict):
-            raise CorruptFileError(f"{where} is corrupt: not a JSON object; cannot resume")
-        if data.get("format") != SEARCH_STATE_FORMAT:
-            raise bad("format", f"= {data.get('format')!r} (expected {SEARCH_STATE_FORMAT!r})")
-        for name in ("state", "ode", "trained", "elapsed"):
-            if name not in data:
-                raise bad(name, "is missing")
-        state = data["state"]
-        if state not in SEARCH_STATES:
-            raise bad("state", f"= {state!r} (expected one of {', '.join(SEARCH_STATES)})")
-        if not isinstance(data["ode"], dict):
-            raise bad("ode", "is not an object")
-        counts: dict[str, int] = {}
-        for name, default in (("trained", None), ("generation", 0)):
-            v = data.get(name, default)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise bad(name, f"= {v!r} (expected an integer >= 0)")
-            counts[name] = v
-        times: dict[str, float] = {}
-        for name, fallback in (("elapsed", None), ("written", 0.0)):
-            w = data.get(name, fallback)
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-                raise bad(name, f"= {w!r} (expected a number >= 0)")
-            times[name] = float(w)
-        reason = data.get("reason", "")
-        if not isinstance(reason, str):
-            raise bad("reason", f"= {reason!r} (expected a string)")
+        try:
+            saved = schema.load(_SavedState, data, _written_by_a_run)
+        except schema.SchemaError as exc:
+            raise CorruptFileError(f"{where} is corrupt: {exc}; cannot resume") from None
         return cls(
-            state=state,
-            strategy=data["ode"],
-            reason=reason,
-            trained=counts["trained"],
-            generation=counts["generation"],
-            elapsed=times["elapsed"],
-            written=times["written"],
+            state=saved.state,
+            strategy=saved.ode,
+            reason=saved.reason,
+            trained=saved.trained,
+            generation=saved.generation,
+            elapsed=saved.elapsed,
+            written=saved.written,
         )
+
+
+@dataclass(frozen=True)
+class _SavedState:
+    """``checkpoint.json`` as written: its keys predate the names of ``SearchState``'s fields."""
+
+    format: _Format
+    state: _StateName
+    ode: dict[str, Any]
+    trained: int
+    elapsed: float
+    generation: int = 0
+    written: float = 0.0
+    reason: str = ""
+
+
+def _written_by_a_run(name: str, value: float) -> str:
+    """The schema's rule of the search state's floats (times): finite and >= 0 (its integers are counts)."""
+    return "" if math.isfinite(value) and value >= 0 else "expected a finite number >= 0"

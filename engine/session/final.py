@@ -261,6 +261,6 @@ class FinalPhase:
                 pair = (record.candidate_id, seed)
                 if pair in self.done and pair not in self.announced:
                     path = self.run_dir.finalist_result_path(*pair)
-                    event = ev.event_from_dict(read_json(path))  # checked as a FinalResult when the run was prepared
+                    event = ev.final_result_from_dict(read_json(path), str(path))  # (checked when the run was prepared)
                     self.publish(event)
                     self.announced.add(pair)

@@ -191,21 +191,13 @@ class Retrain(RunLifecycle[_Prepared]):
             records = rd.read_records()
             rd.read_search_state()
             for path, saved in rd.final_results():
-                try:
-                    if not isinstance(ev.event_from_dict(saved), ev.FinalResult):
-                        raise ValueError("not a final result")
-                except ValueError as exc:
-                    raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
+                ev.final_result_from_dict(saved, str(path))
             for seed in self.profile.final.seeds:
                 path = rd.retrain_result_path(seed)
                 if not os.path.lexists(path):
                     continue
-                saved = read_json(path)
-                try:
-                    event = ev.event_from_dict(saved)
-                except ValueError as exc:
-                    raise CorruptFileError(f"{path} is corrupt ({exc}); cannot resume") from None
-                if not isinstance(event, ev.FinalResult) or event.seed != seed:
+                event = ev.final_result_from_dict(read_json(path), str(path))
+                if event.seed != seed:
                     raise CorruptFileError(f"{path} is corrupt: not the result of seed {seed}; cannot resume")
                 if seed in records:  # (without its record, written by an older version: retrained)
                     done[seed] = event

@@ -194,12 +194,7 @@ class Session(RunLifecycle[_Prepared]):
     def _read_finals(self) -> set[tuple[int, int]]:
         done: set[tuple[int, int]] = set()
         for path, data in self.run_dir.final_results():
-            try:
-                event = ev.event_from_dict(data)
-            except ValueError as exc:
-                raise CorruptFileError(f"{path} is corrupt: {exc}; cannot resume") from None
-            if not isinstance(event, ev.FinalResult):
-                raise CorruptFileError(f"{path} is corrupt: not a final result; cannot resume")
+            event = ev.final_result_from_dict(data, str(path))
             folder = self.run_dir.finalist_dir(event.candidate_id, event.seed).name
             if path.parent.name != folder:
                 raise CorruptFileError(

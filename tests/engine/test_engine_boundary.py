@@ -16,6 +16,7 @@ PURE = (
     "engine.leaderboard", "engine.control", "engine.rundir", "engine.metrics", "engine.records", "engine.catalog",
     "engine.errors", "engine.atomic", "engine.datafile", "engine.nifti", "engine.nifti.folder_import", "engine.journal",
     "engine.runs", "engine.runlock", "engine.search_state", "engine.jsonfile", "engine.bundle_files", "engine.fastjson", "engine.operations",
+    "engine.schema",
 )
 
 
