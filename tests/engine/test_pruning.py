@@ -328,6 +328,7 @@ class ScriptedScores(nn.Module):
         return torch.stack([torch.full((n,), 10.0), rank / 100.0], dim=1) + 0 * self.w
 
 
+@pytest.mark.e2e  # seconds of CPU in process (the marker's rule): not in `make check`
 def test_a_final_retraining_whose_validation_acc_ties_keeps_the_epoch_with_the_best_validation_auc():
     # validation: samples 0..5, class 1 for samples 4 and 5 (majority class 0: ACC 4/6 in every epoch)
     y = torch.tensor([0, 0, 0, 0, 1, 1])

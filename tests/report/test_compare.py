@@ -133,6 +133,7 @@ class TestBadInput:
                 build_comparison(dirs, out)
             assert "\n" not in str(info.value) and named in str(info.value)
 
+    @pytest.mark.e2e  # seconds of CPU in process (the marker's rule): not in `make check`
     def test_the_command(self, two_runs, tmp_path: Path, capsys) -> None:
         from nas3d_tui.cli import main
 

@@ -263,6 +263,7 @@ class TestDocuments:
         check_documents(files, 5)
         assert "No candidate was trained" in files.markdown.read_text(encoding="utf-8")
 
+    @pytest.mark.e2e  # seconds of CPU in process (the marker's rule): not in `make check`
     def test_a_second_report_leaves_no_stale_cells(self, synthetic_run: Path, tmp_path: Path) -> None:
         out = tmp_path / "out"
         build_report(synthetic_run, out, top_k=2)

@@ -216,6 +216,7 @@ def test_the_dashboard_keeps_a_light_record_per_candidate_and_not_its_epochs(jou
     assert whole_per_candidate > 4 * per_candidate, whole_per_candidate  # what the trim saves: start event, epochs
 
 
+@pytest.mark.e2e  # seconds of CPU in process (the marker's rule): not in `make check`
 async def test_details_of_a_trimmed_candidate_read_its_epochs_back_from_the_journal(tmp_path, journal, make_run_dir, ui) -> None:
     from textual.widgets import DataTable
 
