@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 
 from . import schema
 from .errors import CorruptFileError
-from .records import CandidateRecord, EpochRecord
-from .vocab import CandidatePhase, EpochPhase, Fitness, RecordStatus, RunKind
+from .records import CandidateRecord, RecordFields
+from .vocab import CandidatePhase, EpochPhase, Fitness, RunKind
 
 __all__ = [
     "Event",
@@ -124,7 +124,7 @@ class EpochFinished(Event):
 
 
 @dataclass(frozen=True)
-class CandidateFinished(Event):
+class CandidateFinished(RecordFields, Event):
     """A candidate has a result (ok / infeasible / duplicate / oom / failed): its ``CandidateRecord``.
 
     The record's fields read as the event's own (``event.fitness``, explicit
@@ -136,90 +136,9 @@ class CandidateFinished(Event):
     record: CandidateRecord
     budget: int = 0
 
-    # The record's fields, read as the event's own (``event.fitness``): one property each, typed.
-    @property
-    def candidate_id(self) -> int:
-        return self.record.candidate_id
-
-    @property
-    def generation(self) -> int:
-        return self.record.generation
-
-    @property
-    def phase(self) -> CandidatePhase:
-        return self.record.phase
-
-    @property
-    def status(self) -> RecordStatus:
-        return self.record.status
-
-    @property
-    def key(self) -> str | None:
-        return self.record.key
-
     @property
     def genotype(self) -> dict[str, Any]:
         return self.record.genotype
-
-    @property
-    def vector(self) -> list[float]:
-        return self.record.vector
-
-    @property
-    def fitness(self) -> float | None:
-        return self.record.fitness
-
-    @property
-    def val_acc(self) -> float | None:
-        return self.record.val_acc
-
-    @property
-    def val_auc(self) -> float | None:
-        return self.record.val_auc
-
-    @property
-    def params(self) -> int | None:
-        return self.record.params
-
-    @property
-    def flops(self) -> int | None:
-        return self.record.flops
-
-    @property
-    def epochs(self) -> int:
-        return self.record.epochs
-
-    @property
-    def seconds(self) -> float:
-        return self.record.seconds
-
-    @property
-    def peak_memory_mb(self) -> float | None:
-        return self.record.peak_memory_mb
-
-    @property
-    def error(self) -> str | None:
-        return self.record.error
-
-    @property
-    def worker(self) -> str:
-        return self.record.worker
-
-    @property
-    def duplicate_of(self) -> int | None:
-        return self.record.duplicate_of
-
-    @property
-    def trained(self) -> int:
-        return self.record.trained
-
-    @property
-    def history(self) -> list[EpochRecord]:
-        return self.record.history
-
-    @property
-    def pruned_at(self) -> int | None:
-        return self.record.pruned_at
 
     @property
     def test_acc(self) -> float | None:
@@ -228,22 +147,6 @@ class CandidateFinished(Event):
     @property
     def test_auc(self) -> float | None:
         return self.record.test_auc
-
-    @property
-    def ok(self) -> bool:
-        return self.record.ok
-
-    @property
-    def spent_budget(self) -> bool:
-        return self.record.spent_budget
-
-    @property
-    def pruned(self) -> bool:
-        return self.record.pruned
-
-    @property
-    def told_fitness(self) -> float:
-        return self.record.told_fitness
 
     def to_dict(self) -> dict[str, Any]:
         d = self.record.to_dict(history=False)

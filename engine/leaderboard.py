@@ -34,8 +34,8 @@ from typing import Any, Iterable, Sequence
 
 from .atomic import atomic_write_text
 from .events import CandidateFinished, Event, FinalResult, RunStarted
-from .records import CandidateRecord, EpochRecord, rank_key
-from .vocab import CandidatePhase, RecordStatus, TieBreak, as_tie_break
+from .records import CandidateRecord, RecordFields, rank_key
+from .vocab import TieBreak, as_tie_break
 
 __all__ = [
     "Row",
@@ -52,7 +52,7 @@ EXPORT_FORMATS = ("csv", "json", "md")
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(RecordFields):
     """One candidate on the leaderboard: its record, its rank and its final test metrics.
 
     The record's fields read as the row's own (``row.fitness``, explicit properties). ``rank`` is
@@ -71,103 +71,6 @@ class Row:
     test_auc_std: float | None = None
     test_acc_std: float | None = None
     tie_break: str = ""
-
-    # The record's fields, read as the row's own (``row.fitness``): one property each, typed.
-    @property
-    def candidate_id(self) -> int:
-        return self.record.candidate_id
-
-    @property
-    def generation(self) -> int:
-        return self.record.generation
-
-    @property
-    def phase(self) -> CandidatePhase:
-        return self.record.phase
-
-    @property
-    def status(self) -> RecordStatus:
-        return self.record.status
-
-    @property
-    def key(self) -> str | None:
-        return self.record.key
-
-    @property
-    def vector(self) -> list[float]:
-        return self.record.vector
-
-    @property
-    def fitness(self) -> float | None:
-        return self.record.fitness
-
-    @property
-    def val_acc(self) -> float | None:
-        return self.record.val_acc
-
-    @property
-    def val_auc(self) -> float | None:
-        return self.record.val_auc
-
-    @property
-    def params(self) -> int | None:
-        return self.record.params
-
-    @property
-    def flops(self) -> int | None:
-        return self.record.flops
-
-    @property
-    def epochs(self) -> int:
-        return self.record.epochs
-
-    @property
-    def seconds(self) -> float:
-        return self.record.seconds
-
-    @property
-    def peak_memory_mb(self) -> float | None:
-        return self.record.peak_memory_mb
-
-    @property
-    def error(self) -> str | None:
-        return self.record.error
-
-    @property
-    def worker(self) -> str:
-        return self.record.worker
-
-    @property
-    def duplicate_of(self) -> int | None:
-        return self.record.duplicate_of
-
-    @property
-    def trained(self) -> int:
-        return self.record.trained
-
-    @property
-    def pruned_at(self) -> int | None:
-        return self.record.pruned_at
-
-    @property
-    def ok(self) -> bool:
-        return self.record.ok
-
-    @property
-    def spent_budget(self) -> bool:
-        return self.record.spent_budget
-
-    @property
-    def pruned(self) -> bool:
-        return self.record.pruned
-
-    @property
-    def told_fitness(self) -> float:
-        return self.record.told_fitness
-
-    @property
-    def history(self) -> list[EpochRecord]:
-        return self.record.history
 
     @property
     def genotype(self) -> str:  # the compact one-line form (the record keeps the full dict)

@@ -29,6 +29,7 @@ from .vocab import CANDIDATE_STATUSES, TIE_BREAKS as _TIE_BREAKS, TRAINED_STATUS
 from .vocab import CandidatePhase, CandidateStatus, Fitness, RecordStatus, TieBreak
 
 __all__ = [
+    "RecordFields",
     "STATUSES",
     "TRAINED_STATUSES",
     "TIE_BREAKS",
@@ -352,6 +353,112 @@ class CandidateRecord:
         if record.status != "infeasible" and not record.key:
             raise CorruptFileError(f"{where} is corrupt: status {record.status!r} without an architecture key")
         return record
+
+
+class RecordFields:
+    """A candidate record's fields read as the holder's own (``event.fitness``, ``row.fitness``): one typed
+    property each, for the frozen dataclasses that carry a ``record`` (``CandidateFinished``, the
+    leaderboard's ``Row``). Plain properties, no attribute forwarding; ``genotype`` and the test metrics
+    are each holder's own (a row shows the compact genotype and the finalist's test metrics).
+    """
+
+    record: CandidateRecord
+
+    @property
+    def candidate_id(self) -> int:
+        return self.record.candidate_id
+
+    @property
+    def generation(self) -> int:
+        return self.record.generation
+
+    @property
+    def phase(self) -> CandidatePhase:
+        return self.record.phase
+
+    @property
+    def status(self) -> RecordStatus:
+        return self.record.status
+
+    @property
+    def key(self) -> str | None:
+        return self.record.key
+
+    @property
+    def vector(self) -> list[float]:
+        return self.record.vector
+
+    @property
+    def fitness(self) -> float | None:
+        return self.record.fitness
+
+    @property
+    def val_acc(self) -> float | None:
+        return self.record.val_acc
+
+    @property
+    def val_auc(self) -> float | None:
+        return self.record.val_auc
+
+    @property
+    def params(self) -> int | None:
+        return self.record.params
+
+    @property
+    def flops(self) -> int | None:
+        return self.record.flops
+
+    @property
+    def epochs(self) -> int:
+        return self.record.epochs
+
+    @property
+    def seconds(self) -> float:
+        return self.record.seconds
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        return self.record.peak_memory_mb
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
+
+    @property
+    def worker(self) -> str:
+        return self.record.worker
+
+    @property
+    def duplicate_of(self) -> int | None:
+        return self.record.duplicate_of
+
+    @property
+    def trained(self) -> int:
+        return self.record.trained
+
+    @property
+    def pruned_at(self) -> int | None:
+        return self.record.pruned_at
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        return self.record.history
+
+    @property
+    def ok(self) -> bool:
+        return self.record.ok
+
+    @property
+    def spent_budget(self) -> bool:
+        return self.record.spent_budget
+
+    @property
+    def pruned(self) -> bool:
+        return self.record.pruned
+
+    @property
+    def told_fitness(self) -> float:
+        return self.record.told_fitness
 
 
 # What ``CandidateRecord.light`` keeps of a genotype (an infeasible one keeps its unpruned cell too).
