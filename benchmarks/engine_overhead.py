@@ -65,13 +65,14 @@ class InstantEvaluator:
     worker = "instant:cpu"
 
     def evaluate(self, jobs: Sequence[Any], callbacks: Any) -> None:
+        from engine.records import EpochRecord
         from engine.training.loop import CandidateResult
 
         for job in jobs:
             callbacks.on_start(job, self.worker)
             fitness = stand_in_fitness(job.genotype.key)
-            epoch = {"epoch": 1, "train_loss": 1.0 - fitness, "val_loss": 1.0 - fitness, "val_acc": fitness,
-                     "val_auc": fitness, "seconds": 0.0}
+            epoch = EpochRecord(epoch=1, train_loss=1.0 - fitness, val_loss=1.0 - fitness, val_acc=fitness,
+                                val_auc=fitness, seconds=0.0)
             callbacks.on_epoch(job, epoch)
             callbacks.on_done(job, CandidateResult("ok", fitness, fitness, fitness, 1, 0.0, None, None, (epoch,)),
                               self.worker)

@@ -1018,7 +1018,7 @@ def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01, test_me
     """
     from engine.bench_table import build_table, write_table
     from engine.exhaustive import enumerate_cells
-    from engine.records import CandidateRecord
+    from engine.records import CandidateRecord, EpochRecord
     from engine.session.measure import ComplexityCounter
     from engine.session.setup import space_of
 
@@ -1037,7 +1037,7 @@ def synthetic_table(profile, path, seed: int = 0, quantum: float = 0.01, test_me
         for e in range(1, n + 1):
             auc = round(min(1.0, max(0.0, level + rng.normal(0.0, 0.05) + 0.02 * e)) / quantum) * quantum
             acc = round(rng.uniform(0.6, 0.8) / quantum) * quantum
-            history.append({"epoch": e, "train_loss": 0.6, "val_loss": 0.6, "val_acc": acc, "val_auc": auc, "seconds": 1.0})
+            history.append(EpochRecord(epoch=e, train_loss=0.6, val_loss=0.6, val_acc=acc, val_auc=auc, seconds=1.0))
         best = max(range(n), key=lambda k: (history[k][select], -k))
         h = history[best]
         params, flops = counter.get(g)

@@ -102,7 +102,8 @@ def test_lookup_returns_the_seed_asked_for_else_the_first_training_of_the_cell(l
         (lambda d: d["header"].pop("machine"), "header: field 'machine' is missing"),
         (lambda d: d["entries"][0].update(seed="1"), "entries[0]: seed"),
         (lambda d: d["entries"][0].update(fitness=2.0), "entries[0] is corrupt: fitness"),
-        (lambda d: d["entries"][0]["history"][0].update(val_auc="x"), "entries[0].history[0]: val_auc"),
+        (lambda d: d["entries"][0]["history"][0].update(val_auc="x"), "entries[0] is corrupt: history[0].val_auc"),
+            (lambda d: d["entries"][0]["history"][0].update(epoch=3), "entries[0].history[0]: epoch = 3 is not 1"),
         (lambda d: d["entries"][0].update(told_fitness=0.123), "entries[0]: told_fitness"),
     ],
 )
