@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import re
 import sys
 import tempfile
@@ -82,13 +81,9 @@ def finished_run(run_dir: str) -> list:
 
 def screen_text(app) -> str:
     """The app's screen as plain text, no colours, trailing spaces stripped."""
-    from rich.console import Console
+    from tui.screentext import screen_text as padded
 
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system=None, record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    return "\n".join(line.rstrip() for line in padded(app).splitlines())
 
 
 async def _capture(run_dir: str, events: list) -> str:

@@ -20,6 +20,7 @@ import pytest
 from engine import events as ev
 
 from engine.journal import JournalSink
+from tui.screentext import screen_text
 
 T0 = 1_700_000_000.0
 
@@ -274,17 +275,6 @@ def write_run_dir(path: Path, events: list[ev.Event]) -> Path:
     return path
 
 
-def screen_text(app) -> str:
-    """The app's current screen as plain text (no colours)."""
-    import io
-
-    from rich.console import Console
-
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system=None, record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
 
 
 async def settle(app, pilot, timeout: float = 120.0) -> None:
