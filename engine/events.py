@@ -121,6 +121,13 @@ class EpochFinished(Event):
     seconds: float
     max_epochs: int = 0
     phase: EpochPhase = "search"  # search | final
+    seed: int | None = None  # a final retraining's seed (retrainings of one finalist may run side by side)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if d["seed"] is None:  # a search epoch's line stays as it always was
+            del d["seed"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class ConsoleSink:
     def _final_epoch(self, e: ev.EpochFinished) -> str:
         of = f"/{e.max_epochs}" if e.max_epochs else ""
         done = f" ({self._finals_done}/{self._finals_total} retrainings done)" if self._finals_total else ""
-        return (f"  final #{e.candidate_id} epoch {e.epoch}{of}: train loss {e.train_loss:.4f}"
+        seed = f" seed {e.seed}" if e.seed is not None else ""
+        return (f"  final #{e.candidate_id}{seed} epoch {e.epoch}{of}: train loss {e.train_loss:.4f}"
                 f" · val loss {e.val_loss:.4f} · val ACC {e.val_acc:.4f} · val AUC {e.val_auc:.4f}"
                 f" · {duration(e.seconds)}{done}")

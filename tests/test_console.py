@@ -36,6 +36,7 @@ def test_a_resumed_run_shows_its_progress_from_the_first_checkpoint() -> None:
 
 
 def test_a_final_retraining_prints_each_epoch() -> None:
+    # (retrainings may run side by side: an epoch names its seed; an older journal's has none)
     console, out = sink(terminal=False)
     console(started())
     console(ev.FinalStarted(ts=2.0, candidate_ids=[6, 1], epochs=30, seeds=[0, 1]))
@@ -46,13 +47,13 @@ def test_a_final_retraining_prints_each_epoch() -> None:
     console(ev.FinalResult(ts=80.0, candidate_id=6, key="k", seed=0, test_auc=0.87, test_acc=0.81, val_acc=0.8,
                            params=7650, flops=3_538_944, epochs=30, seconds=1100.0))
     console(ev.EpochFinished(ts=120.0, candidate_id=6, epoch=2, train_loss=0.5, val_loss=0.55, val_acc=0.7,
-                             val_auc=0.75, seconds=36.0, max_epochs=30, phase="final"))
+                             val_auc=0.75, seconds=36.0, max_epochs=30, phase="final", seed=1))
     lines = out.getvalue().splitlines()
     finals = [line for line in lines if line.startswith("  final #")]
     assert finals == [
         "  final #6 epoch 1/30: train loss 0.6100 · val loss 0.6600 · val ACC 0.6400 · val AUC 0.7000 · 37s"
         " (0/4 retrainings done)",
-        "  final #6 epoch 2/30: train loss 0.5000 · val loss 0.5500 · val ACC 0.7000 · val AUC 0.7500 · 36s"
+        "  final #6 seed 1 epoch 2/30: train loss 0.5000 · val loss 0.5500 · val ACC 0.7000 · val AUC 0.7500 · 36s"
         " (1/4 retrainings done)",
     ]
     assert not any("#3 epoch" in line for line in lines)

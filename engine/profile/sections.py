@@ -174,6 +174,9 @@ class FinalConfig:
     top_k: int = key(3, c.integer(0, what="an integer >= 0 (0 skips the final phase)"))
     epochs: int = key(50, c.integer(1))
     seeds: tuple[int, ...] = key((0, 1, 2), c.int_list(0, 2**63 - 1, what="integers >= 0", example="[0, 1, 2]"))
+    # Retrainings at once on the CPU, each in its own thread with an equal share of torch's threads
+    # (engine.session.final.side_by_side); 0 = auto (2 where torch has at least 2 threads). CUDA: one at a time.
+    parallel: int = key(0, c.integer(0, what="an integer >= 0 (0: auto)"))
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 This module owns which candidates are finalists (the leaderboard's top-k by
 ``engine.records.rank_key``), one retraining per finalist and seed (paper:
 full training split, best-validation-ACC epoch kept, test AUC and ACC), the
-model bundle each retraining leaves (``engine.bundle``), and resuming: a
-retraining with a ``result.json`` is done (its ``final_result`` is announced
+model bundle each retraining leaves (``engine.bundle``), how the retrainings
+share the machine (``side_by_side``: on the CPU two at a time, each with half
+of torch's threads, by default), and resuming: a retraining with a
+``result.json`` is done (its ``final_result`` is announced
 again when the journal lacks it); one that was interrupted continues from its
 per-epoch checkpoint, which stays until ``result.json`` is written (a full
 disk while the bundle is written loses at most the last epoch).
@@ -12,12 +14,16 @@ disk while the bundle is written loses at most the last epoch).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 from .. import events as ev
 from ..atomic import atomic_write_json
+from ..errors import StopRequested
 from ..bundle import Preprocessing, write_bundle
 from ..profile import Profile, TrainingConfig
 from ..records import CandidateRecord, ranked
@@ -31,7 +37,10 @@ if TYPE_CHECKING:
     from ..data import Dataset, Split
     from ..training import FinalOutcome
 
-__all__ = ["FinalPhase", "finalists", "final_config", "preprocessing_of", "retrain", "final_result", "bundle_metrics"]
+__all__ = [
+    "FinalPhase", "finalists", "final_config", "preprocessing_of", "retrain", "final_result", "bundle_metrics",
+    "side_by_side", "run_side_by_side",
+]
 
 
 def finalists(records: dict[int, CandidateRecord], profile: Profile) -> list[CandidateRecord]:
@@ -50,6 +59,121 @@ def final_config(profile: Profile) -> TrainingConfig:
     from dataclasses import replace
 
     return replace(profile.training, epochs=profile.final.epochs, max_batches_per_epoch=0)
+
+
+def side_by_side(profile: Profile, device: str, retrainings: int, threads: int) -> tuple[int, int]:
+    """How the final phase's retrainings share the machine: (how many run at once, torch threads of each).
+
+    On the CPU ``final.parallel`` retrainings run at once (0, the default: 2
+    when torch has at least 2 threads), each in its own thread with an equal
+    share of ``threads`` (torch's thread count is per calling thread, and a
+    CPU kernel releases the GIL). On a 2-core CPU two retrainings of the
+    default run's finalist, one thread each, finish in 1/1.3 of the time they
+    take one after the other with two threads (``benchmarks/final_seeds.py``,
+    docs/RESULTS.md). On CUDA they run one at a time, as before.
+
+    The answer depends on the profile, the device, the number of retrainings
+    of the whole phase and the thread count, never on how many are left: a
+    resumed phase trains each retraining with the thread count an
+    uninterrupted one gives it, and on the CPU a result depends on that count
+    (bit for bit, not on what runs beside it).
+
+    Returns:
+        ``(1, threads)`` for one at a time (the retraining runs in the
+        phase's own thread, its thread count untouched), else ``(n, each)``.
+    """
+    if not device.startswith("cpu") or retrainings < 2 or threads < 1:
+        return 1, threads
+    wanted = profile.final.parallel or (2 if threads >= 2 else 1)
+    at_once = min(wanted, retrainings)
+    if at_once < 2:
+        return 1, threads
+    return at_once, max(1, threads // at_once)
+
+
+def run_side_by_side(
+    jobs: Sequence[Callable[[], Any]],
+    at_once: int,
+    threads: int,
+    done: Callable[[int, Any], None],
+    *,
+    name: str = "retrain",
+) -> None:
+    """Run ``jobs`` in ``at_once`` threads with ``threads`` torch threads each; ``done(i, result)`` in job order.
+
+    The threads take jobs in order. ``done`` is called in the calling thread,
+    for job ``i`` once every earlier job's ``done`` was called, so what it
+    publishes comes out in the order the jobs would have finished one after
+    the other. After a job raises, no new job starts; the running ones
+    finish (or stop at the gate), every finished job's ``done`` is still
+    called (in order, skipping the ones that did not finish), then the error
+    is raised: ``StopRequested`` when any job was stopped, else the first
+    error. Finished work is never dropped.
+
+    The calling thread's torch thread count is set again at the end (torch
+    keeps the last count set anywhere for threads it meets later).
+    """
+    import torch
+
+    mine = torch.get_num_threads()
+    cond = threading.Condition()
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+    state = {"next": 0, "running": 0}
+
+    def work() -> None:
+        torch.set_num_threads(threads)
+        while True:
+            with cond:
+                i = state["next"]
+                if errors or i >= len(jobs):
+                    state["running"] -= 1
+                    cond.notify_all()
+                    return
+                state["next"] = i + 1
+            try:
+                result = jobs[i]()
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                with cond:
+                    errors.append(exc)
+                    cond.notify_all()
+                continue
+            with cond:
+                results[i] = result
+                cond.notify_all()
+
+    workers = [threading.Thread(target=work, name=f"nas3d-{name}-{k}", daemon=True) for k in range(min(at_once, len(jobs)))]
+    state["running"] = len(workers)
+    for worker in workers:
+        worker.start()
+    published = 0
+    try:
+        while True:
+            with cond:
+                while published not in results and state["running"] > 0:
+                    cond.wait(timeout=1.0)
+                ready = published in results
+                result = results.get(published)
+                finished = state["running"] == 0
+            if ready:
+                done(published, result)
+                published += 1
+            elif finished:
+                break
+        for worker in workers:
+            worker.join()
+        for i in sorted(k for k in results if k >= published):  # after a failure: finished jobs past the gap
+            done(i, results[i])
+    except BaseException as exc:
+        with cond:
+            errors.append(exc)  # no job starts any more; the running ones end before this raises
+        for worker in workers:
+            worker.join()
+        raise
+    finally:
+        torch.set_num_threads(mine)
+    if errors:
+        raise next((e for e in errors if isinstance(e, StopRequested)), errors[0])
 
 
 def preprocessing_of(data: Dataset) -> Preprocessing:
@@ -154,7 +278,7 @@ def retrain(
         seed=seed,
         device=ctx.device,
         control=ctx.control,
-        on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final")),
+        on_epoch=lambda r: publish(epoch_event(candidate_id, r, config.epochs, phase="final", seed=seed)),
         epoch_checkpoint=epoch_checkpoint_in(out),
         on_resume=lambda epoch: publish(
             ev.TrainingResumed(candidate_id=candidate_id, epoch=epoch, max_epochs=config.epochs, phase="final", seed=seed)
@@ -231,27 +355,42 @@ class FinalPhase:
         self.publish(ev.FinalStarted(candidate_ids=[r.candidate_id for r in chosen], epochs=f.epochs, seeds=list(f.seeds)))
         self._announce_missing(chosen)
         config = final_config(self.profile)
+        jobs: list[tuple[CandidateRecord, Genotype, int]] = []
         for record in chosen:
             genotype = Genotype.from_dict(record.genotype, max_edges=self.profile.space.max_edges)
+            jobs.extend((record, genotype, seed) for seed in f.seeds)
+        at_once, threads = side_by_side(self.profile, self.ctx.device, len(jobs), _torch_threads())
+        pending = [job for job in jobs if (job[0].candidate_id, job[2]) not in self.done]
+
+        def one(job: tuple[CandidateRecord, Genotype, int]) -> ev.FinalResult:
+            record, genotype, seed = job
             cid = record.candidate_id
-            for seed in f.seeds:
-                if (cid, seed) in self.done:
-                    continue
-                self.control.at_batch_boundary()
-                event, _ = retrain(
-                    self.ctx,
-                    genotype,
-                    self.data,
-                    config,
-                    seed,
-                    self.run_dir.finalist_dir(cid, seed),
-                    candidate_id=cid,
-                    key=record.key or "",
-                    params=record.params,
-                    flops=record.flops,
-                )
-                self.done.add((cid, seed))
-                self.publish(event)
+            self.control.at_batch_boundary()
+            event, _ = retrain(
+                self.ctx,
+                genotype,
+                self.data,
+                config,
+                seed,
+                self.run_dir.finalist_dir(cid, seed),
+                candidate_id=cid,
+                key=record.key or "",
+                params=record.params,
+                flops=record.flops,
+            )
+            return event
+
+        def finished(event: ev.FinalResult) -> None:
+            self.done.add((event.candidate_id, event.seed))
+            # stamped when announced: a result held back for an earlier seed's still reads in time order
+            self.publish(dataclasses.replace(event, ts=time.time()))
+
+        if at_once == 1:
+            for job in pending:
+                finished(one(job))
+            return
+        run_side_by_side([functools.partial(one, job) for job in pending], at_once, threads,
+                         lambda _i, event: finished(event), name="final")
 
     def _announce_missing(self, chosen: list[CandidateRecord]) -> None:
         """Publish again the ``final_result`` of every retraining done whose event the journal lacks
@@ -264,3 +403,9 @@ class FinalPhase:
                     event = ev.final_result_from_dict(read_json(path), str(path))  # (checked when the run was prepared)
                     self.publish(event)
                     self.announced.add(pair)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())

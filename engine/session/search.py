@@ -290,8 +290,10 @@ def shown_budget(budget: int, strategy: object) -> int:
     return min(budget, cells) if isinstance(cells, int) else budget
 
 
-def epoch_event(candidate_id: int, r: EpochRecord, max_epochs: int, phase: EpochPhase = "search") -> ev.EpochFinished:
-    """The event for one epoch record of the trainer (``on_epoch``)."""
+def epoch_event(
+    candidate_id: int, r: EpochRecord, max_epochs: int, phase: EpochPhase = "search", seed: int | None = None
+) -> ev.EpochFinished:
+    """The event for one epoch record of the trainer (``on_epoch``); ``seed``: a final retraining's."""
     return ev.EpochFinished(
         candidate_id=candidate_id,
         epoch=int(r.epoch),
@@ -302,4 +304,5 @@ def epoch_event(candidate_id: int, r: EpochRecord, max_epochs: int, phase: Epoch
         seconds=float(r.seconds),
         max_epochs=max_epochs,
         phase=phase,
+        seed=seed,
     )
