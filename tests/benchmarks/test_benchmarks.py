@@ -97,3 +97,20 @@ def test_amp_ranking_compares_fp32_and_bf16_on_the_cpu(capsys):
     assert any(re.fullmatch(r"DE selections that change: \d+ of \d+( \(\d+\.\d %\))?", line) for line in out), out
     assert any(re.fullmatch(r"pairwise orders that change: \d+ of 3", line) for line in out), out
     assert re.fullmatch(r"spearman: (-?\d\.\d{3}|nan)", out[-1]), out[-1]
+
+
+@pytest.mark.timeout(600)
+def test_final_seeds_times_the_seeds_side_by_side_and_checks_the_weights():
+    import subprocess
+    import sys
+
+    # as a script: its --processes mode spawns processes that import it by its path
+    proc = subprocess.run([sys.executable, str(BENCH / "final_seeds.py"), "--arch", "S1M1F8 6 01 12", "--batches", "1",
+                           "--repeats", "1", "--processes"], capture_output=True, text=True, timeout=540)
+    out = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.fullmatch(r"repeat 1: sequential \d+\.\d s · side by side \d+\.\d s \(\d+\.\d\dx\) · processes \d+\.\d s "
+                        r"\(\d+\.\d\dx\)", out[1]), out
+    assert out[-3].startswith("side by side = sequential with") and out[-3].endswith("bit for bit: yes"), out
+    assert re.fullmatch(r"processes ratio: \d+\.\d\d", out[-2]), out
+    assert re.fullmatch(r"ratio: \d+\.\d\d", out[-1]), out
