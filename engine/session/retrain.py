@@ -3,7 +3,10 @@
 A ``Retrain`` is the life of a run directory (``RunLifecycle``) whose work is
 one architecture retrained from scratch on the full training set once per
 seed, each scored on the test split and left as a model bundle -- exactly as
-the final phase retrains a finalist. Its run directory looks like a search's,
+the final phase retrains a finalist, one seed after the other with all of
+torch's threads (the final phase with ``final.parallel = 1``; on the CPU its
+default runs two seeds side by side with half the threads each, which sums
+the convolutions in another order). Its run directory looks like a search's,
 so the dashboard, ``attach``, ``export``, ``report`` and ``resume`` work on it:
 each seed is a leaderboard row (candidate id = the seed) whose fitness is the
 best validation ACC and whose test metrics come from its ``FinalResult``.
