@@ -158,6 +158,11 @@ class LeaderboardTable(DataTable[Text]):
     def action_scroll_bottom(self) -> None:
         self._user(super().action_scroll_bottom)
 
+    @property
+    def moves_pending(self) -> bool:
+        """Whether the user moved the cursor and the dashboard has not handled every move yet."""
+        return self._user_moves > 0
+
     def take_user_move(self) -> bool:
         """Whether the RowHighlighted being handled came from a move by the user (counted once)."""
         if self._user_moves:
@@ -257,7 +262,10 @@ class LeaderboardPanel(Vertical):
         if rev != self._seen:
             self._seen = rev
             self._rebuild(state, table.current_candidate())
-        if follow is not None and follow in self.row_ids and table.current_candidate() != follow:
+        # (not while the user's own moves wait to be handled: a redraw between a key and its
+        # handling would put the cursor back on the followed row and lose the moves)
+        if (follow is not None and not table.moves_pending and follow in self.row_ids
+                and table.current_candidate() != follow):
             table.move_cursor(row=self.row_ids.index(follow), animate=False)
 
     def _rebuild(self, state: DashboardState, current: int | None) -> None:
