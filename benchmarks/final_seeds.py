@@ -12,7 +12,8 @@ first two in turn going first):
 
 (a) ``sequential``: the seeds one after the other in this thread, with
     ``--threads`` torch threads (the final phase today);
-(b) ``side by side``: one Python thread per seed, started together, each with
+(b) ``side by side``: one Python thread per seed through the final phase's own runner
+    (``run_side_by_side``), started together, each with
     ``--threads // seeds`` torch threads (torch's thread count is per calling
     thread, and a CPU kernel releases the GIL);
 (c) with ``--processes``: one spawned process per seed, started together, each
@@ -30,11 +31,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import multiprocessing as mp
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,23 +87,13 @@ def sequential(setting: tuple[Any, Any, Any], seeds: list[int], threads: int) ->
 
 
 def side_by_side(setting: tuple[Any, Any, Any], seeds: list[int], threads: int) -> tuple[float, dict[int, tuple[str, float]]]:
+    """The seeds at once through the final phase's own runner (``engine.session.final.run_side_by_side``)."""
+    from engine.session.final import run_side_by_side
+
     results: dict[int, tuple[str, float]] = {}
-    errors: list[BaseException] = []
-
-    def one(seed: int) -> None:
-        try:
-            results[seed] = retrain(*setting, seed, threads)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    workers = [threading.Thread(target=one, args=(seed,), name=f"seed-{seed}") for seed in seeds]
+    jobs = [functools.partial(retrain, *setting, seed, threads) for seed in seeds]
     start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise errors[0]
+    run_side_by_side(jobs, len(seeds), threads, lambda i, result: results.__setitem__(seeds[i], result))
     return time.perf_counter() - start, results
 
 
